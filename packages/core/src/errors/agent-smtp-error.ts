@@ -1,0 +1,55 @@
+const marker = Symbol.for('agent-smtp.error');
+
+/** Every code an agent-smtp error can carry. Tools hand these to models, so they are stable API. */
+export type AgentSmtpErrorCode =
+  /** Input failed validation; `field` names what to fix. */
+  | 'VALIDATION_ERROR'
+  /** Configuration is wrong or missing (a server list, an env variable, an option). */
+  | 'CONFIG_ERROR'
+  /** A template could not be parsed or rendered (strict mode names every missing variable). */
+  | 'TEMPLATE_ERROR'
+  /** The same idempotency key was used with a different message. */
+  | 'IDEMPOTENCY_CONFLICT'
+  /** The SMTP server refused the message or every recipient for good (5xx on RCPT or DATA). */
+  | 'SMTP_REJECTED'
+  /** A server failed for a reason that may pass (connection, timeout, 4xx). */
+  | 'SMTP_TRANSIENT'
+  /** A server refused our credentials or TLS settings. */
+  | 'SMTP_AUTH'
+  /** No configured server could take the message (all failed, or all are backing off). */
+  | 'SMTP_UNAVAILABLE'
+  /** A record asked for does not exist (for this owner). */
+  | 'NOT_FOUND'
+  /** The mailer or pool was closed. */
+  | 'CLOSED';
+
+export interface AgentSmtpErrorOptions {
+  retryable?: boolean;
+  cause?: unknown;
+}
+
+/**
+ * The one base class of every error agent-smtp throws. Use `AgentSmtpError.isInstance(err)` rather
+ * than `instanceof`: it holds across duplicated copies of the package in one process.
+ */
+export class AgentSmtpError extends Error {
+  private readonly [marker] = true;
+  readonly code: AgentSmtpErrorCode;
+  readonly retryable: boolean;
+
+  constructor(code: AgentSmtpErrorCode, message: string, options: AgentSmtpErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'AgentSmtpError';
+    this.code = code;
+    this.retryable = options.retryable ?? false;
+  }
+
+  static isInstance(error: unknown): error is AgentSmtpError {
+    return typeof error === 'object' && error !== null && (error as Record<symbol, unknown>)[marker] === true;
+  }
+
+  /** A plain object safe to log or return to a model: code, message, retryable and the subclass's fields. */
+  toJSON(): Record<string, unknown> {
+    return { name: this.name, code: this.code, message: this.message, retryable: this.retryable };
+  }
+}

@@ -1,0 +1,19 @@
+import { AgentSmtpError } from './agent-smtp-error.js';
+
+/** A template failed to parse, or (in strict mode) to render; `missing` lists every variable that had no value. */
+export class TemplateError extends AgentSmtpError {
+  readonly missing: readonly string[];
+  /** Where in the template source the fault is, when it is a parse error. */
+  readonly position: number | undefined;
+
+  constructor(message: string, options: { missing?: readonly string[]; position?: number; cause?: unknown } = {}) {
+    super('TEMPLATE_ERROR', message, { retryable: false, cause: options.cause });
+    this.name = 'TemplateError';
+    this.missing = options.missing ?? [];
+    this.position = options.position;
+  }
+
+  override toJSON(): Record<string, unknown> {
+    return { ...super.toJSON(), missing: this.missing, position: this.position };
+  }
+}

@@ -1,0 +1,53 @@
+export { createMailer, Mailer } from './mailer/mailer.js';
+export type { MailerOptions, MailerStatus, SendResult } from './mailer/mailer.js';
+
+export { emailSchema, attachmentSchema, addressListSchema } from './message/email-schema.js';
+export type { OutgoingEmail, AttachmentInput } from './message/email-schema.js';
+export { parseAddress, parseAddressList } from './message/address.js';
+export type { ParsedAddress, AddressInput, AddressListInput } from './message/address.js';
+export { normalizeEmail } from './message/normalize-email.js';
+export type { NormalizedEmail, NormalizedAttachment } from './message/normalize-email.js';
+export { DEFAULT_LIMITS } from './message/limits.js';
+export type { MessageLimits } from './message/limits.js';
+
+export { resolveSmtpServerConfigs, smtpServerConfigSchema } from './config/smtp-server-config.js';
+export type { SmtpServerConfig, ResolvedSmtpServerConfig } from './config/smtp-server-config.js';
+export { loadSmtpServersFromEnv, describeSmtpEnv } from './config/load-smtp-servers-from-env.js';
+export type { SmtpEnvVariable } from './config/load-smtp-servers-from-env.js';
+
+export { SmtpPool } from './pool/smtp-pool.js';
+export type { SmtpPoolOptions, PoolMessage, PoolSendResult, RejectedRecipient, VerifyResult } from './pool/smtp-pool.js';
+export type { ServerStatus } from './pool/server-state.js';
+export type { BackoffOptions } from './pool/backoff.js';
+export { classifySmtpError } from './pool/classify-smtp-error.js';
+
+export { TemplateEngine, compileTemplate, hasTemplateTags, renderTemplate } from './template/template-engine.js';
+export type { CompiledTemplate, RenderOptions, TemplateEngineOptions, TemplateEscape } from './template/template-engine.js';
+
+export { MemoryStore } from './store/memory-store.js';
+export type { MemoryStoreOptions } from './store/memory-store.js';
+export type {
+  MailStore,
+  MessageStore,
+  AuditStore,
+  MessageRecord,
+  NewMessageRecord,
+  MessageUpdate,
+  MessageStatus,
+  MessageError,
+  StatusChange,
+  InsertResult,
+  AuditEntry,
+} from './store/mail-store.js';
+
+export { silentLogger, safeLogger, redact } from './logger/logger.js';
+export type { Logger } from './logger/logger.js';
+
+export { AgentSmtpError } from './errors/agent-smtp-error.js';
+export type { AgentSmtpErrorCode, AgentSmtpErrorOptions } from './errors/agent-smtp-error.js';
+export { ValidationError } from './errors/validation-error.js';
+export type { ValidationIssue } from './errors/validation-error.js';
+export { ConfigError } from './errors/config-error.js';
+export { TemplateError } from './errors/template-error.js';
+export { SmtpError } from './errors/smtp-error.js';
+export type { SmtpAttempt, SmtpFailureClass, SmtpErrorDetails } from './errors/smtp-error.js';

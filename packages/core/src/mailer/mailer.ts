@@ -1,0 +1,307 @@
+import { randomUUID } from 'node:crypto';
+import { loadSmtpServersFromEnv } from '../config/load-smtp-servers-from-env.js';
+import type { SmtpServerConfig } from '../config/smtp-server-config.js';
+import { AgentSmtpError } from '../errors/agent-smtp-error.js';
+import { ConfigError } from '../errors/config-error.js';
+import { SmtpError } from '../errors/smtp-error.js';
+import { ValidationError } from '../errors/validation-error.js';
+import { type Logger, safeLogger } from '../logger/logger.js';
+import { type AddressInput, type AddressListInput, type ParsedAddress, parseAddress, parseAddressList } from '../message/address.js';
+import { buildPoolMessage } from '../message/build-pool-message.js';
+import type { OutgoingEmail } from '../message/email-schema.js';
+import { fingerprintEmail } from '../message/fingerprint.js';
+import { DEFAULT_LIMITS, type MessageLimits } from '../message/limits.js';
+import { assertSingleLine, type NormalizedEmail, normalizeEmail } from '../message/normalize-email.js';
+import type { BackoffOptions } from '../pool/backoff.js';
+import type { ServerStatus } from '../pool/server-state.js';
+import { type PoolSendResult, type RejectedRecipient, SmtpPool, type VerifyResult } from '../pool/smtp-pool.js';
+import type { MailStore, MessageError, MessageRecord } from '../store/mail-store.js';
+import { MemoryStore } from '../store/memory-store.js';
+import { TemplateEngine } from '../template/template-engine.js';
+
+export interface MailerOptions {
+  /** SMTP servers by priority. Default: read from the environment (`SMTP_HOST`, `SMTP_HOST_1`, …). */
+  servers?: readonly SmtpServerConfig[];
+  /** Where records and the audit trail are kept. Default: a `MemoryStore`. */
+  store?: MailStore;
+  /** Applied to every message that does not set its own. */
+  defaults?: { from?: AddressInput; replyTo?: AddressListInput; headers?: Record<string, string> };
+  limits?: Partial<MessageLimits>;
+  /** `strict` (default true) refuses a template with a missing variable instead of rendering it empty. */
+  templates?: { strict?: boolean; cacheSize?: number };
+  /** The user this mailer acts for; every record and audit entry carries it. Default: `default`. */
+  ownerId?: string;
+  /** The agent this mailer acts for, recorded on every record and audit entry. */
+  agentId?: string;
+  pool?: { backoff?: BackoffOptions; maxRetryWaitMs?: number; maxRequeues?: number };
+  /** pino-compatible; everything logged through it is redacted. Default: logs nothing. */
+  logger?: Logger;
+  /** Environment read when `servers` is not given and by `reload()` without arguments. Default: `process.env`. */
+  env?: Record<string, string | undefined>;
+}
+
+export interface SendResult {
+  /** The SDK's id for this message; pass it to `getStatus`. */
+  id: string;
+  /** The Message-ID header, e.g. `<…@example.com>`. */
+  messageId: string;
+  /**
+   * `sent`: the server accepted it. `unknown`: the connection broke after the whole message was sent, so
+   * it may have been delivered; it is not resent automatically. `sending`: another call with the same
+   * idempotency key is still sending it.
+   */
+  status: 'sent' | 'unknown' | 'sending';
+  server: string | undefined;
+  accepted: string[];
+  rejected: string[];
+  rejectedReasons: RejectedRecipient[];
+  response: string | undefined;
+  /** True when this result is the stored outcome of an earlier send with the same idempotency key. */
+  replayed: boolean;
+}
+
+export interface MailerStatus {
+  servers: ServerStatus[];
+}
+
+/** Creates a `Mailer`. With no `servers`, reads them from the environment; with none there either, throws `ConfigError`. */
+export function createMailer(options: MailerOptions = {}): Mailer {
+  return new Mailer(options);
+}
+
+/** Sends email through a pool of SMTP servers, keeping a record and an audit entry of everything it does. */
+export class Mailer {
+  readonly store: MailStore;
+  readonly ownerId: string;
+  readonly agentId: string | undefined;
+  private readonly pool: SmtpPool;
+  private readonly templates: TemplateEngine;
+  private readonly limits: MessageLimits;
+  private readonly logger: Logger;
+  private readonly env: Record<string, string | undefined>;
+  private readonly ownsStore: boolean;
+  private readonly defaultFrom: ParsedAddress | undefined;
+  private readonly defaultReplyTo: ParsedAddress[];
+  private readonly defaultHeaders: Record<string, string>;
+  private serverFrom: ParsedAddress | undefined;
+  private readonly inFlight = new Map<string, Promise<SendResult>>();
+
+  constructor(options: MailerOptions = {}) {
+    this.env = options.env ?? process.env;
+    this.logger = safeLogger(options.logger);
+    this.ownerId = options.ownerId ?? 'default';
+    this.agentId = options.agentId;
+    this.limits = { ...DEFAULT_LIMITS, ...options.limits };
+    this.templates = new TemplateEngine({ strict: options.templates?.strict ?? true, cacheSize: options.templates?.cacheSize });
+    this.defaultFrom = options.defaults?.from === undefined ? undefined : parseAddress(options.defaults.from, 'defaults.from');
+    this.defaultReplyTo = parseAddressList(options.defaults?.replyTo, 'defaults.replyTo');
+    this.defaultHeaders = options.defaults?.headers ?? {};
+    for (const [name, value] of Object.entries(this.defaultHeaders)) assertSingleLine(value, `defaults.headers.${name}`);
+    const servers = options.servers ?? this.serversFromEnv();
+    this.pool = new SmtpPool({ servers, ...options.pool, logger: this.logger });
+    this.serverFrom = senderFromServers(servers);
+    this.ownsStore = options.store === undefined;
+    this.store = options.store ?? new MemoryStore();
+  }
+
+  /**
+   * Validates, renders and sends one email, failing over between servers. Resolves with status `sent`
+   * (possibly with some recipients rejected) or `unknown`; throws a typed error when it was not sent.
+   * With an `idempotencyKey` seen before, returns the first result and sends nothing.
+   */
+  async send(input: OutgoingEmail): Promise<SendResult> {
+    const email = this.prepare(input);
+    const from = email.from!;
+    const key = email.idempotencyKey;
+    if (key === undefined) return this.deliver(email, from, undefined);
+
+    const flightKey = `${this.ownerId}\u0000${key}`;
+    const pending = this.inFlight.get(flightKey);
+    if (pending) {
+      await pending.catch(() => undefined);
+      return this.send(input);
+    }
+    const run = this.deliver(email, from, fingerprintEmail(email, from));
+    this.inFlight.set(flightKey, run);
+    try {
+      return await run;
+    } finally {
+      this.inFlight.delete(flightKey);
+    }
+  }
+
+  /** The record of a message sent by this owner, with its status history; undefined when there is none. */
+  async getStatus(id: string): Promise<MessageRecord | undefined> {
+    return this.store.messages.get(this.ownerId, id);
+  }
+
+  /** Connects to (and authenticates with) every server without sending; reports latency or the error for each. */
+  async testConnection(): Promise<VerifyResult[]> {
+    return this.pool.verify();
+  }
+
+  /** Health and counters per server. Holds no credentials. */
+  status(): MailerStatus {
+    return { servers: this.pool.status() };
+  }
+
+  /** Prefers one server by name for the sends that follow; `null` goes back to priority order. */
+  async useServer(name: string | null): Promise<void> {
+    this.pool.use(name);
+    await this.audit('use_server', 'ok', { server: name });
+  }
+
+  /** Takes a new server list (default: the environment again) without dropping sends in flight. */
+  async reload(servers?: readonly SmtpServerConfig[]): Promise<void> {
+    const next = servers ?? this.serversFromEnv();
+    this.pool.reload(next);
+    this.serverFrom = senderFromServers(next);
+    await this.audit('reload', 'ok', { servers: this.pool.serverNames });
+  }
+
+  /** Replaces every SMTP connection and clears every server's backoff. */
+  async reconnect(): Promise<void> {
+    this.pool.reconnect();
+    await this.audit('reconnect', 'ok', {});
+  }
+
+  /** Closes the connections once the sends in flight settle, and the store if the mailer created it. */
+  async close(): Promise<void> {
+    await this.pool.close();
+    if (this.ownsStore) await this.store.close?.();
+  }
+
+  private prepare(input: OutgoingEmail): NormalizedEmail {
+    const email = normalizeEmail(input, this.limits);
+    const from = email.from ?? this.defaultFrom ?? this.serverFrom;
+    if (!from) {
+      throw ValidationError.of('from', 'is required: pass from, or set defaults.from when creating the mailer (or SMTP_FROM_EMAIL)');
+    }
+    email.from = from;
+    if (!email.replyTo.length) email.replyTo = this.defaultReplyTo;
+    if (Object.keys(this.defaultHeaders).length) email.headers = { ...this.defaultHeaders, ...email.headers };
+    if (email.variables) {
+      const vars = email.variables;
+      email.subject = this.templates.render(email.subject, vars, { escape: 'none' });
+      // A variable may hold a line break; in the subject it would write headers of its own.
+      assertSingleLine(email.subject, 'subject');
+      if (email.text !== undefined) email.text = this.templates.render(email.text, vars, { escape: 'none' });
+      if (email.html !== undefined) email.html = this.templates.render(email.html, vars, { escape: 'html' });
+    }
+    return email;
+  }
+
+  private async deliver(email: NormalizedEmail, from: ParsedAddress, fingerprint: string | undefined): Promise<SendResult> {
+    const id = `msg_${randomUUID()}`;
+    const messageId = `<${randomUUID()}@${from.domain}>`;
+    const inserted = await this.store.messages.insert({
+      id,
+      ownerId: this.ownerId,
+      agentId: this.agentId,
+      idempotencyKey: email.idempotencyKey,
+      fingerprint,
+      status: 'sending',
+      messageId,
+      from: from.address,
+      to: [...email.to, ...email.cc, ...email.bcc].map((a) => a.address),
+      subject: email.subject,
+      server: undefined,
+      accepted: [],
+      rejected: [],
+      response: undefined,
+      error: undefined,
+      metadata: email.metadata,
+    });
+    let record = inserted.record;
+    if (!inserted.created) {
+      if (record.fingerprint !== fingerprint) {
+        throw new AgentSmtpError(
+          'IDEMPOTENCY_CONFLICT',
+          `idempotencyKey "${email.idempotencyKey}" was already used for a different message (${record.id}); use a new key for a new message.`,
+        );
+      }
+      if (record.status !== 'failed') return resultOf(record, true);
+      if (record.error && !record.error.retryable) throw errorOf(record);
+      // A retryable failure may be tried again under the same key.
+      record = (await this.store.messages.update(this.ownerId, record.id, { status: 'sending', detail: 'retry' })) ?? record;
+    }
+
+    const message = buildPoolMessage(email, from, record.messageId);
+    let outcome: PoolSendResult;
+    try {
+      outcome = await this.pool.send(message);
+    } catch (caught) {
+      const error = describeError(caught);
+      await this.store.messages.update(this.ownerId, record.id, { status: 'failed', error, detail: error.message });
+      await this.audit('send', 'error', { id: record.id, to: message.envelope.to, code: error.code, responseCode: error.responseCode }, record.id);
+      throw caught;
+    }
+    const updated = await this.store.messages.update(this.ownerId, record.id, {
+      status: outcome.status,
+      server: outcome.server,
+      accepted: outcome.accepted,
+      rejected: outcome.rejected,
+      response: outcome.response,
+      error: outcome.error ? describeError(outcome.error) : undefined,
+      detail: outcome.error?.message ?? outcome.response,
+    });
+    await this.audit(
+      'send',
+      'ok',
+      { id: record.id, to: message.envelope.to, status: outcome.status, server: outcome.server, rejected: outcome.rejected },
+      record.id,
+    );
+    this.logger.info({ id: record.id, server: outcome.server, status: outcome.status }, 'email sent');
+    return { ...resultOf(updated ?? record, false), rejectedReasons: outcome.rejectedReasons };
+  }
+
+  private serversFromEnv(): SmtpServerConfig[] {
+    const servers = loadSmtpServersFromEnv(this.env);
+    if (servers.length === 0) {
+      throw new ConfigError('No SMTP server is configured: pass `servers` to createMailer, or set SMTP_HOST (and SMTP_PORT, SMTP_USERNAME, SMTP_PASSWORD).', {
+        setting: 'SMTP_HOST',
+      });
+    }
+    return servers;
+  }
+
+  private async audit(action: string, outcome: 'ok' | 'error', detail: Record<string, unknown>, messageId?: string): Promise<void> {
+    await this.store.audit.append({ ownerId: this.ownerId, agentId: this.agentId, action, outcome, messageId, detail });
+  }
+}
+
+function senderFromServers(servers: readonly SmtpServerConfig[]): ParsedAddress | undefined {
+  const sorted = [...servers].sort((a, b) => (b.priority ?? 0) - (a.priority ?? 0));
+  for (const server of sorted) {
+    const candidate = server.from ?? (server.auth?.user.includes('@') ? server.auth.user : undefined);
+    if (candidate) return parseAddress(candidate, server.from ? 'servers.from' : 'servers.auth.user');
+  }
+  return undefined;
+}
+
+function resultOf(record: MessageRecord, replayed: boolean): SendResult {
+  return {
+    id: record.id,
+    messageId: record.messageId,
+    status: record.status === 'failed' ? 'unknown' : record.status,
+    server: record.server,
+    accepted: record.accepted,
+    rejected: record.rejected,
+    rejectedReasons: record.rejected.map((address) => ({ address, responseCode: undefined, response: undefined })),
+    response: record.response,
+    replayed,
+  };
+}
+
+function describeError(caught: unknown): MessageError {
+  if (SmtpError.isInstance(caught) && caught instanceof SmtpError) {
+    return { code: caught.code, message: caught.message, responseCode: caught.responseCode, response: caught.response, retryable: caught.retryable };
+  }
+  if (AgentSmtpError.isInstance(caught)) return { code: caught.code, message: caught.message, retryable: caught.retryable };
+  return { code: 'SMTP_TRANSIENT', message: caught instanceof Error ? caught.message : String(caught), retryable: true };
+}
+
+function errorOf(record: MessageRecord): SmtpError {
+  const e = record.error!;
+  return new SmtpError(e.code as 'SMTP_REJECTED', e.message, { server: record.server, responseCode: e.responseCode, response: e.response });
+}

@@ -1,0 +1,25 @@
+import type { z } from 'zod/v4';
+import { ValidationError, type ValidationIssue } from '../errors/validation-error.js';
+
+/** Formats a zod path the way a user writes it: `to[1].address`, `headers.X-Campaign`. */
+export function formatPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const key of path) {
+    if (typeof key === 'number') out += `[${key}]`;
+    else out += out ? `.${String(key)}` : String(key);
+  }
+  return out || '(input)';
+}
+
+/** Turns zod's issues into one `ValidationError` whose `field` names the first offending field. */
+export function toValidationError(error: z.core.$ZodError, prefix?: string): ValidationError {
+  const issues: ValidationIssue[] = error.issues.map((issue) => {
+    const field = formatPath(prefix ? [prefix, ...issue.path] : issue.path);
+    if (issue.code === 'unrecognized_keys') {
+      return { field, message: `unknown field(s) ${issue.keys.map((k) => `"${k}"`).join(', ')}; remove them` };
+    }
+    if (issue.code === 'invalid_type' && issue.input === undefined) return { field, message: 'is required' };
+    return { field, message: issue.message };
+  });
+  return new ValidationError(issues, { cause: error });
+}

@@ -1,0 +1,39 @@
+import type { SmtpFailureClass } from '../errors/smtp-error.js';
+
+/** The fields of a nodemailer error that classification reads. */
+export interface NodemailerErrorLike {
+  code?: string | undefined;
+  responseCode?: number | undefined;
+  command?: string | undefined;
+}
+
+const AUTH_CODES = new Set(['EAUTH', 'ENOAUTH', 'EOAUTH2', 'ETLS', 'EREQUIRETLS', 'ECONFIG']);
+const AUTH_REPLIES = new Set([530, 534, 535, 538]);
+const MESSAGE_CODES = new Set(['EENVELOPE', 'EMESSAGE', 'EMAXRECIPIENTS', 'ESTREAM', 'EFILEACCESS', 'EURLACCESS']);
+
+/**
+ * Sorts a failed send into what the pool should do about it (DESIGN.md §3, RFC 5321 / 3463):
+ * - `transient`: back the server off and fail over (connection faults, timeouts before the data was
+ *   sent, 4xx, 552 on RCPT);
+ * - `auth`: the server refused our credentials or TLS; back off longer and fail over;
+ * - `permanent`: the server refused this message for good; another server would refuse it too;
+ * - `ambiguous`: the connection broke after the whole message was handed over, so the server may have
+ *   accepted it; never resend automatically.
+ */
+export function classifySmtpError(error: NodemailerErrorLike, bodySent: boolean): SmtpFailureClass {
+  const reply = error.responseCode;
+  if (reply === undefined || reply === 0) {
+    if (bodySent) return 'ambiguous';
+    if (error.code && AUTH_CODES.has(error.code)) return 'auth';
+    if (error.code && MESSAGE_CODES.has(error.code)) return 'permanent';
+    return 'transient';
+  }
+  if (AUTH_REPLIES.has(reply) || error.code === 'EAUTH') return 'auth';
+  if (reply >= 400 && reply < 500) return 'transient';
+  // 552 to RCPT is "too many recipients / mailbox full for now" in practice (RFC 5321 §4.5.3.1.10).
+  if (reply === 552 && error.command !== 'DATA') return 'transient';
+  // 503 means the session was in the wrong state, not that the message was refused.
+  if (reply === 503) return 'transient';
+  if (reply >= 500) return 'permanent';
+  return bodySent ? 'ambiguous' : 'transient';
+}

@@ -1,0 +1,202 @@
+import nodemailer, { type SendMailOptions, type SMTPPoolSentMessageInfo, type Transporter } from 'nodemailer';
+import type { ResolvedSmtpServerConfig } from '../config/smtp-server-config.js';
+import type { SmtpFailureClass } from '../errors/smtp-error.js';
+import { backoffDelay, type ResolvedBackoff } from './backoff.js';
+
+/** Marks, per message, that nodemailer has read the whole body: any failure after that is ambiguous. */
+export interface SendTracker {
+  bodySent: boolean;
+}
+const TRACKER_KEY = 'agentSmtpTracker';
+
+/** One pooled nodemailer transport, counted so that a retired one is closed only once it is idle. */
+class TransportHandle {
+  readonly transport: Transporter<SMTPPoolSentMessageInfo>;
+  inFlight = 0;
+  private retired = false;
+
+  constructor(config: ResolvedSmtpServerConfig, maxRequeues: number) {
+    this.transport = nodemailer.createTransport({
+      pool: true,
+      host: config.host,
+      port: config.port,
+      secure: config.secure,
+      requireTLS: !config.secure && config.starttls === 'required',
+      ignoreTLS: !config.secure && config.starttls === 'disabled',
+      auth: config.auth ? { user: config.auth.user, pass: config.auth.pass } : undefined,
+      maxConnections: config.poolSize,
+      maxMessages: 1_000,
+      // nodemailer requeues only messages of which no byte was sent, so a bounded requeue never duplicates.
+      maxRequeues,
+      ...(config.rateLimit ? { rateLimit: config.rateLimit.messages, rateDelta: config.rateLimit.perMs } : {}),
+      connectionTimeout: config.timeouts.connectionMs,
+      greetingTimeout: config.timeouts.greetingMs,
+      socketTimeout: config.timeouts.socketMs,
+      tls: config.tls,
+      disableFileAccess: true,
+      disableUrlAccess: true,
+      logger: false,
+      debug: false,
+    });
+    this.transport.use('stream', (mail, done) => {
+      const tracker = (mail.data as Record<string, unknown>)[TRACKER_KEY] as SendTracker | undefined;
+      if (tracker) {
+        mail.message.processFunc((input) => {
+          // An 'end' listener does not change the stream's flow, so this adds no copy to the send path.
+          input.once('end', () => {
+            tracker.bodySent = true;
+          });
+          return input;
+        });
+      }
+      done();
+    });
+  }
+
+  async send(mail: SendMailOptions, tracker: SendTracker): Promise<SMTPPoolSentMessageInfo> {
+    this.inFlight++;
+    try {
+      return await this.transport.sendMail({ ...mail, [TRACKER_KEY]: tracker } as SendMailOptions);
+    } finally {
+      this.inFlight--;
+      if (this.retired && this.inFlight === 0) this.transport.close();
+    }
+  }
+
+  /** Closes now if idle, else once the sends it carries have settled. */
+  retire(): void {
+    this.retired = true;
+    if (this.inFlight === 0) this.transport.close();
+  }
+}
+
+export interface ServerStatus {
+  name: string;
+  host: string;
+  port: number;
+  secure: boolean;
+  priority: number;
+  /** `healthy`; `backoff` (failing, waiting until `nextRetryAt`); `half-open` (its backoff is over, the next send probes it). */
+  state: 'healthy' | 'backoff' | 'half-open';
+  healthy: boolean;
+  preferred: boolean;
+  consecutiveFailures: number;
+  totalFailures: number;
+  messagesSent: number;
+  inFlight: number;
+  nextRetryAt: Date | null;
+  lastError: { failure: SmtpFailureClass; code: string | undefined; message: string; at: Date } | null;
+}
+
+/** The pool's view of one server: its transport, health and counters. */
+export class ServerState {
+  readonly config: ResolvedSmtpServerConfig;
+  readonly order: number;
+  private handle: TransportHandle;
+  consecutiveFailures = 0;
+  totalFailures = 0;
+  messagesSent = 0;
+  nextAttemptAt = 0;
+  /** Set while a half-open probe is out, so one send probes a recovering server and the rest go elsewhere. */
+  probing = false;
+  /** Bumped on every failure; a failure of an attempt that began before the last bump does not escalate. */
+  generation = 0;
+  lastError: ServerStatus['lastError'] = null;
+
+  constructor(
+    config: ResolvedSmtpServerConfig,
+    order: number,
+    private readonly backoff: ResolvedBackoff,
+    private readonly maxRequeues: number,
+  ) {
+    this.config = config;
+    this.order = order;
+    this.handle = new TransportHandle(config, maxRequeues);
+  }
+
+  get name(): string {
+    return this.config.name;
+  }
+
+  get inFlight(): number {
+    return this.handle.inFlight;
+  }
+
+  isHealthy(): boolean {
+    return this.consecutiveFailures === 0;
+  }
+
+  /** May a send use this server now? Healthy, or out of backoff with no probe already out. */
+  isAvailable(now: number): boolean {
+    if (this.isHealthy()) return true;
+    return now >= this.nextAttemptAt && !this.probing;
+  }
+
+  send(mail: SendMailOptions, tracker: SendTracker): Promise<SMTPPoolSentMessageInfo> {
+    return this.handle.send(mail, tracker);
+  }
+
+  recordSuccess(): void {
+    this.consecutiveFailures = 0;
+    this.nextAttemptAt = 0;
+  }
+
+  recordFailure(failure: SmtpFailureClass, code: string | undefined, message: string, startedGeneration: number, now: number): void {
+    this.totalFailures++;
+    this.lastError = { failure, code, message, at: new Date(now) };
+    // Many sends in flight fail together when a server goes down; count that as one failure, not fifty.
+    if (startedGeneration !== this.generation && !this.isHealthy()) return;
+    this.generation++;
+    this.consecutiveFailures++;
+    const auth = failure === 'auth';
+    this.nextAttemptAt =
+      now +
+      backoffDelay(
+        this.consecutiveFailures,
+        auth ? this.backoff.authBaseMs : this.backoff.baseMs,
+        auth ? this.backoff.authMaxMs : this.backoff.maxMs,
+      );
+  }
+
+  /** Clears failures, e.g. after a successful `verify()`. */
+  markHealthy(): void {
+    this.recordSuccess();
+    this.lastError = null;
+  }
+
+  /** Replaces the transport; the old one closes once its in-flight sends settle. */
+  reconnect(): void {
+    const old = this.handle;
+    this.handle = new TransportHandle(this.config, this.maxRequeues);
+    old.retire();
+    this.markHealthy();
+  }
+
+  async verify(): Promise<void> {
+    await this.handle.transport.verify();
+  }
+
+  retire(): void {
+    this.handle.retire();
+  }
+
+  status(now: number, preferred: boolean): ServerStatus {
+    const healthy = this.isHealthy();
+    return {
+      name: this.name,
+      host: this.config.host,
+      port: this.config.port,
+      secure: this.config.secure,
+      priority: this.config.priority,
+      state: healthy ? 'healthy' : now >= this.nextAttemptAt ? 'half-open' : 'backoff',
+      healthy,
+      preferred,
+      consecutiveFailures: this.consecutiveFailures,
+      totalFailures: this.totalFailures,
+      messagesSent: this.messagesSent,
+      inFlight: this.inFlight,
+      nextRetryAt: healthy ? null : new Date(this.nextAttemptAt),
+      lastError: this.lastError,
+    };
+  }
+}
