@@ -1,7 +1,7 @@
 import { describe, it, expect } from 'vitest';
 import { AgentSmtpError } from '../errors/agent-smtp-error.js';
 import { TemplateError } from '../errors/template-error.js';
-import { TemplateEngine, compileTemplate, hasTemplateTags, renderTemplate } from './index.js';
+import { TemplateEngine, compileTemplate, hasTemplateTags, renderTemplate } from './template-engine.js';
 
 function render(source: string, variables: Record<string, unknown>, options?: Parameters<typeof renderTemplate>[2]): string {
   return compileTemplate(source).render(variables, options);
