@@ -19,7 +19,8 @@ export interface SmtpServerConfig {
    * when offered, `disabled` never upgrades. Ignored when `secure` is set. Default: `opportunistic`.
    */
   starttls?: 'required' | 'opportunistic' | 'disabled';
-  auth?: { user: string; pass: string };
+  /** `method` forces one SASL mechanism; by default the best the server offers is used. */
+  auth?: { user: string; pass: string; method?: 'PLAIN' | 'LOGIN' | 'CRAM-MD5' };
   /** Sender used when a message has no `from` and the mailer has no default. */
   from?: string;
   /** Higher is tried first. Servers of equal priority keep their configured order. Default: 0. */
@@ -43,7 +44,7 @@ export interface ResolvedSmtpServerConfig {
   port: number;
   secure: boolean;
   starttls: 'required' | 'opportunistic' | 'disabled';
-  auth: { user: string; pass: string } | undefined;
+  auth: { user: string; pass: string; method?: 'PLAIN' | 'LOGIN' | 'CRAM-MD5' } | undefined;
   from: string | undefined;
   priority: number;
   poolSize: number;
@@ -61,7 +62,7 @@ export const smtpServerConfigSchema = z.object({
   port: z.number().int().min(1).max(65_535).optional(),
   secure: z.boolean().optional(),
   starttls: z.enum(['required', 'opportunistic', 'disabled']).optional(),
-  auth: z.object({ user: z.string().min(1), pass: z.string() }).optional(),
+  auth: z.object({ user: z.string().min(1), pass: z.string(), method: z.enum(['PLAIN', 'LOGIN', 'CRAM-MD5']).optional() }).optional(),
   from: z.string().min(3).optional(),
   priority: z.number().finite().optional(),
   poolSize: positiveInt.max(100).optional(),

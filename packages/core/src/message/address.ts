@@ -33,7 +33,10 @@ function isValidAddress(address: string): boolean {
     return false;
   }
   if (ADDRESS_LITERAL.test(domain)) return true;
-  return domain.split('.').every((label) => DOMAIN_LABEL.test(label));
+  const labels = domain.split('.');
+  // A dotless domain is never routable on the internet; `localhost` is kept for local setups.
+  if (labels.length < 2 && domain.toLowerCase() !== 'localhost') return false;
+  return labels.every((label) => DOMAIN_LABEL.test(label));
 }
 
 /**
@@ -50,7 +53,13 @@ export function parseAddressList(input: AddressListInput | undefined, field: str
       if (LINE_BREAK.test(item)) throw ValidationError.of(where, 'must not contain a line break (CR or LF)');
       const parsed = addressparser(item, { flatten: true });
       if (parsed.length === 0) throw ValidationError.of(where, `"${truncate(item)}" is not an email address`);
-      for (const entry of parsed) out.push(checkAddress(entry.name || undefined, entry.address ?? '', where, item));
+      for (const entry of parsed) {
+        // addressparser reads `a b@x.com` as name "a" and `a@exa mple.com` as a@exa: guesses we refuse.
+        if (entry.name && !item.includes('<')) {
+          throw ValidationError.of(where, `"${truncate(item)}" is not a valid email address; write a display name as Name <name@example.com>`);
+        }
+        out.push(checkAddress(entry.name || undefined, entry.address ?? '', where, item));
+      }
     } else if (item && typeof item === 'object' && typeof item.address === 'string') {
       if (item.name !== undefined && typeof item.name !== 'string') throw ValidationError.of(`${where}.name`, 'must be a string');
       if (item.name !== undefined && LINE_BREAK.test(item.name)) {

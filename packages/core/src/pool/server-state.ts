@@ -24,6 +24,7 @@ class TransportHandle {
       requireTLS: !config.secure && config.starttls === 'required',
       ignoreTLS: !config.secure && config.starttls === 'disabled',
       auth: config.auth ? { user: config.auth.user, pass: config.auth.pass } : undefined,
+      ...(config.auth?.method ? { authMethod: config.auth.method } : {}),
       maxConnections: config.poolSize,
       maxMessages: 1_000,
       // nodemailer requeues only messages of which no byte was sent, so a bounded requeue never duplicates.

@@ -1,0 +1,466 @@
+import type { Socket } from 'node:net';
+import { simpleParser } from 'mailparser';
+import type { AddressObject, ParsedMail } from 'mailparser';
+import { SMTPServer } from 'smtp-server';
+import type { SMTPServerDataStream, SMTPServerOptions, SMTPServerSession } from 'smtp-server';
+import type { SmtpServerConfig } from '../config/smtp-server-config.js';
+import { testCertificate } from './test-certificate.js';
+
+/** An SMTP reply the sink answers with, e.g. `{ code: 550, message: '5.1.1 No such user' }`. */
+export interface SinkReply {
+  code: number;
+  message?: string;
+}
+
+/**
+ * What the sink does after the final dot of a message. `'hang'` keeps the message and never answers, so the client
+ * times out waiting for the reply; `'drop'` keeps the message and closes the connection without answering. Both are
+ * the "ambiguous" outcome: the server has the bytes but the client cannot know it.
+ */
+export type SinkDataAction = SinkReply | 'hang' | 'drop';
+
+/**
+ * Hooks deciding how the sink answers. Return `undefined` (or a reply below 400) to accept; a 4xx/5xx reply refuses
+ * that command with exactly that reply. Hooks are read on every command, so tests can swap them at any time.
+ */
+export interface SinkBehavior {
+  /** Instead of the greeting, e.g. 421 to refuse the connection. */
+  connect?: (session: SinkSession) => SinkReply | undefined;
+  /** Before the credentials are checked, e.g. 535 even with the right password. */
+  auth?: (user: string, session: SinkSession) => SinkReply | undefined;
+  mailFrom?: (address: string, session: SinkSession) => SinkReply | undefined;
+  /** Per recipient: refusing some of them gives the client a partial rejection. */
+  rcptTo?: (address: string, session: SinkSession) => SinkReply | undefined;
+  /** After the final dot, with the message as received. A 2xx reply's message becomes the 250 text. */
+  data?: (message: ReceivedMessage, session: SinkSession) => SinkDataAction | undefined;
+}
+
+export interface SinkSession {
+  id: string;
+  remoteAddress: string;
+  secure: boolean;
+  user: string | undefined;
+}
+
+export interface ReceivedAttachment {
+  filename: string | undefined;
+  contentType: string;
+  content: Buffer;
+  size: number;
+}
+
+export interface ReceivedMessage {
+  /** Exactly what MAIL FROM and the accepted RCPT TO commands said. */
+  envelope: { from: string; to: string[] };
+  /** The message bytes as received, after the dot-unstuffing of DATA. */
+  raw: Buffer;
+  subject: string | undefined;
+  /** Header text, e.g. `"Ann" <ann@example.com>`. */
+  from: string | undefined;
+  to: string | undefined;
+  cc: string | undefined;
+  messageId: string | undefined;
+  /** mailparser's header map, keys in lower case. Empty when the sink runs with `parse: false`. */
+  headers: Map<string, unknown>;
+  /** The text/plain part as sent; never derived from the HTML, so a missing text part stays visible. */
+  text: string | undefined;
+  html: string | undefined;
+  attachments: ReceivedAttachment[];
+  secure: boolean;
+  user: string | undefined;
+  receivedAt: Date;
+}
+
+export interface SmtpSinkOptions {
+  /**
+   * `'none'` (default): plain only. `'starttls'`: plain, advertising STARTTLS with the test certificate (AUTH is then
+   * refused until the client upgrades). `'implicit'`: TLS from the first byte.
+   */
+  tls?: 'none' | 'starttls' | 'implicit';
+  /** When set, AUTH PLAIN and LOGIN are offered and required; other credentials get 535. When unset, AUTH is not offered. */
+  auth?: { user: string; pass: string };
+  /** Initial behavior; `sink.behavior` can be replaced or changed while the sink runs. */
+  behavior?: SinkBehavior;
+  /** Default true. false keeps only envelope and raw bytes (for benchmarks): no MIME parsing per message. */
+  parse?: boolean;
+  /** Keep at most this many messages, dropping the oldest. Default: unlimited. */
+  maxMessages?: number;
+  /** SIZE limit in bytes, advertised in EHLO; larger messages get 552 and are not kept. */
+  size?: number;
+}
+
+export interface SmtpSink {
+  readonly host: '127.0.0.1';
+  readonly port: number;
+  /** True when the sink speaks implicit TLS. */
+  readonly secure: boolean;
+  /** CA certificate (PEM) a client passes as `tls.ca`, with `servername: 'localhost'`, to verify the sink. */
+  readonly certificate: string;
+  /** Messages kept so far, oldest first. The same array for the sink's whole life. */
+  readonly messages: ReceivedMessage[];
+  behavior: SinkBehavior;
+  /** Cumulative since start (clear() leaves them): connections opened, messages accepted with 2xx, commands refused by behavior. */
+  readonly stats: { connections: number; messages: number; rejected: number };
+  /**
+   * A server config a mailer can use directly: host, port, secure, starttls (`required` for a STARTTLS sink,
+   * `disabled` for a plain one), auth, and tls `{ ca: certificate, servername: 'localhost' }`. Overrides are shallow.
+   */
+  serverConfig(overrides?: Partial<SmtpServerConfig>): SmtpServerConfig;
+  /**
+   * Resolves with the kept messages once at least `count` have been received since start or the last clear()
+   * (hung and dropped messages count: the sink has them). Rejects after `timeoutMs` (default 5000), saying how many arrived.
+   */
+  waitForMessages(count: number, timeoutMs?: number): Promise<ReceivedMessage[]>;
+  /** Empties `messages` and restarts the count waitForMessages uses. */
+  clear(): void;
+  /** Stops listening and destroys every open client socket, hung ones included, without a grace period. */
+  close(): Promise<void>;
+}
+
+interface Waiter {
+  count: number;
+  resolve: (messages: ReceivedMessage[]) => void;
+  reject: (error: Error) => void;
+  timer: NodeJS.Timeout;
+}
+
+const HOST = '127.0.0.1';
+
+/**
+ * Starts a real SMTP server on 127.0.0.1 and a free port that keeps every message it receives and answers with the
+ * reply codes its behavior chooses, so tests can drive every SMTP failure class against a real client.
+ */
+export async function startSmtpSink(options: SmtpSinkOptions = {}): Promise<SmtpSink> {
+  const tlsMode = options.tls ?? 'none';
+  const credentials = options.auth;
+  const parse = options.parse ?? true;
+  const maxMessages = options.maxMessages;
+  if (maxMessages !== undefined && !(Number.isInteger(maxMessages) && maxMessages > 0)) {
+    throw new RangeError(`startSmtpSink: maxMessages must be a positive integer (got ${String(maxMessages)}).`);
+  }
+
+  const messages: ReceivedMessage[] = [];
+  const stats = { connections: 0, messages: 0, rejected: 0 };
+  const waiters = new Set<Waiter>();
+  const sockets = new Set<Socket>();
+  let receivedSinceClear = 0;
+  let closing: Promise<void> | undefined;
+
+  const record = (message: ReceivedMessage): void => {
+    messages.push(message);
+    if (maxMessages !== undefined && messages.length > maxMessages) messages.shift();
+    receivedSinceClear++;
+    for (const waiter of waiters) {
+      if (receivedSinceClear >= waiter.count) {
+        clearTimeout(waiter.timer);
+        waiters.delete(waiter);
+        waiter.resolve([...messages]);
+      }
+    }
+  };
+
+  /** Runs a hook; a hook that throws is a bug in the test, so the client gets a 451 naming it rather than a hang. */
+  const ask = <T>(hook: keyof SinkBehavior, run: () => T): T | SinkReply => {
+    try {
+      const reply = run();
+      if (isReply(reply) && !(Number.isInteger(reply.code) && reply.code >= 200 && reply.code <= 599)) {
+        return { code: 451, message: `sink behavior.${hook} returned an invalid reply code ${String(reply.code)}` };
+      }
+      return reply;
+    } catch (error) {
+      return { code: 451, message: `sink behavior.${hook} threw: ${error instanceof Error ? error.message : String(error)}` };
+    }
+  };
+
+  /** Calls back with an SMTP error when the reply refuses the command; anything else accepts it. */
+  const answer = (reply: SinkReply | undefined, hook: keyof SinkBehavior, callback: (err?: Error | null) => void): void => {
+    if (reply && reply.code >= 400) {
+      stats.rejected++;
+      callback(smtpError(reply, hook));
+      return;
+    }
+    callback();
+  };
+
+  const serverOptions: SMTPServerOptions = {
+    name: 'localhost',
+    banner: 'agent-smtp dev sink',
+    disableReverseLookup: true,
+    logger: false,
+    secure: tlsMode === 'implicit',
+    hideSTARTTLS: tlsMode === 'none',
+    ...(tlsMode === 'none' ? {} : { key: testCertificate.key, cert: testCertificate.cert }),
+    // Without credentials there is nothing to check, so AUTH is not offered and nodemailer skips it.
+    disabledCommands: credentials ? [] : ['AUTH'],
+    authOptional: !credentials,
+    authMethods: ['PLAIN', 'LOGIN'],
+    // Like a real submission server, a STARTTLS sink wants the upgrade before credentials.
+    allowInsecureAuth: tlsMode === 'none',
+    ...(options.size === undefined ? {} : { size: options.size }),
+
+    onConnect(session, callback) {
+      answer(ask('connect', () => sink.behavior.connect?.(sinkSession(session))), 'connect', callback);
+    },
+
+    onAuth(auth, session, callback) {
+      const user = auth.username ?? '';
+      const reply = ask('auth', () => sink.behavior.auth?.(user, sinkSession(session)));
+      if (reply && reply.code >= 400) {
+        stats.rejected++;
+        callback(smtpError(reply, 'auth'));
+        return;
+      }
+      if (!credentials || user !== credentials.user || auth.password !== credentials.pass) {
+        callback(smtpError({ code: 535, message: '5.7.8 Authentication credentials invalid' }, 'auth'));
+        return;
+      }
+      callback(null, { user });
+    },
+
+    onMailFrom(address, session, callback) {
+      answer(ask('mailFrom', () => sink.behavior.mailFrom?.(address.address, sinkSession(session))), 'mailFrom', callback);
+    },
+
+    onRcptTo(address, session, callback) {
+      answer(ask('rcptTo', () => sink.behavior.rcptTo?.(address.address, sinkSession(session))), 'rcptTo', callback);
+    },
+
+    onData(stream, session, callback) {
+      // smtp-server resets the envelope as soon as we answer, so take it while the transaction is still open.
+      const mailFrom = session.envelope.mailFrom;
+      const envelope = { from: mailFrom ? mailFrom.address : '', to: session.envelope.rcptTo.map((rcpt) => rcpt.address) };
+      const context = sinkSession(session);
+      readAll(stream).then(
+        async (raw) => {
+          if (stream.sizeExceeded) {
+            // smtp-server answers 552 itself whatever we say; the message was not accepted, so it is not kept.
+            callback(smtpError({ code: 552, message: `message exceeds the sink's SIZE limit of ${String(options.size)} bytes` }, 'data'));
+            return;
+          }
+          let message: ReceivedMessage;
+          try {
+            message = await toReceivedMessage(raw, envelope, context, parse);
+          } catch (error) {
+            // mailparser accepts nearly any bytes, so a failure here is a broken environment, not a strange message;
+            // answering 451 makes it visible in the test that sent it instead of leaving a message with no fields.
+            const reason = (error instanceof Error ? error.message : String(error)).replace(/\s+/g, ' ');
+            callback(smtpError({ code: 451, message: `4.3.0 the dev sink could not parse the message: ${reason}` }, 'data'));
+            return;
+          }
+          const action = ask('data', () => sink.behavior.data?.(message, context));
+          if (action === 'hang') {
+            // Deliberately never calling back: the client's only way out is its own timeout, as with a stuck server.
+            record(message);
+            return;
+          }
+          if (action === 'drop') {
+            record(message);
+            dropConnection(server, session);
+            return;
+          }
+          if (action && action.code >= 400) {
+            stats.rejected++;
+            callback(smtpError(action, 'data'));
+            return;
+          }
+          // Recorded before the reply goes out, so a client that saw 250 always finds its message in the sink.
+          record(message);
+          stats.messages++;
+          callback(null, action?.message);
+        },
+        () => {
+          // The client went away mid-message; there is no one to answer and nothing complete to keep.
+        },
+      );
+    },
+  };
+
+  const server = new SMTPServer(serverOptions);
+  // smtp-server re-emits client socket errors (resets from clients that time out on a hung sink, TLS failures) on
+  // the server; unhandled they would crash the test process, and every one of them is the client's to report.
+  server.on('error', () => undefined);
+  server.server.on('connection', (socket: Socket) => {
+    stats.connections++;
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    const onError = (error: Error): void => reject(error);
+    server.server.once('error', onError);
+    server.listen(0, HOST, () => {
+      server.server.off('error', onError);
+      resolve();
+    });
+  });
+  const address = server.server.address();
+  if (!address || typeof address === 'string') throw new Error('startSmtpSink: the server is not listening on a TCP port.');
+  const port = address.port;
+
+  const sink: SmtpSink = {
+    host: HOST,
+    port,
+    secure: tlsMode === 'implicit',
+    certificate: testCertificate.cert,
+    messages,
+    behavior: options.behavior ?? {},
+    stats,
+
+    serverConfig(overrides = {}) {
+      return {
+        host: HOST,
+        port,
+        secure: tlsMode === 'implicit',
+        ...(tlsMode === 'implicit' ? {} : { starttls: tlsMode === 'starttls' ? ('required' as const) : ('disabled' as const) }),
+        ...(credentials ? { auth: { ...credentials } } : {}),
+        tls: { ca: testCertificate.cert, servername: 'localhost' },
+        ...overrides,
+      };
+    },
+
+    waitForMessages(count, timeoutMs = 5000) {
+      if (receivedSinceClear >= count) return Promise.resolve([...messages]);
+      if (closing) return Promise.reject(new Error(`waitForMessages(${count}): the sink is closed; ${receivedSinceClear} message(s) arrived.`));
+      return new Promise((resolve, reject) => {
+        const waiter: Waiter = {
+          count,
+          resolve,
+          reject,
+          timer: setTimeout(() => {
+            waiters.delete(waiter);
+            reject(
+              new Error(
+                `waitForMessages(${count}): only ${receivedSinceClear} message(s) arrived within ${timeoutMs} ms ` +
+                  `(counting since start or the last clear()).`,
+              ),
+            );
+          }, timeoutMs),
+        };
+        waiters.add(waiter);
+      });
+    },
+
+    clear() {
+      messages.length = 0;
+      receivedSinceClear = 0;
+    },
+
+    close() {
+      closing ??= new Promise<void>((resolve) => {
+        for (const waiter of waiters) {
+          clearTimeout(waiter.timer);
+          waiter.reject(new Error(`waitForMessages(${waiter.count}): the sink was closed after ${receivedSinceClear} message(s).`));
+        }
+        waiters.clear();
+        // smtp-server's own close() waits up to 30 s for clients to say QUIT and a hung client never will; it still
+        // stops the listener and resolves once every socket is gone, so the sockets are destroyed under it.
+        server.close(() => resolve());
+        for (const connection of server.connections) connection._socket.destroy();
+        for (const socket of sockets) socket.destroy();
+      });
+      return closing;
+    },
+  };
+  return sink;
+}
+
+function isReply(value: unknown): value is SinkReply {
+  return typeof value === 'object' && value !== null && 'code' in value;
+}
+
+function smtpError(reply: SinkReply, hook: keyof SinkBehavior): Error {
+  const error = new Error(reply.message ?? `Refused by the dev sink (behavior.${hook})`) as Error & { responseCode: number };
+  error.responseCode = reply.code;
+  return error;
+}
+
+function sinkSession(session: SMTPServerSession): SinkSession {
+  return {
+    id: session.id,
+    remoteAddress: session.remoteAddress,
+    secure: session.secure,
+    user: typeof session.user === 'string' ? session.user : undefined,
+  };
+}
+
+function readAll(stream: SMTPServerDataStream): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let length = 0;
+    stream.on('data', (chunk: Buffer) => {
+      chunks.push(chunk);
+      length += chunk.length;
+    });
+    stream.once('end', () => resolve(Buffer.concat(chunks, length)));
+    stream.once('error', reject);
+    // smtp-server destroys the stream without an error when nobody listens for one; 'close' before 'end' means that.
+    stream.once('close', () => reject(new Error('the connection closed before the final dot')));
+  });
+}
+
+/**
+ * The data stream carries no reference to its socket, but the session id is the connection's id, and smtp-server
+ * keeps its live connections in `server.connections`. `_socket` is the topmost socket (the TLS one after STARTTLS).
+ */
+function dropConnection(server: SMTPServer, session: SMTPServerSession): void {
+  for (const connection of server.connections) {
+    if (connection.id === session.id) {
+      connection._socket.destroy();
+      return;
+    }
+  }
+}
+
+async function toReceivedMessage(
+  raw: Buffer,
+  envelope: ReceivedMessage['envelope'],
+  session: SinkSession,
+  parse: boolean,
+): Promise<ReceivedMessage> {
+  const base: ReceivedMessage = {
+    envelope,
+    raw,
+    subject: undefined,
+    from: undefined,
+    to: undefined,
+    cc: undefined,
+    messageId: undefined,
+    headers: new Map(),
+    text: undefined,
+    html: undefined,
+    attachments: [],
+    secure: session.secure,
+    user: session.user,
+    receivedAt: new Date(),
+  };
+  if (!parse) return base;
+  // The skip options keep the parts as sent: no text derived from HTML, no links rewritten, no cid: images inlined.
+  const parsed: ParsedMail = await simpleParser(raw, {
+    skipHtmlToText: true,
+    skipTextToHtml: true,
+    skipTextLinks: true,
+    skipImageLinks: true,
+  });
+  return {
+    ...base,
+    subject: parsed.subject,
+    from: parsed.from?.text,
+    to: addressText(parsed.to),
+    cc: addressText(parsed.cc),
+    messageId: parsed.messageId,
+    headers: parsed.headers,
+    text: parsed.text,
+    html: parsed.html === false ? undefined : parsed.html,
+    attachments: parsed.attachments.map((attachment) => ({
+      filename: attachment.filename,
+      contentType: attachment.contentType,
+      content: attachment.content,
+      size: attachment.size,
+    })),
+  };
+}
+
+function addressText(value: AddressObject | AddressObject[] | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  return Array.isArray(value) ? value.map((address) => address.text).join(', ') : value.text;
+}
