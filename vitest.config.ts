@@ -1,12 +1,26 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 
-// Tests run against the TypeScript sources: the `@agent-smtp/source` export condition points each
-// workspace package at its src/ so no build is needed before `npm test`.
-const sourceCondition = { resolve: { conditions: ['@agent-smtp/source', 'node', 'import', 'default'] } };
+// Tests run against the TypeScript sources: every workspace package's exports name its source file under
+// the `@agent-smtp/source` condition, and these aliases point imports at it, so no build is needed first.
+// (Setting resolve.conditions instead leaks into how Vitest loads CommonJS dependencies such as mailparser.)
+const packagesDir = fileURLToPath(new URL('./packages/', import.meta.url));
+const alias = readdirSync(packagesDir).flatMap((dir) => {
+  const pkg = JSON.parse(readFileSync(`${packagesDir}${dir}/package.json`, 'utf8')) as {
+    name: string;
+    exports?: Record<string, string | Record<string, string>>;
+  };
+  return Object.entries(pkg.exports ?? {}).flatMap(([subpath, target]) => {
+    const source = typeof target === 'object' ? target['@agent-smtp/source'] : undefined;
+    if (!source) return [];
+    const find = new RegExp(`^${(pkg.name + subpath.slice(1)).replace(/[/.]/g, '\\$&')}$`);
+    return [{ find, replacement: `${packagesDir}${dir}/${source.replace(/^\.\//, '')}` }];
+  });
+});
 
 export default defineConfig({
-  ssr: sourceCondition,
-  ...sourceCondition,
+  resolve: { alias },
   test: {
     projects: [
       {

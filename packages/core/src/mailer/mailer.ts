@@ -4,6 +4,7 @@ import type { SmtpServerConfig } from '../config/smtp-server-config.js';
 import { AgentSmtpError } from '../errors/agent-smtp-error.js';
 import { ConfigError } from '../errors/config-error.js';
 import { SmtpError } from '../errors/smtp-error.js';
+import { TemplateError } from '../errors/template-error.js';
 import { ValidationError } from '../errors/validation-error.js';
 import { type Logger, safeLogger } from '../logger/logger.js';
 import { type AddressInput, type AddressListInput, type ParsedAddress, parseAddress, parseAddressList } from '../message/address.js';
@@ -180,15 +181,33 @@ export class Mailer {
     email.from = from;
     if (!email.replyTo.length) email.replyTo = this.defaultReplyTo;
     if (Object.keys(this.defaultHeaders).length) email.headers = { ...this.defaultHeaders, ...email.headers };
-    if (email.variables) {
-      const vars = email.variables;
-      email.subject = this.templates.render(email.subject, vars, { escape: 'none' });
-      // A variable may hold a line break; in the subject it would write headers of its own.
-      assertSingleLine(email.subject, 'subject');
-      if (email.text !== undefined) email.text = this.templates.render(email.text, vars, { escape: 'none' });
-      if (email.html !== undefined) email.html = this.templates.render(email.html, vars, { escape: 'html' });
-    }
+    if (email.variables) this.render(email, email.variables);
     return email;
+  }
+
+  /** Renders subject, text and html; in strict mode one error names every missing variable of all three. */
+  private render(email: NormalizedEmail, variables: Record<string, unknown>): void {
+    const missing = new Set<string>();
+    const problems: string[] = [];
+    const renderField = (source: string, escape: 'html' | 'none', field: string): string => {
+      try {
+        return this.templates.render(source, variables, { escape });
+      } catch (err) {
+        if (!(err instanceof TemplateError) || err.position !== undefined) throw withField(err, field);
+        err.missing.forEach((name) => missing.add(name));
+        problems.push(`${field}: ${err.message}`);
+        return source;
+      }
+    };
+    email.subject = renderField(email.subject, 'none', 'subject');
+    if (email.text !== undefined) email.text = renderField(email.text, 'none', 'text');
+    if (email.html !== undefined) email.html = renderField(email.html, 'html', 'html');
+    if (problems.length) {
+      const message = missing.size ? `Missing template variables: ${[...missing].join(', ')}; pass them in variables` : problems.join('; ');
+      throw new TemplateError(message, { missing: [...missing] });
+    }
+    // A variable may hold a line break; in the subject it would write headers of its own.
+    assertSingleLine(email.subject, 'subject');
   }
 
   private async deliver(email: NormalizedEmail, from: ParsedAddress, fingerprint: string | undefined): Promise<SendResult> {
@@ -268,6 +287,11 @@ export class Mailer {
   private async audit(action: string, outcome: 'ok' | 'error', detail: Record<string, unknown>, messageId?: string): Promise<void> {
     await this.store.audit.append({ ownerId: this.ownerId, agentId: this.agentId, action, outcome, messageId, detail });
   }
+}
+
+function withField(err: unknown, field: string): unknown {
+  if (err instanceof TemplateError) return new TemplateError(`${field}: ${err.message}`, { missing: err.missing, position: err.position, cause: err });
+  return err;
 }
 
 function senderFromServers(servers: readonly SmtpServerConfig[]): ParsedAddress | undefined {
