@@ -1,0 +1,215 @@
+import { createServer } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { SmtpServerConfig } from '../config/smtp-server-config.js';
+import { SmtpError } from '../errors/smtp-error.js';
+import { createMailer, type Mailer } from '../mailer/mailer.js';
+import { type SmtpSink, type SmtpSinkOptions, startSmtpSink } from '../testing/smtp-sink.js';
+import { classifySmtpError } from './classify-smtp-error.js';
+
+const open: { sinks: SmtpSink[]; mailers: Mailer[] } = { sinks: [], mailers: [] };
+afterEach(async () => {
+  await Promise.all(open.mailers.splice(0).map((m) => m.close()));
+  await Promise.all(open.sinks.splice(0).map((s) => s.close()));
+});
+
+async function sink(options?: SmtpSinkOptions): Promise<SmtpSink> {
+  const s = await startSmtpSink(options);
+  open.sinks.push(s);
+  return s;
+}
+
+/** Two servers: `primary` (priority 10) and `secondary` (priority 1), with short backoffs for tests. */
+function mailer(primary: SmtpServerConfig, secondary?: SmtpServerConfig, backoffMs = 60_000): Mailer {
+  const servers = [{ ...primary, name: 'primary', priority: 10 }, ...(secondary ? [{ ...secondary, name: 'secondary', priority: 1 }] : [])];
+  const m = createMailer({
+    servers,
+    defaults: { from: 'agent@example.com' },
+    pool: { backoff: { baseMs: backoffMs, maxMs: backoffMs * 4, authBaseMs: backoffMs, authMaxMs: backoffMs * 4 }, maxRetryWaitMs: 200 },
+  });
+  open.mailers.push(m);
+  return m;
+}
+
+/** A port nothing listens on: connections to it are refused. */
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+const email = { to: 'ada@example.com', subject: 'Failover', text: 'hello' };
+
+describe('SmtpPool failover', () => {
+  it('fails over when the primary refuses connections', async () => {
+    const backup = await sink();
+    const m = mailer({ host: '127.0.0.1', port: await closedPort() }, backup.serverConfig());
+    const result = await m.send(email);
+    expect(result).toMatchObject({ status: 'sent', server: 'secondary' });
+    expect(await backup.waitForMessages(1)).toHaveLength(1);
+    const [primary] = m.status().servers;
+    expect(primary).toMatchObject({ name: 'primary', state: 'backoff', healthy: false, consecutiveFailures: 1 });
+    expect(primary!.lastError).toMatchObject({ failure: 'transient' });
+  });
+
+  it.each([
+    ['421 at greeting', { connect: () => ({ code: 421, message: '4.3.2 Service not available, closing channel' }) }],
+    ['451 at MAIL FROM', { mailFrom: () => ({ code: 451, message: '4.3.0 Temporary local problem' }) }],
+  ])('fails over on %s', async (_label, behavior) => {
+    const first = await sink({ behavior });
+    const backup = await sink();
+    const m = mailer(first.serverConfig(), backup.serverConfig());
+    const result = await m.send(email);
+    expect(result.server).toBe('secondary');
+    expect(first.messages).toHaveLength(0);
+    expect(await backup.waitForMessages(1)).toHaveLength(1);
+    expect(m.status().servers[0]!.lastError?.failure).toBe('transient');
+  });
+
+  it('fails over on 535 at AUTH and backs the server off for the auth period', async () => {
+    const first = await sink({ auth: { user: 'robot', pass: 'right' } });
+    const backup = await sink();
+    const m = mailer({ ...first.serverConfig(), auth: { user: 'robot', pass: 'wrong-password-xyz' } }, backup.serverConfig(), 1_000);
+    const before = Date.now();
+    const result = await m.send(email);
+    expect(result.server).toBe('secondary');
+    expect(first.messages).toHaveLength(0);
+    expect(await backup.waitForMessages(1)).toHaveLength(1);
+    const primary = m.status().servers[0]!;
+    expect(primary.lastError).toMatchObject({ failure: 'auth', code: 'EAUTH' });
+    expect(primary.nextRetryAt!.getTime()).toBeGreaterThanOrEqual(before + 500);
+    expect(JSON.stringify(m.status())).not.toContain('wrong-password-xyz');
+  });
+
+  it('does not fail over on 550 5.1.1 and reports the server’s words', async () => {
+    const first = await sink({ behavior: { rcptTo: () => ({ code: 550, message: '5.1.1 <ada@example.com>: Recipient address rejected' }) } });
+    const backup = await sink();
+    const m = mailer(first.serverConfig(), backup.serverConfig());
+    const error = await m.send(email).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(SmtpError);
+    expect(error).toMatchObject({ code: 'SMTP_REJECTED', retryable: false, server: 'primary', responseCode: 550 });
+    expect((error as SmtpError).response).toContain('5.1.1');
+    await new Promise((r) => setTimeout(r, 100));
+    expect(backup.messages).toHaveLength(0);
+    expect(backup.stats.connections).toBe(0);
+    expect(m.status().servers[0]!.healthy).toBe(true);
+  });
+
+  it('reports a partial rejection as accepted and rejected lists', async () => {
+    const only = await sink({ behavior: { rcptTo: (to) => (to.startsWith('nobody') ? { code: 550, message: '5.1.1 No such user' } : undefined) } });
+    const m = mailer(only.serverConfig());
+    const result = await m.send({ ...email, to: ['ada@example.com', 'nobody@example.com'] });
+    expect(result.accepted).toEqual(['ada@example.com']);
+    expect(result.rejected).toEqual(['nobody@example.com']);
+    expect(result.rejectedReasons[0]).toMatchObject({ address: 'nobody@example.com', responseCode: 550 });
+    const [received] = await only.waitForMessages(1);
+    expect(received!.envelope.to).toEqual(['ada@example.com']);
+  });
+
+  it('gives status unknown and never resends when the server times out after the final dot', async () => {
+    const first = await sink({ behavior: { data: () => 'hang' } });
+    const backup = await sink();
+    const m = mailer({ ...first.serverConfig(), timeouts: { socketMs: 300 } }, backup.serverConfig());
+    const result = await m.send(email);
+    expect(result.status).toBe('unknown');
+    expect(result.server).toBe('primary');
+    await new Promise((r) => setTimeout(r, 300));
+    expect(first.messages).toHaveLength(1);
+    expect(backup.messages).toHaveLength(0);
+    expect((await m.getStatus(result.id))!.status).toBe('unknown');
+  });
+
+  it('gives status unknown when the connection drops after the final dot', async () => {
+    const first = await sink({ behavior: { data: () => 'drop' } });
+    const backup = await sink();
+    const m = mailer(first.serverConfig(), backup.serverConfig());
+    const result = await m.send(email);
+    expect(result.status).toBe('unknown');
+    await new Promise((r) => setTimeout(r, 200));
+    expect(first.messages).toHaveLength(1);
+    expect(backup.messages).toHaveLength(0);
+  });
+
+  it('brings a failed server back after its backoff (half-open probe)', async () => {
+    const first = await sink({ behavior: { connect: () => ({ code: 421, message: '4.3.2 try later' }) } });
+    const backup = await sink();
+    const m = mailer(first.serverConfig(), backup.serverConfig(), 300);
+    expect((await m.send(email)).server).toBe('secondary');
+    expect((await m.send(email)).server).toBe('secondary');
+    first.behavior = {};
+    await new Promise((r) => setTimeout(r, 700));
+    expect(m.status().servers[0]!.state).toBe('half-open');
+    expect((await m.send(email)).server).toBe('primary');
+    expect(m.status().servers[0]).toMatchObject({ state: 'healthy', consecutiveFailures: 0 });
+    expect((await m.send(email)).server).toBe('primary');
+    expect(first.messages).toHaveLength(2);
+  });
+
+  it('fails with SMTP_UNAVAILABLE naming every attempt when no server takes the message', async () => {
+    const a = await sink({ behavior: { mailFrom: () => ({ code: 452, message: '4.3.1 Insufficient system storage' }) } });
+    const m = mailer(a.serverConfig());
+    const error = (await m.send(email).catch((e: unknown) => e)) as SmtpError;
+    expect(error).toBeInstanceOf(SmtpError);
+    expect(error.code).toBe('SMTP_UNAVAILABLE');
+    expect(error.retryable).toBe(true);
+    expect(error.attempts.length).toBeGreaterThanOrEqual(1);
+    expect(error.message).toContain('452');
+    expect(error.retryAt).toBeInstanceOf(Date);
+  });
+
+  it('prefers a server chosen with useServer, and verifies each server', async () => {
+    const a = await sink();
+    const b = await sink();
+    const m = mailer(a.serverConfig(), b.serverConfig());
+    await m.useServer('secondary');
+    expect((await m.send(email)).server).toBe('secondary');
+    await m.useServer(null);
+    expect((await m.send(email)).server).toBe('primary');
+    await expect(m.useServer('nope')).rejects.toMatchObject({ code: 'VALIDATION_ERROR', field: 'server' });
+    const verified = await m.testConnection();
+    expect(verified.map((v) => [v.name, v.ok])).toEqual([
+      ['primary', true],
+      ['secondary', true],
+    ]);
+  });
+
+  it('loses no message when reloaded while 200 sends are in flight', async () => {
+    const a = await sink({ parse: false });
+    const b = await sink({ parse: false });
+    const m = mailer(a.serverConfig());
+    const sends = Array.from({ length: 200 }, (_, i) => m.send({ ...email, subject: `n${i}` }));
+    await new Promise((r) => setTimeout(r, 5));
+    await m.reload([{ ...b.serverConfig(), name: 'b' }]);
+    const after = Array.from({ length: 20 }, (_, i) => m.send({ ...email, subject: `n${200 + i}` }));
+    const results = await Promise.all([...sends, ...after]);
+    expect(results.every((r) => r.status === 'sent')).toBe(true);
+    const received = [...a.messages, ...b.messages];
+    expect(received).toHaveLength(220);
+    expect(new Set(received.map((r) => r.raw.toString().match(/^Subject: (n\d+)/m)?.[1])).size).toBe(220);
+    expect(results.slice(200).every((r) => r.server === 'b')).toBe(true);
+    expect(b.messages.length).toBeGreaterThanOrEqual(20);
+    expect(m.status().servers.map((s) => s.name)).toEqual(['b']);
+  });
+});
+
+describe('classifySmtpError', () => {
+  it.each([
+    [{ code: 'ECONNECTION' }, false, 'transient'],
+    [{ code: 'ETIMEDOUT' }, false, 'transient'],
+    [{ code: 'ETIMEDOUT' }, true, 'ambiguous'],
+    [{ code: 'ECONNECTION' }, true, 'ambiguous'],
+    [{ code: 'EAUTH', responseCode: 535 }, false, 'auth'],
+    [{ code: 'ETLS' }, false, 'auth'],
+    [{ code: 'EENVELOPE', responseCode: 550 }, false, 'permanent'],
+    [{ code: 'EENVELOPE', responseCode: 553 }, false, 'permanent'],
+    [{ code: 'EMESSAGE', responseCode: 554, command: 'DATA' }, true, 'permanent'],
+    [{ code: 'EENVELOPE', responseCode: 552, command: 'RCPT TO' }, false, 'transient'],
+    [{ code: 'EMESSAGE', responseCode: 552, command: 'DATA' }, true, 'permanent'],
+    [{ code: 'EENVELOPE', responseCode: 452 }, false, 'transient'],
+    [{ code: 'EMESSAGE', responseCode: 451, command: 'DATA' }, true, 'transient'],
+    [{ code: 'ECONNECTION', responseCode: 421 }, false, 'transient'],
+  ] as const)('%j (body sent: %s) is %s', (error, bodySent, expected) => {
+    expect(classifySmtpError(error, bodySent)).toBe(expected);
+  });
+});
