@@ -143,6 +143,17 @@ describe('Mailer.send against a real SMTP server', () => {
     expect(server.messages).toHaveLength(1);
   });
 
+  it('sends Markdown as an HTML part plus the Markdown as the text part, escaping template values', async () => {
+    const server = await sink();
+    const m = mailer({ servers: [server.serverConfig()] });
+    await m.send({ to: 'ada@example.com', subject: 'MD', markdown: '# Hello {name}\n\n**Bold** and [a link](https://example.com).', variables: { name: '<script>x</script>' } });
+    const [received] = await server.waitForMessages(1);
+    expect(received!.html).toContain('<h1>Hello &lt;script&gt;x&lt;/script&gt;</h1>');
+    expect(received!.html).toContain('<strong>Bold</strong> and <a href="https://example.com">a link</a>');
+    expect(received!.html).not.toContain('<script>');
+    expect(received!.text?.trim()).toBe('# Hello <script>x</script>\n\n**Bold** and [a link](https://example.com).');
+  });
+
   it('sends once per idempotency key, replays the first result, and refuses a different message under it', async () => {
     const server = await sink();
     const store = new MemoryStore();

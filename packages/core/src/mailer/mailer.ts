@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { marked } from 'marked';
 import { loadSmtpServersFromEnv } from '../config/load-smtp-servers-from-env.js';
 import type { SmtpServerConfig } from '../config/smtp-server-config.js';
 import { AgentSmtpError } from '../errors/agent-smtp-error.js';
@@ -182,6 +183,7 @@ export class Mailer {
     if (!email.replyTo.length) email.replyTo = this.defaultReplyTo;
     if (Object.keys(this.defaultHeaders).length) email.headers = { ...this.defaultHeaders, ...email.headers };
     if (email.variables) this.render(email, email.variables);
+    else if (email.markdown !== undefined) setMarkdownBody(email, email.markdown, email.markdown);
     return email;
   }
 
@@ -202,6 +204,11 @@ export class Mailer {
     email.subject = renderField(email.subject, 'none', 'subject');
     if (email.text !== undefined) email.text = renderField(email.text, 'none', 'text');
     if (email.html !== undefined) email.html = renderField(email.html, 'html', 'html');
+    if (email.markdown !== undefined) {
+      // Rendered twice: raw for the text part, HTML-escaped before conversion so a value cannot inject markup.
+      const text = renderField(email.markdown, 'none', 'markdown');
+      if (!problems.length) setMarkdownBody(email, text, this.templates.render(email.markdown, variables, { escape: 'html' }));
+    }
     if (problems.length) {
       const message = missing.size ? `Missing template variables: ${[...missing].join(', ')}; pass them in variables` : problems.join('; ');
       throw new TemplateError(message, { missing: [...missing] });
@@ -287,6 +294,12 @@ export class Mailer {
   private async audit(action: string, outcome: 'ok' | 'error', detail: Record<string, unknown>, messageId?: string): Promise<void> {
     await this.store.audit.append({ ownerId: this.ownerId, agentId: this.agentId, action, outcome, messageId, detail });
   }
+}
+
+/** Markdown becomes the HTML part, and (unless `text` was given) the plain-text part as written. */
+function setMarkdownBody(email: NormalizedEmail, text: string, escapedSource: string): void {
+  if (email.html === undefined) email.html = marked.parse(escapedSource, { async: false, gfm: true });
+  if (email.text === undefined) email.text = text;
 }
 
 function withField(err: unknown, field: string): unknown {

@@ -24,7 +24,7 @@ const metadataValue = z.union([z.string().max(1_000), z.number(), z.boolean(), z
 
 /**
  * An email to send. `to`, `cc` and `bcc` take a string (one address or a comma-separated list), a
- * `{ name, address }` object, or an array of either. At least one of `text` and `html` is required.
+ * `{ name, address }` object, or an array of either. At least one of `text`, `html` and `markdown` is required.
  * When `variables` is given, `subject`, `text` and `html` are rendered as templates (`{name}`, `{?flag}…{/flag}`).
  */
 export const emailSchema = z
@@ -37,6 +37,8 @@ export const emailSchema = z
     subject: z.string().max(998),
     text: z.string().optional(),
     html: z.string().optional(),
+    /** Markdown, sent as HTML plus the Markdown itself as the plain-text part (unless `text` is given). */
+    markdown: z.string().optional(),
     attachments: z.array(attachmentSchema).max(100).optional(),
     headers: z.record(z.string(), z.string()).optional(),
     inReplyTo: z.string().max(998).optional(),

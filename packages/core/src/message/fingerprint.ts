@@ -18,6 +18,7 @@ export function fingerprintEmail(email: NormalizedEmail, from: ParsedAddress): s
     email.subject,
     email.text ?? null,
     email.html ?? null,
+    email.markdown ?? null,
     email.attachments.map((a) => [a.filename, a.contentType ?? null, a.cid ?? null, createHash('sha256').update(a.content).digest('hex')]),
     Object.entries(email.headers).sort(([a], [b]) => a.localeCompare(b)),
     email.inReplyTo ?? null,

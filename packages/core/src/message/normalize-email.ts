@@ -21,6 +21,7 @@ export interface NormalizedEmail {
   subject: string;
   text: string | undefined;
   html: string | undefined;
+  markdown: string | undefined;
   attachments: NormalizedAttachment[];
   headers: Record<string, string>;
   inReplyTo: string | undefined;
@@ -71,8 +72,8 @@ export function normalizeEmail(input: unknown, limits: MessageLimits): Normalize
   if (recipients > limits.maxRecipients) {
     throw ValidationError.of('to', `has ${recipients} recipients in to, cc and bcc; the limit is ${limits.maxRecipients} per message (limits.maxRecipients)`);
   }
-  if (email.text === undefined && email.html === undefined) {
-    throw ValidationError.of('text', 'is required when html is not given: every email needs a text or html body');
+  if (email.text === undefined && email.html === undefined && email.markdown === undefined) {
+    throw ValidationError.of('text', 'is required when html and markdown are not given: every email needs a body');
   }
   assertSingleLine(email.subject, 'subject');
   if (email.inReplyTo !== undefined) assertSingleLine(email.inReplyTo, 'inReplyTo');
@@ -91,7 +92,7 @@ export function normalizeEmail(input: unknown, limits: MessageLimits): Normalize
     headers[name] = value;
   }
 
-  let bytes = byteLength(email.text) + byteLength(email.html);
+  let bytes = byteLength(email.text) + byteLength(email.html) + byteLength(email.markdown);
   const attachments = (email.attachments ?? []).map((attachment, i): NormalizedAttachment => {
     assertSingleLine(attachment.filename, `attachments[${i}].filename`);
     if (attachment.contentType !== undefined) assertSingleLine(attachment.contentType, `attachments[${i}].contentType`);
@@ -114,6 +115,7 @@ export function normalizeEmail(input: unknown, limits: MessageLimits): Normalize
     subject: email.subject,
     text: email.text,
     html: email.html,
+    markdown: email.markdown,
     attachments,
     headers,
     inReplyTo: email.inReplyTo,

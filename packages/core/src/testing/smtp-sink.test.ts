@@ -1,6 +1,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import nodemailer from 'nodemailer';
+import type { SMTPTransportOptions } from 'nodemailer/lib/smtp-transport';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startSmtpSink } from './smtp-sink.js';
 import type { SmtpSink, SmtpSinkOptions } from './smtp-sink.js';
@@ -14,10 +15,8 @@ async function sinkWith(options?: SmtpSinkOptions): Promise<SmtpSink> {
   return sink;
 }
 
-type TransportOptions = Parameters<typeof nodemailer.createTransport>[0] & object;
-
-/** A plain (non-pooled) nodemailer transport to the sink; extra options are nodemailer's own. */
-function clientFor(sink: SmtpSink, extra: Record<string, unknown> = {}) {
+/** A plain (non-pooled) nodemailer transport to the sink; short timeouts so a broken sink fails fast. */
+function clientFor(sink: SmtpSink, extra: SMTPTransportOptions = {}) {
   const transport = nodemailer.createTransport({
     host: sink.host,
     port: sink.port,
@@ -26,13 +25,13 @@ function clientFor(sink: SmtpSink, extra: Record<string, unknown> = {}) {
     greetingTimeout: 2000,
     socketTimeout: 2000,
     ...extra,
-  } as TransportOptions);
+  });
   transports.push(transport);
   return transport;
 }
 
 /** Resolves with the error a send fails with; fails the test if the send succeeds. */
-async function sendError(promise: Promise<unknown>): Promise<Error & { code?: string; responseCode?: number; command?: string }> {
+async function sendError(promise: Promise<unknown>): Promise<Error & { code?: string; responseCode?: number }> {
   try {
     await promise;
   } catch (error) {
@@ -357,12 +356,13 @@ describe('startSmtpSink', () => {
     const sink = await startSmtpSink({ tls: 'starttls', behavior: { data: () => 'hang' } });
     const hung = clientFor(sink, { socketTimeout: 60_000, tls: { ca: sink.certificate, servername: 'localhost' } }).sendMail(simpleMessage);
     await sink.waitForMessages(1);
-    const idle = net.connect(sink.port, sink.host);
-    await new Promise((resolve) => idle.once('data', resolve));
+    const { socket: idle } = await rawSession(sink.port, []);
+    const idleClosed = new Promise((resolve) => idle.once('close', resolve));
     const started = Date.now();
     await sink.close();
     expect(Date.now() - started).toBeLessThan(1000);
     expect((await sendError(hung)).code).toBe('ECONNECTION');
+    await idleClosed;
     await expect(sink.waitForMessages(5)).rejects.toThrow(/closed/);
   });
 
@@ -370,16 +370,7 @@ describe('startSmtpSink', () => {
     const starttls = await startSmtpSink({ tls: 'starttls' });
     const implicit = await startSmtpSink({ tls: 'implicit' });
     // A client that asks for STARTTLS and then never sends a ClientHello leaves the session mid-upgrade.
-    const upgrading = net.connect(starttls.port, starttls.host);
-    let transcript = '';
-    await new Promise<void>((resolve) => {
-      upgrading.on('data', (chunk) => {
-        transcript += chunk.toString();
-        if (transcript.endsWith('sink\r\n')) upgrading.write('EHLO client.test\r\n');
-        else if (/^250 /m.test(transcript) && !transcript.includes('220 2.0.0') && !transcript.includes('Ready')) upgrading.write('STARTTLS\r\n');
-        if (/^220 .*TLS/im.test(transcript.split('\n').slice(1).join('\n'))) resolve();
-      });
-    });
+    const { transcript, socket: upgrading } = await rawSession(starttls.port, ['EHLO client.test', 'STARTTLS']);
     // A plain TCP client on the implicit TLS port never completes the handshake either.
     const silent = net.connect(implicit.port, implicit.host);
     await new Promise((resolve) => silent.once('connect', resolve));
@@ -389,25 +380,38 @@ describe('startSmtpSink', () => {
     await Promise.all([starttls.close(), implicit.close()]);
     await closedByServer;
     expect(Date.now() - started).toBeLessThan(1000);
-    expect(transcript).toMatch(/STARTTLS/);
+    expect(transcript).toMatch(/^220 .*TLS/m);
   });
 });
 
-/** Reads the greeting and the EHLO reply, to see what the sink advertises. */
-async function rawEhlo(port: number): Promise<string> {
+/**
+ * A bare SMTP client: sends each command once the previous reply is complete and resolves with the transcript,
+ * leaving the socket open (the caller destroys it, or leaves it for close() to deal with).
+ */
+async function rawSession(port: number, commands: string[]): Promise<{ transcript: string; socket: net.Socket }> {
   const socket = net.connect(port, '127.0.0.1');
-  let received = '';
+  const queue = [...commands];
+  let transcript = '';
   await new Promise<void>((resolve, reject) => {
     socket.on('data', (chunk) => {
-      received += chunk.toString();
-      if (/^220 /m.test(received) && !received.includes('EHLO-sent')) {
-        received += 'EHLO-sent\n';
-        socket.write('EHLO client.test\r\n');
+      transcript += chunk.toString();
+      // a reply is complete when its last line has a space after the code
+      if (!/(?:^|\r\n)\d{3} [^\r\n]*\r\n$/.test(transcript)) return;
+      const command = queue.shift();
+      if (command === undefined) {
+        socket.removeAllListeners('data');
+        resolve();
+      } else {
+        socket.write(command + '\r\n');
       }
-      if (/^250 /m.test(received)) resolve();
     });
     socket.once('error', reject);
   });
-  socket.end('QUIT\r\n');
-  return received;
+  return { transcript, socket };
+}
+
+async function rawEhlo(port: number): Promise<string> {
+  const { transcript, socket } = await rawSession(port, ['EHLO client.test']);
+  socket.destroy();
+  return transcript;
 }

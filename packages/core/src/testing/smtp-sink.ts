@@ -1,4 +1,5 @@
-import type { Socket } from 'node:net';
+import type { Server, Socket } from 'node:net';
+import tls from 'node:tls';
 import { simpleParser } from 'mailparser';
 import type { AddressObject, ParsedMail } from 'mailparser';
 import { SMTPServer } from 'smtp-server';
@@ -62,7 +63,7 @@ export interface ReceivedMessage {
   messageId: string | undefined;
   /** mailparser's header map, keys in lower case. Empty when the sink runs with `parse: false`. */
   headers: Map<string, unknown>;
-  /** The text/plain part as sent; never derived from the HTML, so a missing text part stays visible. */
+  /** The text/plain content as sent; undefined when there is none (it is never derived from the HTML). */
   text: string | undefined;
   html: string | undefined;
   attachments: ReceivedAttachment[];
@@ -142,6 +143,7 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}): Promise<Smtp
   const messages: ReceivedMessage[] = [];
   const stats = { connections: 0, messages: 0, rejected: 0 };
   const waiters = new Set<Waiter>();
+  /** Every accepted TCP socket; for TLS sessions these are the plain sockets underneath. */
   const sockets = new Set<Socket>();
   let receivedSinceClear = 0;
   let closing: Promise<void> | undefined;
@@ -199,12 +201,14 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}): Promise<Smtp
     ...(options.size === undefined ? {} : { size: options.size }),
 
     onConnect(session, callback) {
-      answer(ask('connect', () => sink.behavior.connect?.(sinkSession(session))), 'connect', callback);
+      const hook = sink.behavior.connect;
+      answer(hook && ask('connect', () => hook(sinkSession(session))), 'connect', callback);
     },
 
     onAuth(auth, session, callback) {
       const user = auth.username ?? '';
-      const reply = ask('auth', () => sink.behavior.auth?.(user, sinkSession(session)));
+      const hook = sink.behavior.auth;
+      const reply = hook && ask('auth', () => hook(user, sinkSession(session)));
       if (reply && reply.code >= 400) {
         stats.rejected++;
         callback(smtpError(reply, 'auth'));
@@ -218,11 +222,13 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}): Promise<Smtp
     },
 
     onMailFrom(address, session, callback) {
-      answer(ask('mailFrom', () => sink.behavior.mailFrom?.(address.address, sinkSession(session))), 'mailFrom', callback);
+      const hook = sink.behavior.mailFrom;
+      answer(hook && ask('mailFrom', () => hook(address.address, sinkSession(session))), 'mailFrom', callback);
     },
 
     onRcptTo(address, session, callback) {
-      answer(ask('rcptTo', () => sink.behavior.rcptTo?.(address.address, sinkSession(session))), 'rcptTo', callback);
+      const hook = sink.behavior.rcptTo;
+      answer(hook && ask('rcptTo', () => hook(address.address, sinkSession(session))), 'rcptTo', callback);
     },
 
     onData(stream, session, callback) {
@@ -247,7 +253,8 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}): Promise<Smtp
             callback(smtpError({ code: 451, message: `4.3.0 the dev sink could not parse the message: ${reason}` }, 'data'));
             return;
           }
-          const action = ask('data', () => sink.behavior.data?.(message, context));
+          const hook = sink.behavior.data;
+          const action = hook && ask('data', () => hook(message, context));
           if (action === 'hang') {
             // Deliberately never calling back: the client's only way out is its own timeout, as with a stuck server.
             record(message);
@@ -279,21 +286,32 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}): Promise<Smtp
   // smtp-server re-emits client socket errors (resets from clients that time out on a hung sink, TLS failures) on
   // the server; unhandled they would crash the test process, and every one of them is the client's to report.
   server.on('error', () => undefined);
-  server.server.on('connection', (socket: Socket) => {
+
+  // Implicit TLS is terminated by Node's tls.Server, which hands smtp-server sockets that are already secure.
+  // smtp-server's own implicit-TLS listener calls getProtocol() on a TLS socket whose handshake ended because the
+  // socket beneath it closed, and on Node 20 that segfaults (SSL_get_version on a freed SSL). Its close() closes
+  // exactly such sockets when a client has just connected, and a segfault takes the whole test worker down.
+  const listener: Server =
+    tlsMode === 'implicit'
+      ? tls.createServer({ key: testCertificate.key, cert: testCertificate.cert }, (secureSocket) => server.connect(secureSocket))
+      : server.server;
+  listener.on('connection', (socket: Socket) => {
     stats.connections++;
+    // STARTTLS strips every listener from the plain socket, a 'close' listener of ours included, so the set is
+    // pruned here instead.
+    for (const known of sockets) if (known.destroyed) sockets.delete(known);
     sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
   });
 
   await new Promise<void>((resolve, reject) => {
     const onError = (error: Error): void => reject(error);
-    server.server.once('error', onError);
-    server.listen(0, HOST, () => {
-      server.server.off('error', onError);
+    listener.once('error', onError);
+    listener.listen(0, HOST, () => {
+      listener.off('error', onError);
       resolve();
     });
   });
-  const address = server.server.address();
+  const address = listener.address();
   if (!address || typeof address === 'string') throw new Error('startSmtpSink: the server is not listening on a TCP port.');
   const port = address.port;
 
@@ -352,9 +370,10 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}): Promise<Smtp
           waiter.reject(new Error(`waitForMessages(${waiter.count}): the sink was closed after ${receivedSinceClear} message(s).`));
         }
         waiters.clear();
-        // smtp-server's own close() waits up to 30 s for clients to say QUIT and a hung client never will; it still
-        // stops the listener and resolves once every socket is gone, so the sockets are destroyed under it.
-        server.close(() => resolve());
+        // Not smtp-server's close(): it gives clients 30 s to say QUIT, and a hung client never will. Closing the
+        // listener resolves once every socket is gone, so they are destroyed here, TLS sockets before the plain
+        // sockets under them.
+        listener.close(() => resolve());
         for (const connection of server.connections) connection._socket.destroy();
         for (const socket of sockets) socket.destroy();
       });
@@ -449,7 +468,8 @@ async function toReceivedMessage(
     cc: addressText(parsed.cc),
     messageId: parsed.messageId,
     headers: parsed.headers,
-    text: parsed.text,
+    // With skipHtmlToText mailparser reports an HTML-only message's text as ''.
+    text: parsed.text || undefined,
     html: parsed.html === false ? undefined : parsed.html,
     attachments: parsed.attachments.map((attachment) => ({
       filename: attachment.filename,
