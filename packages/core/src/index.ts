@@ -51,3 +51,9 @@ export { ConfigError } from './errors/config-error.js';
 export { TemplateError } from './errors/template-error.js';
 export { SmtpError } from './errors/smtp-error.js';
 export type { SmtpAttempt, SmtpFailureClass, SmtpErrorDetails } from './errors/smtp-error.js';
+
+export { createMailTools, MAIL_TOOL_NAMES } from './tools/create-mail-tools.js';
+export type { MailToolName, MailToolsOptions } from './tools/create-mail-tools.js';
+export { defineTool } from './tools/define-tool.js';
+export type { MailTool, ToolContext, ToolAnnotations, ToolOutcome, ToolErrorPayload } from './tools/define-tool.js';
+export { toToolError, formatToolError } from './tools/tool-error.js';

@@ -1,0 +1,44 @@
+import { AgentSmtpError } from '../errors/agent-smtp-error.js';
+import { SmtpError } from '../errors/smtp-error.js';
+import { TemplateError } from '../errors/template-error.js';
+import { ValidationError } from '../errors/validation-error.js';
+import type { ToolErrorPayload } from './define-tool.js';
+
+const HINTS: Record<string, string> = {
+  VALIDATION_ERROR: 'Fix the field named in "field" and call the tool again. Nothing was sent.',
+  TEMPLATE_ERROR: 'Pass a value for every variable named in "missing" (or remove the placeholders) and call again. Nothing was sent.',
+  IDEMPOTENCY_CONFLICT: 'This idempotency_key was already used for a different email. Use a new key for a new email; reuse a key only to retry the same email.',
+  SMTP_REJECTED: 'The mail server refused this email for good. Do not retry the same email; check the recipient address or the content, and tell the user what the server said.',
+  SMTP_UNAVAILABLE: 'No mail server could take the email right now. Nothing was sent. Try again later (after retry_at if given) with the same idempotency_key, or tell the user.',
+  SMTP_TRANSIENT: 'A mail server failed temporarily. Nothing was sent. Try again later with the same idempotency_key.',
+  SMTP_AUTH: 'The mail server refused the configured credentials or TLS settings. Retrying will not help; tell the user to check the SMTP configuration.',
+  NOT_FOUND: 'Nothing with that id exists for this user. Check the id returned by send_email.',
+  CONFIG_ERROR: 'The email configuration is wrong. Tell the user; retrying will not help.',
+  CLOSED: 'The mailer was shut down. Tell the user.',
+};
+
+/**
+ * Turns an SDK error into a result a model can act on. Only our own typed errors become results: anything
+ * else is a programming fault and is rethrown. Messages carry no stack, no password, no other tenant's data.
+ */
+export function toToolError(error: unknown): ToolErrorPayload {
+  if (!AgentSmtpError.isInstance(error)) throw error;
+  return {
+    code: error.code,
+    message: error.message,
+    ...(error instanceof ValidationError ? { field: error.field } : {}),
+    ...(error instanceof TemplateError && error.missing.length ? { missing: error.missing } : {}),
+    retryable: error.retryable,
+    ...(error instanceof SmtpError && error.retryAt ? { retry_at: error.retryAt.toISOString() } : {}),
+    hint: HINTS[error.code] ?? 'Tell the user what went wrong.',
+  };
+}
+
+/** Formats an error payload as one short paragraph for frameworks that show the model text. */
+export function formatToolError(error: ToolErrorPayload): string {
+  const parts = [`Error ${error.code}: ${error.message}`];
+  if (error.missing?.length) parts.push(`Missing: ${error.missing.join(', ')}.`);
+  if (error.retry_at) parts.push(`Retry after ${error.retry_at}.`);
+  parts.push(error.hint);
+  return parts.join(' ');
+}
