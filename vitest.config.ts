@@ -22,17 +22,16 @@ const alias = readdirSync(packagesDir).flatMap((dir) => {
 export default defineConfig({
   resolve: { alias },
   test: {
-    projects: [
-      {
-        extends: true,
-        test: {
-          name: 'core',
-          root: './packages/core',
-          include: ['src/**/*.test.ts'],
-          testTimeout: 20_000,
-          hookTimeout: 20_000,
-        },
+    // One project per package, so `npm test` runs them all and `--project core` runs one.
+    projects: readdirSync(packagesDir).map((dir) => ({
+      extends: true,
+      test: {
+        name: dir,
+        root: `./packages/${dir}`,
+        include: ['src/**/*.test.ts'],
+        testTimeout: 20_000,
+        hookTimeout: 20_000,
       },
-    ],
+    })),
   },
 });

@@ -1,0 +1,1 @@
+export { createLangChainTools } from './create-langchain-tools.js';
