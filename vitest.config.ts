@@ -23,15 +23,13 @@ export default defineConfig({
   resolve: { alias },
   test: {
     // One project per package, so `npm test` runs them all and `--project core` runs one.
-    projects: readdirSync(packagesDir).map((dir) => ({
-      extends: true,
-      test: {
-        name: dir,
-        root: `./packages/${dir}`,
-        include: ['src/**/*.test.ts'],
-        testTimeout: 20_000,
-        hookTimeout: 20_000,
-      },
-    })),
+    projects: [
+      ...readdirSync(packagesDir).map((dir) => ({
+        extends: true as const,
+        test: { name: dir, root: `./packages/${dir}`, include: ['src/**/*.test.ts'], testTimeout: 20_000, hookTimeout: 20_000 },
+      })),
+      // Tests across packages (e.g. adapter parity) live outside any one package: no package imports a sibling.
+      { extends: true as const, test: { name: 'cross-package', root: './tests', include: ['**/*.test.ts'], testTimeout: 20_000 } },
+    ],
   },
 });
