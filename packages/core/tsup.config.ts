@@ -1,13 +1,4 @@
 import { defineConfig } from 'tsup';
+import { baseTsupOptions } from '../../tsup.base.js';
 
-export default defineConfig({
-  entry: ['src/index.ts', 'src/testing.ts'],
-  format: ['esm'],
-  dts: true,
-  sourcemap: true,
-  clean: true,
-  target: 'node20',
-  platform: 'node',
-  splitting: true,
-  treeshake: true,
-});
+export default defineConfig({ ...baseTsupOptions, entry: ['src/index.ts', 'src/testing.ts'], splitting: true });
