@@ -37,7 +37,7 @@ export interface MailToolsOptions {
 
 const recipients = z.union([z.string().min(3).max(2_000), z.array(z.string().min(3).max(320)).min(1).max(100)]);
 
-const sendEmailInput = z.object({
+const sendEmailInput = z.strictObject({
   to: recipients.describe('Recipient(s): "ada@example.com", "Ada Lovelace <ada@example.com>", or a list of them.'),
   cc: recipients.optional().describe('Copy recipients, visible to everyone. Same forms as "to".'),
   bcc: recipients.optional().describe('Hidden recipients: they get the email but no one sees them. Same forms as "to".'),
@@ -56,7 +56,7 @@ const sendEmailInput = z.object({
   references: z.array(z.string().max(998)).max(50).optional().describe('When replying: the Message-IDs of the thread so far, oldest first.'),
   attachments: z
     .array(
-      z.object({
+      z.strictObject({
         filename: z.string().min(1).max(255).describe('File name shown to the recipient, e.g. "report.pdf".'),
         content_base64: z.string().describe('The file content, base64-encoded.'),
         content_type: z.string().max(255).optional().describe('MIME type, e.g. "application/pdf". Guessed from the file name if omitted.'),
@@ -88,7 +88,7 @@ const sendEmailOutput = z.object({
   replayed: z.boolean().describe('True when this is the stored result of an earlier call with the same idempotency_key.'),
 });
 
-const emptyInput = z.object({});
+const emptyInput = z.strictObject({});
 
 const serverStatus = z.object({
   name: z.string(),
@@ -178,7 +178,7 @@ export function createMailTools(mailer: Mailer, options: MailToolsOptions = {}):
         'get_email_status',
         'Look up an email sent earlier by the id send_email returned. Returns its status (sending, sent, failed, unknown), recipients accepted and rejected, the error if it failed, and the history of status changes. Changes nothing.',
       ),
-      inputSchema: z.object({ id: z.string().min(1).max(200).describe('The id returned by send_email, e.g. "msg_…".') }),
+      inputSchema: z.strictObject({ id: z.string().min(1).max(200).describe('The id returned by send_email, e.g. "msg_…".') }),
       outputSchema: statusOutput,
       annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
       async execute(input) {
@@ -245,7 +245,7 @@ export function createMailTools(mailer: Mailer, options: MailToolsOptions = {}):
         'switch_smtp_server',
         'Prefer one SMTP server, by the name get_smtp_status shows, for the emails that follow; the others stay as fallbacks. Pass an empty name to go back to the configured priority order. Use only when the user asks for it.',
       ),
-      inputSchema: z.object({
+      inputSchema: z.strictObject({
         name: z.string().max(200).describe('The server name from get_smtp_status, or "" for the configured priority order.'),
       }),
       outputSchema: serversOutput,

@@ -1,0 +1,225 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { describeSmtpEnv } from '@agent-smtp/core';
+import { type SmtpSink, startSmtpSink } from '@agent-smtp/core/testing';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { afterEach, describe, expect, it } from 'vitest';
+import { main, parseCliArgs } from './cli.js';
+
+const CLI = fileURLToPath(new URL('./cli.ts', import.meta.url));
+const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+// Runs the TypeScript source the way the package's bin runs dist/cli.js: a separate node process.
+const NODE_ARGS = ['--conditions=@agent-smtp/source', '--import', 'tsx', CLI];
+
+let sink: SmtpSink | undefined;
+let client: Client | undefined;
+const children: ChildProcess[] = [];
+
+afterEach(async () => {
+  await client?.close();
+  client = undefined;
+  for (const child of children.splice(0)) {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL');
+      await new Promise((resolve) => child.once('exit', resolve));
+    }
+  }
+  await sink?.close();
+  sink = undefined;
+});
+
+function sinkEnv(s: SmtpSink): Record<string, string> {
+  return { PATH: process.env.PATH!, SMTP_HOST: '127.0.0.1', SMTP_PORT: String(s.port), SMTP_USE_TLS: 'false', SMTP_FROM_EMAIL: 'agent@example.com' };
+}
+
+interface Run {
+  child: ChildProcess;
+  stderr: () => string;
+  stdout: () => string;
+  exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+function runCli(args: string[], env: Record<string, string>): Run {
+  const child = spawn(process.execPath, [...NODE_ARGS, ...args], { cwd: REPO_ROOT, env, stdio: ['pipe', 'pipe', 'pipe'] });
+  children.push(child);
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (c: Buffer) => (stdout += c.toString()));
+  child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('close', (code, signal) => resolve({ code, signal })),
+  );
+  return { child, stdout: () => stdout, stderr: () => stderr, exit };
+}
+
+async function waitFor<T>(probe: () => T | undefined, what: string, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+describe('parseCliArgs', () => {
+  it('defaults to stdio on 127.0.0.1:8000', () => {
+    expect(parseCliArgs([])).toEqual({ transport: 'stdio', host: '127.0.0.1', port: 8000, help: false, version: false });
+    expect(parseCliArgs(['--transport', 'http', '--host', '::1', '--port=0'])).toMatchObject({ transport: 'http', host: '::1', port: 0 });
+    expect(parseCliArgs(['-h']).help).toBe(true);
+  });
+
+  it.each([
+    [['--transport', 'sse'], '--transport'],
+    [['--port', '70000'], '--port'],
+    [['--port', '80a'], '--port'],
+    [['--port', '-1'], undefined],
+    [['--nope'], undefined],
+    [['extra'], undefined],
+  ])('refuses %j with a ConfigError', (argv, setting) => {
+    let caught: unknown;
+    try {
+      parseCliArgs(argv);
+    } catch (err) {
+      caught = err;
+    }
+    expect(caught).toMatchObject({ code: 'CONFIG_ERROR', ...(setting ? { setting } : {}) });
+  });
+});
+
+describe('main (in-process)', () => {
+  function capture(): { io: { stdout: (t: string) => void; stderr: (t: string) => void }; out: string[]; err: string[] } {
+    const out: string[] = [];
+    const err: string[] = [];
+    return { io: { stdout: (t) => out.push(t), stderr: (t) => err.push(t) }, out, err };
+  }
+
+  it('--help prints usage and every environment variable, including AGENT_SMTP_MCP_TOKEN', async () => {
+    const { io, out, err } = capture();
+    expect(await main(['--help'], {}, io)).toBe(0);
+    const help = out.join('');
+    expect(help).toContain('--transport');
+    expect(help).toContain('--port');
+    for (const row of describeSmtpEnv()) expect(help).toContain(row.variable);
+    expect(help).toContain('AGENT_SMTP_MCP_TOKEN');
+    expect(err).toEqual([]);
+  });
+
+  it('--version prints the package version', async () => {
+    const { io, out } = capture();
+    expect(await main(['--version'], {}, io)).toBe(0);
+    expect(out.join('')).toMatch(/^\d+\.\d+\.\d+/);
+  });
+
+  it('exits 2 with one line for a bad --port', async () => {
+    const { io, out, err } = capture();
+    expect(await main(['--transport', 'http', '--port', 'abc'], { SMTP_HOST: '127.0.0.1' }, io)).toBe(2);
+    expect(err).toHaveLength(1);
+    expect(err[0]).toMatch(/^agent-smtp-mcp: --port is "abc".*\n$/);
+    expect(out).toEqual([]);
+  });
+
+  it('never prints a password in a configuration error', async () => {
+    const { io, err } = capture();
+    expect(await main([], { SMTP_HOST: '127.0.0.1', SMTP_PASSWORD: 's3cret-pa55word' }, io)).toBe(2);
+    expect(err).toHaveLength(1);
+    expect(err[0]).toContain('SMTP_USERNAME');
+    expect(err[0]).not.toContain('s3cret-pa55word');
+  });
+
+  it('runs the HTTP transport until aborted, then exits 0', async () => {
+    sink = await startSmtpSink();
+    const { io, err } = capture();
+    const stop = new AbortController();
+    const running = main(['--transport', 'http', '--port', '0'], sinkEnv(sink), { ...io, signal: stop.signal });
+    const url = await waitFor(() => /listening on (http:\S+\/mcp)/.exec(err.join(''))?.[1], 'the URL line');
+    client = new Client({ name: 'in-process', version: '1.0.0' });
+    await client.connect(new StreamableHTTPClientTransport(new URL(url)));
+    await client.callTool({ name: 'send_email', arguments: { to: 'ada@example.com', subject: 'in-process main', body: 'x' } });
+    expect((await sink.waitForMessages(1))[0]!.subject).toBe('in-process main');
+    await client.close();
+    client = undefined;
+    stop.abort();
+    expect(await running).toBe(0);
+  });
+});
+
+describe('agent-smtp-mcp as a process', () => {
+  it('serves MCP over stdio: lists tools and sends email through SMTP_HOST', async () => {
+    sink = await startSmtpSink();
+    const transport = new StdioClientTransport({
+      command: process.execPath,
+      args: [...NODE_ARGS, '--transport', 'stdio'],
+      env: sinkEnv(sink),
+      cwd: REPO_ROOT,
+      stderr: 'pipe',
+    });
+    let stderr = '';
+    transport.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+    client = new Client({ name: 'stdio-test', version: '1.0.0' });
+    await client.connect(transport);
+    const pid = transport.pid!;
+
+    const { tools } = await client.listTools();
+    expect(tools).toHaveLength(7);
+    const result = (await client.callTool({
+      name: 'send_email',
+      arguments: { to: ['ada@example.com', 'grace@example.com'], subject: 'Over stdio', body: 'Hello from a child process.' },
+    })) as CallToolResult;
+    expect(result.isError).toBeFalsy();
+    const [received] = await sink.waitForMessages(1);
+    expect(received!.subject).toBe('Over stdio');
+    expect(received!.envelope.to).toEqual(['ada@example.com', 'grace@example.com']);
+    expect(received!.envelope.from).toBe('agent@example.com');
+
+    // Closing the client ends the child's stdin; the CLI must shut down on its own (no SIGTERM needed).
+    await client.close();
+    client = undefined;
+    expect(() => process.kill(pid, 0)).toThrow();
+    // The client sends SIGTERM only if the child outlives stdin by 2 s; the log says which way it stopped.
+    expect(stderr).toContain('"reason":"stdin closed"');
+    // Logs went to stderr as JSON lines; stdout carried nothing but the protocol (or the client would have failed).
+    const logs = stderr.trim().split('\n').filter(Boolean);
+    expect(logs.length).toBeGreaterThan(0);
+    for (const line of logs) expect(() => JSON.parse(line), line).not.toThrow();
+    expect(stderr).toContain('email sent');
+  });
+
+  it('serves Streamable HTTP, prints the URL on stderr, and exits 0 on SIGTERM', async () => {
+    sink = await startSmtpSink();
+    const run = runCli(['--transport', 'http', '--port', '0'], sinkEnv(sink));
+    const url = await waitFor(() => /listening on (http:\/\/127\.0\.0\.1:\d+\/mcp)/.exec(run.stderr())?.[1], 'the URL line');
+    client = new Client({ name: 'http-cli-test', version: '1.0.0' });
+    await client.connect(new StreamableHTTPClientTransport(new URL(url)));
+    await client.callTool({ name: 'send_email', arguments: { to: 'ada@example.com', subject: 'Over HTTP from the CLI', body: 'x' } });
+    expect((await sink.waitForMessages(1))[0]!.subject).toBe('Over HTTP from the CLI');
+    await client.close();
+    client = undefined;
+    expect(run.stdout()).toBe('');
+
+    run.child.kill('SIGTERM');
+    expect(await run.exit).toEqual({ code: 0, signal: null });
+  });
+
+  it('refuses --host 0.0.0.0 without AGENT_SMTP_MCP_TOKEN: exit 2, one line', async () => {
+    sink = await startSmtpSink();
+    const run = runCli(['--transport', 'http', '--host', '0.0.0.0', '--port', '0'], sinkEnv(sink));
+    expect(await run.exit).toEqual({ code: 2, signal: null });
+    const lines = run.stderr().trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^agent-smtp-mcp: .*AGENT_SMTP_MCP_TOKEN/);
+    expect(run.stdout()).toBe('');
+  });
+
+  it('exits 2 with one line naming SMTP_HOST when no server is configured', async () => {
+    const run = runCli([], { PATH: process.env.PATH! });
+    expect(await run.exit).toEqual({ code: 2, signal: null });
+    const lines = run.stderr().trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^agent-smtp-mcp: .*SMTP_HOST/);
+    expect(run.stderr()).not.toMatch(/\n\s+at /);
+  });
+});

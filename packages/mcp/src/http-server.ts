@@ -1,0 +1,242 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { isIPv4, isIPv6 } from 'node:net';
+import { ConfigError, type Logger, type Mailer, safeLogger } from '@agent-smtp/core';
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import { createMcpServer } from './create-mcp-server.js';
+import { VERSION } from './version.js';
+
+export interface McpHttpServerOptions {
+  /** The mailer every request's MCP server sends through. */
+  mailer: Mailer;
+  /** Interface to bind. Default `127.0.0.1`. Anything but a loopback address requires `token`. */
+  host?: string;
+  /** Port to bind; `0` picks a free one (read it from the result). Default `8000`. */
+  port?: number;
+  /** When set, `/mcp` requires `Authorization: Bearer <token>`. The CLI reads it from `AGENT_SMTP_MCP_TOKEN`. */
+  token?: string;
+  /** pino-compatible; everything logged through it is redacted. Default: logs nothing. */
+  logger?: Logger;
+}
+
+export interface McpHttpServer {
+  /** `http://host:port`, with the port actually bound. The MCP endpoint is `${url}/mcp`. */
+  url: string;
+  port: number;
+  /** Stops accepting connections and resolves once the requests in flight have finished. */
+  close(): Promise<void>;
+}
+
+/** The environment variable the CLI reads the bearer token from; named in the error when one is needed. */
+export const MCP_TOKEN_ENV = 'AGENT_SMTP_MCP_TOKEN';
+
+const MAX_BODY_BYTES = 10 * 1024 * 1024;
+const CLOSE_GRACE_MS = 5_000;
+
+/** True for `localhost`, `127.0.0.0/8`, `::1` (with or without brackets) and IPv4-mapped `::ffff:127.x.y.z`. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.trim().toLowerCase().replace(/^\[(.*)\]$/, '$1');
+  if (h === 'localhost') return true;
+  if (isIPv4(h)) return h.startsWith('127.');
+  if (isIPv6(h)) {
+    if (h === '::1' || h === '0:0:0:0:0:0:0:1') return true;
+    const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(h);
+    return mapped !== null && mapped[1]!.startsWith('127.');
+  }
+  return false;
+}
+
+/**
+ * Throws `ConfigError` (setting `AGENT_SMTP_MCP_TOKEN`) when `host` is reachable from other machines and no token
+ * protects it: the tools send real email, so an open port would be an open relay for anyone who finds it.
+ */
+export function assertSafeBinding(host: string, token: string | undefined): void {
+  if (token || isLoopbackHost(host)) return;
+  throw new ConfigError(
+    `Refusing to listen on ${host} without a token: anyone who can reach it could send email. ` +
+      `Set ${MCP_TOKEN_ENV} to a long random secret (clients send it as "Authorization: Bearer <token>"), or bind to 127.0.0.1.`,
+    { setting: MCP_TOKEN_ENV },
+  );
+}
+
+/**
+ * Serves the agent-smtp tools over stateless Streamable HTTP at `POST /mcp` (JSON responses, no sessions: each
+ * request gets a fresh `McpServer`), and `GET /health`. Resolves once listening.
+ */
+export async function startMcpHttpServer(options: McpHttpServerOptions): Promise<McpHttpServer> {
+  const { mailer } = options;
+  // `[::1]` is how a URL writes an IPv6 address; listen() wants it bare.
+  const host = (options.host ?? '127.0.0.1').replace(/^\[(.*)\]$/, '$1');
+  const requestedPort = options.port ?? 8000;
+  const token = options.token || undefined;
+  const logger = safeLogger(options.logger);
+  if (!Number.isInteger(requestedPort) || requestedPort < 0 || requestedPort > 65_535) {
+    throw new ConfigError(`port is ${String(requestedPort)} but must be a whole number from 0 to 65535.`, { setting: 'port' });
+  }
+  assertSafeBinding(host, token);
+  const loopback = isLoopbackHost(host);
+  const expectedTokenDigest = token === undefined ? undefined : sha256(token);
+
+  // Filled in once listening, so that port 0 checks the port actually bound.
+  let allowedHosts = new Set<string>();
+
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const path = (req.url ?? '/').split('?')[0];
+    // DNS rebinding: a web page can make a browser send requests to 127.0.0.1 under the attacker's host name.
+    // Only names that mean this machine are accepted while bound to loopback.
+    if (loopback && !allowedHosts.has((req.headers.host ?? '').toLowerCase())) {
+      sendJson(res, 403, rpcError(-32000, `Forbidden: Host header ${JSON.stringify(req.headers.host ?? '')} is not this server.`));
+      return;
+    }
+    if (path === '/health') {
+      if (req.method !== 'GET' && req.method !== 'HEAD') {
+        sendJson(res, 405, { error: 'Method not allowed: use GET.' }, { Allow: 'GET, HEAD' });
+        return;
+      }
+      sendJson(res, 200, health(mailer));
+      return;
+    }
+    if (path !== '/mcp') {
+      sendJson(res, 404, { error: `Not found: ${path}. The MCP endpoint is POST /mcp; health is GET /health.` });
+      return;
+    }
+    if (expectedTokenDigest !== undefined) {
+      const presented = bearerToken(req.headers.authorization);
+      if (presented === undefined || !timingSafeEqual(sha256(presented), expectedTokenDigest)) {
+        const challenge = presented === undefined ? 'Bearer realm="agent-smtp"' : 'Bearer realm="agent-smtp", error="invalid_token"';
+        sendJson(res, 401, rpcError(-32001, 'Unauthorized: send "Authorization: Bearer <token>".'), { 'WWW-Authenticate': challenge });
+        return;
+      }
+    }
+    if (req.method !== 'POST') {
+      // Stateless: no standalone SSE stream (GET) and no session to end (DELETE).
+      sendJson(res, 405, rpcError(-32000, 'Method not allowed.'), { Allow: 'POST' });
+      return;
+    }
+
+    const body = await readBody(req);
+    if (body === 'too-large') {
+      sendJson(res, 413, rpcError(-32000, `Request body larger than ${MAX_BODY_BYTES} bytes.`), { Connection: 'close' });
+      return;
+    }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(body.toString('utf8'));
+    } catch {
+      sendJson(res, 400, rpcError(-32700, 'Parse error: the body is not valid JSON.'));
+      return;
+    }
+
+    const server = createMcpServer({ mailer });
+    const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
+    res.on('close', () => {
+      void transport.close();
+      void server.close();
+    });
+    await server.connect(transport);
+    await transport.handleRequest(req, res, parsed);
+  };
+
+  const httpServer: Server = createServer((req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      logger.error({ err, method: req.method, url: req.url }, 'MCP HTTP request failed');
+      if (!res.headersSent) sendJson(res, 500, rpcError(-32603, 'Internal server error.'));
+      else res.destroy();
+    });
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    httpServer.once('error', reject);
+    httpServer.listen(requestedPort, host, () => {
+      httpServer.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (httpServer.address() as AddressInfo).port;
+  const urlHost = formatHost(host);
+  allowedHosts = new Set(
+    ['127.0.0.1', 'localhost', '[::1]', urlHost.toLowerCase()].flatMap((name) => (port === 80 ? [name, `${name}:80`] : [`${name}:${port}`])),
+  );
+  const url = `http://${urlHost}:${port}`;
+  logger.debug({ url, auth: token === undefined ? 'none' : 'bearer' }, 'MCP HTTP server listening');
+
+  let closing: Promise<void> | undefined;
+  return {
+    url,
+    port,
+    close() {
+      closing ??= new Promise<void>((resolve, reject) => {
+        const force = setTimeout(() => httpServer.closeAllConnections(), CLOSE_GRACE_MS);
+        force.unref();
+        httpServer.close((err) => {
+          clearTimeout(force);
+          if (err) reject(err);
+          else resolve();
+        });
+        httpServer.closeIdleConnections();
+      });
+      return closing;
+    },
+  };
+}
+
+function health(mailer: Mailer): Record<string, unknown> {
+  // Names and states only: hosts, ports and usernames stay off an endpoint that needs no token.
+  const servers = mailer.status().servers.map((s) => ({ name: s.name, state: s.state, healthy: s.healthy }));
+  return { status: 'ok', name: 'agent-smtp', version: VERSION, servers };
+}
+
+function bearerToken(header: string | undefined): string | undefined {
+  const match = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(header ?? '');
+  return match?.[1];
+}
+
+// Hashing first gives timingSafeEqual two buffers of equal length, and leaks nothing about the token's length.
+function sha256(value: string): Buffer {
+  return createHash('sha256').update(value, 'utf8').digest();
+}
+
+function readBody(req: IncomingMessage): Promise<Buffer | 'too-large'> {
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > MAX_BODY_BYTES) {
+    req.resume();
+    return Promise.resolve('too-large');
+  }
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size > MAX_BODY_BYTES) {
+        req.off('data', onData);
+        req.resume();
+        resolve('too-large');
+        return;
+      }
+      chunks.push(chunk);
+    };
+    req.on('data', onData);
+    req.once('end', () => resolve(Buffer.concat(chunks)));
+    req.once('error', reject);
+  });
+}
+
+function rpcError(code: number, message: string): Record<string, unknown> {
+  return { jsonrpc: '2.0', error: { code, message }, id: null };
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'Content-Type': 'application/json',
+    'Content-Length': Buffer.byteLength(text),
+    'Cache-Control': 'no-store',
+    ...headers,
+  });
+  res.end(text);
+}
+
+function formatHost(host: string): string {
+  return isIPv6(host) ? `[${host}]` : host;
+}
