@@ -241,7 +241,8 @@ function isEntryPoint(): boolean {
   }
 }
 
-if (isEntryPoint()) {
+/** Runs the CLI as a program: exits with main's code, and reports a crash as one JSON line on stderr. */
+export function runCli(): void {
   const crash = (err: unknown): void => {
     process.stderr.write(`${JSON.stringify({ level: 'error', time: new Date().toISOString(), msg: 'crashed', err: redact(err) })}\n`);
     process.exit(1);
@@ -250,3 +251,5 @@ if (isEntryPoint()) {
   process.on('unhandledRejection', crash);
   main().then((code) => process.exit(code), crash);
 }
+
+if (isEntryPoint()) runCli();
