@@ -1,5 +1,5 @@
 export { createMailer, Mailer } from './mailer/mailer.js';
-export type { MailerOptions, MailerStatus, SendResult } from './mailer/mailer.js';
+export type { MailerOptions, MailerStatus, SendResult, EnqueueResult, MessageStatusReport } from './mailer/mailer.js';
 
 export { emailSchema, attachmentSchema, addressListSchema } from './message/email-schema.js';
 export type { OutgoingEmail, AttachmentInput } from './message/email-schema.js';
@@ -28,17 +28,31 @@ export { MemoryStore } from './store/memory-store.js';
 export type { MemoryStoreOptions } from './store/memory-store.js';
 export type {
   MailStore,
-  MessageStore,
-  AuditStore,
-  MessageRecord,
-  NewMessageRecord,
-  MessageUpdate,
-  MessageStatus,
+  OutboxStore,
+  OutboxRecord,
+  OutboxStatus,
+  NewOutboxRecord,
+  StoredEmail,
+  StoredAttachment,
+  Lease,
+  EnqueueResult as OutboxEnqueueResult,
+  Settlement,
   MessageError,
-  StatusChange,
-  InsertResult,
+  Metadata,
+  EventStore,
+  MailEvent,
+  MailEventType,
+  SuppressionStore,
+  Suppression,
+  AuditStore,
   AuditEntry,
+  CounterStore,
+  CredentialStore,
+  StoredCredential,
 } from './store/mail-store.js';
+export { OutboxWorker } from './outbox/outbox-worker.js';
+export type { WorkerOptions } from './outbox/outbox-worker.js';
+export type { RetryOptions } from './outbox/settlement.js';
 
 export { silentLogger, safeLogger, redact } from './logger/logger.js';
 export type { Logger } from './logger/logger.js';

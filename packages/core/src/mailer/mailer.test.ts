@@ -187,9 +187,9 @@ describe('Mailer.send against a real SMTP server', () => {
     const m = mailer({ servers: [server.serverConfig()], store, ownerId: 'user-1', agentId: 'agent-a' });
     const result = await m.send({ to: 'ada@example.com', subject: 's', text: 't' });
     const record = await m.getStatus(result.id);
-    expect(record!.history.map((h) => h.status)).toEqual(['sending', 'sent']);
+    expect(record!.history.map((h) => h.type)).toEqual(['queued', 'claimed', 'sent']);
     expect(record).toMatchObject({ ownerId: 'user-1', agentId: 'agent-a', server: result.server });
-    expect(await store.messages.get('someone-else', result.id)).toBeUndefined();
+    expect(await store.outbox.get('someone-else', result.id)).toBeUndefined();
     const audit = await store.audit.list('user-1');
     expect(audit[0]).toMatchObject({ action: 'send', outcome: 'ok', agentId: 'agent-a', messageId: result.id });
     expect(JSON.stringify({ audit, record, status: m.status() })).not.toContain('hunter2-very-secret');

@@ -9,15 +9,18 @@ import { TemplateError } from '../errors/template-error.js';
 import { ValidationError } from '../errors/validation-error.js';
 import { type Logger, safeLogger } from '../logger/logger.js';
 import { type AddressInput, type AddressListInput, type ParsedAddress, parseAddress, parseAddressList } from '../message/address.js';
-import { buildPoolMessage } from '../message/build-pool-message.js';
+import { buildPoolMessage, envelopeRecipients } from '../message/build-pool-message.js';
 import type { OutgoingEmail } from '../message/email-schema.js';
 import { fingerprintEmail } from '../message/fingerprint.js';
 import { DEFAULT_LIMITS, type MessageLimits } from '../message/limits.js';
 import { assertSingleLine, type NormalizedEmail, normalizeEmail } from '../message/normalize-email.js';
+import { toStoredEmail } from '../message/stored-email.js';
 import type { BackoffOptions } from '../pool/backoff.js';
 import type { ServerStatus } from '../pool/server-state.js';
-import { type PoolSendResult, type RejectedRecipient, SmtpPool, type VerifyResult } from '../pool/smtp-pool.js';
-import type { MailStore, MessageError, MessageRecord } from '../store/mail-store.js';
+import { type RejectedRecipient, SmtpPool, type VerifyResult } from '../pool/smtp-pool.js';
+import { OutboxWorker, type WorkerOptions } from '../outbox/outbox-worker.js';
+import { DEFAULT_RETRY, describeError, failureSettlement, type RetryOptions, settlementOf } from '../outbox/settlement.js';
+import type { MailEvent, MailStore, OutboxRecord, OutboxStatus, Settlement } from '../store/mail-store.js';
 import { MemoryStore } from '../store/memory-store.js';
 import { TemplateEngine } from '../template/template-engine.js';
 
@@ -36,6 +39,8 @@ export interface MailerOptions {
   /** The agent this mailer acts for, recorded on every record and audit entry. */
   agentId?: string;
   pool?: { backoff?: BackoffOptions; maxRetryWaitMs?: number; maxRequeues?: number };
+  /** Queued sends: tries per message (default 5), backoff between them, and the lease of a direct send. */
+  outbox?: { maxAttempts?: number; retry?: RetryOptions; leaseMs?: number };
   /** pino-compatible; everything logged through it is redacted. Default: logs nothing. */
   logger?: Logger;
   /** Environment read when `servers` is not given and by `reload()` without arguments. Default: `process.env`. */
@@ -48,18 +53,32 @@ export interface SendResult {
   /** The Message-ID header, e.g. `<…@example.com>`. */
   messageId: string;
   /**
-   * `sent`: the server accepted it. `unknown`: the connection broke after the whole message was sent, so
-   * it may have been delivered; it is not resent automatically. `sending`: another call with the same
-   * idempotency key is still sending it.
+   * `sent`: the server accepted it. `unknown`: the connection broke after the whole message was sent, so it may
+   * have been delivered; it is not resent automatically. For a replayed idempotency key, whatever the first
+   * message's status is now (`queued`, `sending`, `cancelled`…).
    */
-  status: 'sent' | 'unknown' | 'sending';
+  status: OutboxStatus;
   server: string | undefined;
   accepted: string[];
   rejected: string[];
   rejectedReasons: RejectedRecipient[];
   response: string | undefined;
-  /** True when this result is the stored outcome of an earlier send with the same idempotency key. */
+  /** True when this result is the stored outcome of an earlier call with the same idempotency key. */
   replayed: boolean;
+}
+
+export interface EnqueueResult {
+  id: string;
+  messageId: string;
+  status: OutboxStatus;
+  sendAt: Date;
+  /** True when the idempotency key was seen before: nothing new was queued. */
+  replayed: boolean;
+}
+
+/** A message's record with the history of what happened to it, oldest first. */
+export interface MessageStatusReport extends OutboxRecord {
+  history: MailEvent[];
 }
 
 export interface MailerStatus {
@@ -85,8 +104,12 @@ export class Mailer {
   private readonly defaultFrom: ParsedAddress | undefined;
   private readonly defaultReplyTo: ParsedAddress[];
   private readonly defaultHeaders: Record<string, string>;
+  private readonly maxAttempts: number;
+  private readonly leaseMs: number;
+  private readonly directWorkerId = `direct:${process.pid}:${randomUUID().slice(0, 8)}`;
   private serverFrom: ParsedAddress | undefined;
-  private readonly inFlight = new Map<string, Promise<SendResult>>();
+  private readonly inFlight = new Map<string, Promise<unknown>>();
+  private readonly workers = new Set<OutboxWorker>();
 
   constructor(options: MailerOptions = {}) {
     this.env = options.env ?? process.env;
@@ -99,6 +122,9 @@ export class Mailer {
     this.defaultReplyTo = parseAddressList(options.defaults?.replyTo, 'defaults.replyTo');
     this.defaultHeaders = options.defaults?.headers ?? {};
     for (const [name, value] of Object.entries(this.defaultHeaders)) assertSingleLine(value, `defaults.headers.${name}`);
+    this.maxAttempts = options.outbox?.maxAttempts ?? 5;
+    this.leaseMs = options.outbox?.leaseMs ?? 120_000;
+    this.retry = { ...DEFAULT_RETRY, ...options.outbox?.retry };
     const servers = options.servers ?? this.serversFromEnv();
     this.pool = new SmtpPool({ servers, ...options.pool, logger: this.logger });
     this.serverFrom = senderFromServers(servers);
@@ -106,35 +132,61 @@ export class Mailer {
     this.store = options.store ?? new MemoryStore();
   }
 
+  private readonly retry: Required<RetryOptions>;
+
   /**
-   * Validates, renders and sends one email, failing over between servers. Resolves with status `sent`
-   * (possibly with some recipients rejected) or `unknown`; throws a typed error when it was not sent.
-   * With an `idempotencyKey` seen before, returns the first result and sends nothing.
+   * Validates, renders and sends one email now, failing over between servers. Resolves with status `sent`
+   * (possibly with some recipients rejected) or `unknown`; throws a typed error when it was not sent. The
+   * message goes through the outbox, so it has a record and, if this process dies mid-send, a worker finishes
+   * it. With an `idempotencyKey` seen before, returns the first result and sends nothing.
    */
   async send(input: OutgoingEmail): Promise<SendResult> {
     const email = this.prepare(input);
-    const from = email.from!;
-    const key = email.idempotencyKey;
-    if (key === undefined) return this.deliver(email, from, undefined);
-
-    const flightKey = `${this.ownerId}\u0000${key}`;
-    const pending = this.inFlight.get(flightKey);
-    if (pending) {
-      await pending.catch(() => undefined);
-      return this.send(input);
+    if (email.sendAt && email.sendAt.getTime() > Date.now() + 1_000) {
+      throw ValidationError.of('sendAt', 'is in the future: send() sends now; use enqueue() to schedule a message');
     }
-    const run = this.deliver(email, from, fingerprintEmail(email, from));
-    this.inFlight.set(flightKey, run);
-    try {
-      return await run;
-    } finally {
-      this.inFlight.delete(flightKey);
-    }
+    return this.once(email.idempotencyKey, () => this.sendNow(email));
   }
 
-  /** The record of a message sent by this owner, with its status history; undefined when there is none. */
-  async getStatus(id: string): Promise<MessageRecord | undefined> {
-    return this.store.messages.get(this.ownerId, id);
+  /**
+   * Validates and renders an email and puts it in the outbox, to be sent by a worker (`startWorker`) at
+   * `sendAt` (default: now). With an `idempotencyKey` seen before, queues nothing and returns the first record.
+   */
+  async enqueue(input: OutgoingEmail): Promise<EnqueueResult> {
+    const email = this.prepare(input);
+    return this.once(email.idempotencyKey, async () => {
+      const { created, record } = await this.insert(email, undefined);
+      if (created) {
+        await this.audit('enqueue', 'ok', { id: record.id, to: envelopeRecipients(record.email), sendAt: record.sendAt.toISOString() }, record.id);
+        for (const worker of this.workers) worker.notify();
+      }
+      return { id: record.id, messageId: record.messageId, status: record.status, sendAt: record.sendAt, replayed: !created };
+    });
+  }
+
+  /** Cancels a queued message that no worker has claimed yet. Returns whether it was cancelled. */
+  async cancel(id: string): Promise<{ cancelled: boolean; status: OutboxStatus }> {
+    const result = await this.store.outbox.cancel(this.ownerId, id);
+    if (!result) throw new AgentSmtpError('NOT_FOUND', `No message with id "${id}" exists for this owner.`);
+    await this.audit('cancel', result.cancelled ? 'ok' : 'error', { id, status: result.record.status }, id);
+    return { cancelled: result.cancelled, status: result.record.status };
+  }
+
+  /**
+   * Starts a worker that sends queued messages from the store. Several workers, in several processes on
+   * several machines, may share one Postgres store. `stop()` finishes what the worker claimed.
+   */
+  startWorker(options: WorkerOptions = {}): OutboxWorker {
+    const worker = new OutboxWorker(this.store, this.pool, this.logger, { retry: this.retry, ...options });
+    this.workers.add(worker);
+    return worker;
+  }
+
+  /** The record of a message sent by this owner, with its history; undefined when there is none. */
+  async getStatus(id: string): Promise<MessageStatusReport | undefined> {
+    const record = await this.store.outbox.get(this.ownerId, id);
+    if (!record) return undefined;
+    return { ...record, history: await this.store.events.list(this.ownerId, { messageId: id }) };
   }
 
   /** Connects to (and authenticates with) every server without sending; reports latency or the error for each. */
@@ -167,10 +219,92 @@ export class Mailer {
     await this.audit('reconnect', 'ok', {});
   }
 
-  /** Closes the connections once the sends in flight settle, and the store if the mailer created it. */
+  /** Stops the workers (finishing what they claimed), closes the connections, and the store if the mailer made it. */
   async close(): Promise<void> {
+    await Promise.all([...this.workers].map((w) => w.stop()));
+    this.workers.clear();
     await this.pool.close();
     if (this.ownsStore) await this.store.close?.();
+  }
+
+  /** Runs `task` once per idempotency key at a time in this process; concurrent callers get the first's result. */
+  private async once<T>(key: string | undefined, task: () => Promise<T>): Promise<T> {
+    if (key === undefined) return task();
+    const flightKey = `${this.ownerId}\u0000${key}`;
+    const pending = this.inFlight.get(flightKey);
+    if (pending) await pending.catch(() => undefined);
+    const run = task();
+    this.inFlight.set(flightKey, run);
+    try {
+      return await run;
+    } finally {
+      if (this.inFlight.get(flightKey) === run) this.inFlight.delete(flightKey);
+    }
+  }
+
+  private async insert(email: NormalizedEmail, claim: { workerId: string; leaseMs: number } | undefined) {
+    const stored = toStoredEmail(email);
+    const fingerprint = email.idempotencyKey === undefined ? undefined : fingerprintEmail(stored);
+    const result = await this.store.outbox.enqueue(
+      {
+        id: `msg_${randomUUID()}`,
+        ownerId: this.ownerId,
+        agentId: this.agentId,
+        idempotencyKey: email.idempotencyKey,
+        fingerprint,
+        messageId: `<${randomUUID()}@${stored.from.domain}>`,
+        email: stored,
+        sendAt: email.sendAt ?? new Date(),
+        maxAttempts: this.maxAttempts,
+        tags: email.tags,
+        metadata: email.metadata,
+      },
+      claim ? { claim } : {},
+    );
+    if (!result.created && result.record.fingerprint !== fingerprint) {
+      throw new AgentSmtpError(
+        'IDEMPOTENCY_CONFLICT',
+        `idempotencyKey "${email.idempotencyKey}" was already used for a different message (${result.record.id}); use a new key for a new message.`,
+      );
+    }
+    return result;
+  }
+
+  private async sendNow(email: NormalizedEmail): Promise<SendResult> {
+    const lease = { workerId: this.directWorkerId, leaseMs: this.leaseMs };
+    const { created, record: existing } = await this.insert(email, lease);
+    let record = existing;
+    if (!created) {
+      if (existing.status !== 'failed') return resultOf(existing, true);
+      if (!existing.error?.retryable) throw errorOf(existing);
+      // A retryable failure may be tried again under the same key.
+      const reclaimed = await this.store.outbox.reclaim(this.ownerId, existing.id, lease);
+      if (!reclaimed) return resultOf((await this.store.outbox.get(this.ownerId, existing.id)) ?? existing, true);
+      record = reclaimed;
+    }
+
+    const message = buildPoolMessage(record.email, record.messageId);
+    let settlement: Settlement;
+    let failure: unknown;
+    let rejectedReasons: RejectedRecipient[] = [];
+    try {
+      const outcome = await this.pool.send(message);
+      settlement = settlementOf(outcome);
+      rejectedReasons = outcome.rejectedReasons;
+    } catch (caught) {
+      failure = caught;
+      settlement = failureSettlement(record, caught, false);
+    }
+    const settled = await this.store.outbox.settle(record.id, record.attempt, settlement);
+    const to = message.envelope.to;
+    if (failure !== undefined) {
+      const error = describeError(failure);
+      await this.audit('send', 'error', { id: record.id, to, code: error.code, responseCode: error.responseCode }, record.id);
+      throw failure;
+    }
+    await this.audit('send', 'ok', { id: record.id, to, status: settlement.status, server: settlement.server }, record.id);
+    this.logger.info({ id: record.id, server: settlement.server, status: settlement.status }, 'email sent');
+    return { ...resultOf(settled ?? { ...record, ...settledFields(settlement) }, false), rejectedReasons };
   }
 
   private prepare(input: OutgoingEmail): NormalizedEmail {
@@ -217,70 +351,6 @@ export class Mailer {
     assertSingleLine(email.subject, 'subject');
   }
 
-  private async deliver(email: NormalizedEmail, from: ParsedAddress, fingerprint: string | undefined): Promise<SendResult> {
-    const id = `msg_${randomUUID()}`;
-    const messageId = `<${randomUUID()}@${from.domain}>`;
-    const inserted = await this.store.messages.insert({
-      id,
-      ownerId: this.ownerId,
-      agentId: this.agentId,
-      idempotencyKey: email.idempotencyKey,
-      fingerprint,
-      status: 'sending',
-      messageId,
-      from: from.address,
-      to: [...email.to, ...email.cc, ...email.bcc].map((a) => a.address),
-      subject: email.subject,
-      server: undefined,
-      accepted: [],
-      rejected: [],
-      response: undefined,
-      error: undefined,
-      metadata: email.metadata,
-    });
-    let record = inserted.record;
-    if (!inserted.created) {
-      if (record.fingerprint !== fingerprint) {
-        throw new AgentSmtpError(
-          'IDEMPOTENCY_CONFLICT',
-          `idempotencyKey "${email.idempotencyKey}" was already used for a different message (${record.id}); use a new key for a new message.`,
-        );
-      }
-      if (record.status !== 'failed') return resultOf(record, true);
-      if (record.error && !record.error.retryable) throw errorOf(record);
-      // A retryable failure may be tried again under the same key.
-      record = (await this.store.messages.update(this.ownerId, record.id, { status: 'sending', detail: 'retry' })) ?? record;
-    }
-
-    const message = buildPoolMessage(email, from, record.messageId);
-    let outcome: PoolSendResult;
-    try {
-      outcome = await this.pool.send(message);
-    } catch (caught) {
-      const error = describeError(caught);
-      await this.store.messages.update(this.ownerId, record.id, { status: 'failed', error, detail: error.message });
-      await this.audit('send', 'error', { id: record.id, to: message.envelope.to, code: error.code, responseCode: error.responseCode }, record.id);
-      throw caught;
-    }
-    const updated = await this.store.messages.update(this.ownerId, record.id, {
-      status: outcome.status,
-      server: outcome.server,
-      accepted: outcome.accepted,
-      rejected: outcome.rejected,
-      response: outcome.response,
-      error: outcome.error ? describeError(outcome.error) : undefined,
-      detail: outcome.error?.message ?? outcome.response,
-    });
-    await this.audit(
-      'send',
-      'ok',
-      { id: record.id, to: message.envelope.to, status: outcome.status, server: outcome.server, rejected: outcome.rejected },
-      record.id,
-    );
-    this.logger.info({ id: record.id, server: outcome.server, status: outcome.status }, 'email sent');
-    return { ...resultOf(updated ?? record, false), rejectedReasons: outcome.rejectedReasons };
-  }
-
   private serversFromEnv(): SmtpServerConfig[] {
     const servers = loadSmtpServersFromEnv(this.env);
     if (servers.length === 0) {
@@ -316,11 +386,11 @@ function senderFromServers(servers: readonly SmtpServerConfig[]): ParsedAddress 
   return undefined;
 }
 
-function resultOf(record: MessageRecord, replayed: boolean): SendResult {
+function resultOf(record: OutboxRecord, replayed: boolean): SendResult {
   return {
     id: record.id,
     messageId: record.messageId,
-    status: record.status === 'failed' ? 'unknown' : record.status,
+    status: record.status,
     server: record.server,
     accepted: record.accepted,
     rejected: record.rejected,
@@ -330,15 +400,12 @@ function resultOf(record: MessageRecord, replayed: boolean): SendResult {
   };
 }
 
-function describeError(caught: unknown): MessageError {
-  if (SmtpError.isInstance(caught) && caught instanceof SmtpError) {
-    return { code: caught.code, message: caught.message, responseCode: caught.responseCode, response: caught.response, retryable: caught.retryable };
-  }
-  if (AgentSmtpError.isInstance(caught)) return { code: caught.code, message: caught.message, retryable: caught.retryable };
-  return { code: 'SMTP_TRANSIENT', message: caught instanceof Error ? caught.message : String(caught), retryable: true };
+function settledFields(settlement: Settlement): Partial<OutboxRecord> {
+  if (settlement.status === 'sent') return settlement;
+  return { status: settlement.status === 'retry' ? 'queued' : settlement.status, server: settlement.server, error: settlement.error };
 }
 
-function errorOf(record: MessageRecord): SmtpError {
+function errorOf(record: OutboxRecord): SmtpError {
   const e = record.error!;
   return new SmtpError(e.code as 'SMTP_REJECTED', e.message, { server: record.server, responseCode: e.responseCode, response: e.response });
 }

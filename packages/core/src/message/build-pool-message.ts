@@ -1,29 +1,18 @@
 import type { PoolMessage } from '../pool/smtp-pool.js';
+import type { StoredEmail } from '../store/mail-store.js';
 import type { ParsedAddress } from './address.js';
-import type { NormalizedEmail } from './normalize-email.js';
 
 const toNodemailer = (a: ParsedAddress): { name: string; address: string } => ({ name: a.name ?? '', address: a.address });
 
 /**
- * Turns a validated, rendered email into nodemailer's message fields with an explicit envelope, so that
- * what the server is told (MAIL FROM / RCPT TO) comes from our parsed addresses, never from header text.
+ * Turns a stored email into nodemailer's message fields with an explicit envelope, so that what the server is
+ * told (MAIL FROM / RCPT TO) comes from our parsed addresses, never from header text.
  */
-export function buildPoolMessage(email: NormalizedEmail, from: ParsedAddress, messageId: string): PoolMessage {
-  const seen = new Set<string>();
-  const recipients: string[] = [];
-  for (const list of [email.to, email.cc, email.bcc]) {
-    for (const { address } of list) {
-      const key = address.toLowerCase();
-      if (!seen.has(key)) {
-        seen.add(key);
-        recipients.push(address);
-      }
-    }
-  }
+export function buildPoolMessage(email: StoredEmail, messageId: string): PoolMessage {
   return {
     messageId,
-    envelope: { from: from.address, to: recipients },
-    from: toNodemailer(from),
+    envelope: { from: email.from.address, to: envelopeRecipients(email) },
+    from: toNodemailer(email.from),
     to: email.to.map(toNodemailer),
     cc: email.cc.map(toNodemailer),
     // Bcc recipients are in the envelope only; nodemailer leaves the header out.
@@ -33,7 +22,8 @@ export function buildPoolMessage(email: NormalizedEmail, from: ParsedAddress, me
     html: email.html,
     attachments: email.attachments.map((a) => ({
       filename: a.filename,
-      content: a.content,
+      content: a.contentBase64,
+      encoding: 'base64',
       ...(a.contentType ? { contentType: a.contentType } : {}),
       ...(a.cid ? { cid: a.cid } : {}),
     })),
@@ -43,4 +33,20 @@ export function buildPoolMessage(email: NormalizedEmail, from: ParsedAddress, me
     disableFileAccess: true,
     disableUrlAccess: true,
   };
+}
+
+/** Every recipient once (to, cc, bcc; compared case-insensitively), in that order. */
+export function envelopeRecipients(email: Pick<StoredEmail, 'to' | 'cc' | 'bcc'>): string[] {
+  const seen = new Set<string>();
+  const recipients: string[] = [];
+  for (const list of [email.to, email.cc, email.bcc]) {
+    for (const { address } of list) {
+      const lower = address.toLowerCase();
+      if (!seen.has(lower)) {
+        seen.add(lower);
+        recipients.push(address);
+      }
+    }
+  }
+  return recipients;
 }

@@ -45,6 +45,8 @@ export const emailSchema = z
     references: z.union([z.string().max(998), z.array(z.string().max(998)).max(100)]).optional(),
     variables: z.record(z.string(), z.unknown()).optional(),
     idempotencyKey: z.string().min(1).max(256).optional(),
+    /** When to send, for `enqueue` (a Date or an ISO 8601 time with offset). Default: now. */
+    sendAt: z.union([z.date(), z.iso.datetime({ offset: true })]).optional(),
     tags: z.array(z.string().min(1).max(100)).max(50).optional(),
     metadata: z.record(z.string(), metadataValue).optional(),
   })

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
+import type { StoredEmail } from '../store/mail-store.js';
 import type { ParsedAddress } from './address.js';
-import type { NormalizedEmail } from './normalize-email.js';
 
 const addresses = (list: ParsedAddress[]): string[] => list.map((a) => `${a.name ?? ''} <${a.address.toLowerCase()}>`);
 
@@ -8,9 +8,9 @@ const addresses = (list: ParsedAddress[]): string[] => list.map((a) => `${a.name
  * A hash of what makes a message this message: a retry with the same idempotency key must match it, and
  * anything else under that key is a conflict. Attachment bytes are hashed, not embedded.
  */
-export function fingerprintEmail(email: NormalizedEmail, from: ParsedAddress): string {
+export function fingerprintEmail(email: StoredEmail): string {
   const canonical = JSON.stringify([
-    addresses([from]),
+    addresses([email.from]),
     addresses(email.to),
     addresses(email.cc),
     addresses(email.bcc),
@@ -18,8 +18,7 @@ export function fingerprintEmail(email: NormalizedEmail, from: ParsedAddress): s
     email.subject,
     email.text ?? null,
     email.html ?? null,
-    email.markdown ?? null,
-    email.attachments.map((a) => [a.filename, a.contentType ?? null, a.cid ?? null, createHash('sha256').update(a.content).digest('hex')]),
+    email.attachments.map((a) => [a.filename, a.contentType ?? null, a.cid ?? null, createHash('sha256').update(a.contentBase64).digest('hex')]),
     Object.entries(email.headers).sort(([a], [b]) => a.localeCompare(b)),
     email.inReplyTo ?? null,
     email.references,

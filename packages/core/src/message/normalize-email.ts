@@ -28,6 +28,7 @@ export interface NormalizedEmail {
   references: string[];
   variables: Record<string, unknown> | undefined;
   idempotencyKey: string | undefined;
+  sendAt: Date | undefined;
   tags: string[];
   metadata: Record<string, string | number | boolean | null>;
 }
@@ -122,6 +123,7 @@ export function normalizeEmail(input: unknown, limits: MessageLimits): Normalize
     references,
     variables: email.variables,
     idempotencyKey: email.idempotencyKey,
+    sendAt: email.sendAt === undefined ? undefined : new Date(email.sendAt),
     tags: email.tags ?? [],
     metadata: email.metadata ?? {},
   };

@@ -2,74 +2,273 @@ import { randomUUID } from 'node:crypto';
 import type {
   AuditEntry,
   AuditStore,
-  InsertResult,
+  CounterStore,
+  CredentialStore,
+  EnqueueResult,
+  EventStore,
+  Lease,
+  MailEvent,
+  MailEventType,
   MailStore,
-  MessageRecord,
-  MessageStore,
-  MessageUpdate,
-  NewMessageRecord,
+  NewOutboxRecord,
+  OutboxRecord,
+  OutboxStore,
+  Settlement,
+  StoredCredential,
+  Suppression,
+  SuppressionStore,
 } from './mail-store.js';
 
 export interface MemoryStoreOptions {
-  /** Audit entries kept per store; the oldest are dropped past this. Default: 10000. */
+  /** Finished messages kept (the oldest finished ones are dropped past this). Default: 100000. */
+  maxMessages?: number;
+  /** Events kept; the oldest are dropped past this. Default: 200000. */
+  maxEvents?: number;
+  /** Audit entries kept; the oldest are dropped past this. Default: 10000. */
   maxAuditEntries?: number;
 }
 
-/** Keeps everything in this process. The default store: fine for one process, lost when it exits. */
+/**
+ * Keeps everything in this process: the default store. Right for one process and for tests; lost when the
+ * process exits, so a queued message does not survive a crash (use the Postgres store for that).
+ */
 export class MemoryStore implements MailStore {
-  readonly messages: MessageStore;
+  readonly events: MemoryEventStore;
+  readonly outbox: OutboxStore;
+  readonly suppressions: SuppressionStore;
   readonly audit: AuditStore;
+  readonly counters: CounterStore;
+  readonly credentials: CredentialStore;
 
   constructor(options: MemoryStoreOptions = {}) {
-    this.messages = new MemoryMessageStore();
+    this.events = new MemoryEventStore(options.maxEvents ?? 200_000);
+    this.outbox = new MemoryOutboxStore(this.events, options.maxMessages ?? 100_000);
+    this.suppressions = new MemorySuppressionStore();
     this.audit = new MemoryAuditStore(options.maxAuditEntries ?? 10_000);
+    this.counters = new MemoryCounterStore();
+    this.credentials = new MemoryCredentialStore();
   }
 }
 
-// Records are copied in and out so callers can never mutate what the store holds.
-const copy = (r: MessageRecord): MessageRecord => ({
-  ...r,
-  to: [...r.to],
-  accepted: [...r.accepted],
-  rejected: [...r.rejected],
-  metadata: { ...r.metadata },
-  error: r.error ? { ...r.error } : undefined,
-  history: r.history.map((h) => ({ ...h })),
-});
+const key = (...parts: string[]): string => parts.join('\u0000');
+const FINISHED = new Set(['sent', 'failed', 'unknown', 'cancelled']);
 
-class MemoryMessageStore implements MessageStore {
-  private readonly byId = new Map<string, MessageRecord>();
-  private readonly byKey = new Map<string, MessageRecord>();
+class MemoryOutboxStore implements OutboxStore {
+  private readonly byId = new Map<string, OutboxRecord>();
+  private readonly byKey = new Map<string, string>();
 
-  async insert(record: NewMessageRecord): Promise<InsertResult> {
-    const key = record.idempotencyKey === undefined ? undefined : `${record.ownerId}\u0000${record.idempotencyKey}`;
-    const existing = key === undefined ? undefined : this.byKey.get(key);
-    if (existing) return { created: false, record: copy(existing) };
+  constructor(
+    private readonly events: MemoryEventStore,
+    private readonly maxMessages: number,
+  ) {}
+
+  async enqueue(input: NewOutboxRecord, options: { claim?: Lease } = {}): Promise<EnqueueResult> {
+    const idempotency = input.idempotencyKey === undefined ? undefined : key(input.ownerId, input.idempotencyKey);
+    const existingId = idempotency === undefined ? undefined : this.byKey.get(idempotency);
+    if (existingId !== undefined) return { created: false, record: structuredClone(this.byId.get(existingId)!) };
+
     const now = new Date();
-    const stored: MessageRecord = { ...record, createdAt: now, updatedAt: now, history: [{ status: record.status, at: now }] };
-    this.byId.set(record.id, stored);
-    if (key !== undefined) this.byKey.set(key, stored);
-    return { created: true, record: copy(stored) };
+    const claim = options.claim;
+    const record: OutboxRecord = {
+      ...structuredClone(input),
+      status: claim ? 'sending' : 'queued',
+      nextAttemptAt: input.sendAt,
+      attempt: claim ? 1 : 0,
+      leaseOwner: claim?.workerId,
+      leaseExpiresAt: claim ? new Date(now.getTime() + claim.leaseMs) : undefined,
+      possibleDuplicate: false,
+      server: undefined,
+      accepted: [],
+      rejected: [],
+      response: undefined,
+      error: undefined,
+      createdAt: now,
+      updatedAt: now,
+    };
+    this.byId.set(record.id, record);
+    if (idempotency !== undefined) this.byKey.set(idempotency, record.id);
+    this.events.record(record, 'queued', { sendAt: record.sendAt.toISOString() });
+    if (claim) this.events.record(record, 'claimed', { worker: claim.workerId });
+    this.prune();
+    return { created: true, record: structuredClone(record) };
   }
 
-  async update(ownerId: string, id: string, update: MessageUpdate): Promise<MessageRecord | undefined> {
+  async claim(options: Lease & { limit: number; now?: Date }): Promise<OutboxRecord[]> {
+    const now = options.now ?? new Date();
+    const due: OutboxRecord[] = [];
+    for (const record of this.byId.values()) {
+      if (
+        (record.status === 'queued' && record.nextAttemptAt <= now) ||
+        (record.status === 'sending' && record.leaseExpiresAt !== undefined && record.leaseExpiresAt <= now)
+      ) {
+        due.push(record);
+      }
+    }
+    due.sort((a, b) => a.nextAttemptAt.getTime() - b.nextAttemptAt.getTime() || a.createdAt.getTime() - b.createdAt.getTime());
+    const claimed: OutboxRecord[] = [];
+    for (const record of due) {
+      if (claimed.length >= options.limit) break;
+      const expired = record.status === 'sending';
+      if (expired && record.attempt >= record.maxAttempts) {
+        // Out of attempts with the last one's outcome unknown: stop here rather than send once more.
+        this.finish(record, 'unknown', now, {
+          error: { code: 'LEASE_EXPIRED', message: `The worker sending attempt ${record.attempt} stopped before recording the outcome.`, retryable: false },
+        });
+        continue;
+      }
+      record.attempt += 1;
+      record.status = 'sending';
+      record.leaseOwner = options.workerId;
+      record.leaseExpiresAt = new Date(now.getTime() + options.leaseMs);
+      if (expired) record.possibleDuplicate = true;
+      record.updatedAt = now;
+      this.events.record(record, expired ? 'reclaimed' : 'claimed', { worker: options.workerId });
+      claimed.push(structuredClone(record));
+    }
+    return claimed;
+  }
+
+  async settle(id: string, attempt: number, settlement: Settlement): Promise<OutboxRecord | undefined> {
+    const record = this.byId.get(id);
+    if (!record || record.status !== 'sending' || record.attempt !== attempt) return undefined;
+    const now = new Date();
+    if (settlement.status === 'sent') {
+      Object.assign(record, {
+        server: settlement.server,
+        accepted: settlement.accepted,
+        rejected: settlement.rejected,
+        response: settlement.response,
+        error: undefined,
+      });
+      this.finish(record, 'sent', now, {});
+    } else if (settlement.status === 'retry') {
+      Object.assign(record, { status: 'queued', nextAttemptAt: settlement.at, error: settlement.error, server: settlement.server });
+      this.release(record, now);
+      this.events.record(record, 'retry', { at: settlement.at.toISOString(), code: settlement.error.code, server: settlement.server });
+    } else {
+      this.finish(record, settlement.status, now, { error: settlement.error, server: settlement.server });
+    }
+    return structuredClone(record);
+  }
+
+  async reclaim(ownerId: string, id: string, lease: Lease): Promise<OutboxRecord | undefined> {
+    const record = this.byId.get(id);
+    if (!record || record.ownerId !== ownerId || record.status !== 'failed' || !record.error?.retryable) return undefined;
+    const now = new Date();
+    Object.assign(record, {
+      status: 'sending',
+      attempt: record.attempt + 1,
+      leaseOwner: lease.workerId,
+      leaseExpiresAt: new Date(now.getTime() + lease.leaseMs),
+      updatedAt: now,
+    });
+    this.events.record(record, 'claimed', { worker: lease.workerId, retry: true });
+    return structuredClone(record);
+  }
+
+  async cancel(ownerId: string, id: string): Promise<{ cancelled: boolean; record: OutboxRecord } | undefined> {
     const record = this.byId.get(id);
     if (!record || record.ownerId !== ownerId) return undefined;
-    const { detail, ...fields } = update;
-    Object.assign(record, fields);
-    record.updatedAt = new Date();
-    if (update.status) record.history.push({ status: update.status, at: record.updatedAt, ...(detail ? { detail } : {}) });
-    return copy(record);
+    if (record.status !== 'queued') return { cancelled: false, record: structuredClone(record) };
+    this.finish(record, 'cancelled', new Date(), {});
+    return { cancelled: true, record: structuredClone(record) };
   }
 
-  async get(ownerId: string, id: string): Promise<MessageRecord | undefined> {
+  async get(ownerId: string, id: string): Promise<OutboxRecord | undefined> {
     const record = this.byId.get(id);
-    return record && record.ownerId === ownerId ? copy(record) : undefined;
+    return record && record.ownerId === ownerId ? structuredClone(record) : undefined;
   }
 
-  async findByIdempotencyKey(ownerId: string, key: string): Promise<MessageRecord | undefined> {
-    const record = this.byKey.get(`${ownerId}\u0000${key}`);
-    return record ? copy(record) : undefined;
+  async findByIdempotencyKey(ownerId: string, idempotencyKey: string): Promise<OutboxRecord | undefined> {
+    const id = this.byKey.get(key(ownerId, idempotencyKey));
+    return id === undefined ? undefined : structuredClone(this.byId.get(id));
+  }
+
+  private finish(record: OutboxRecord, status: 'sent' | 'failed' | 'unknown' | 'cancelled', now: Date, fields: Partial<OutboxRecord>): void {
+    Object.assign(record, fields, { status });
+    this.release(record, now);
+    this.events.record(record, status, {
+      ...(record.server ? { server: record.server } : {}),
+      ...(record.error && status !== 'sent' ? { code: record.error.code } : {}),
+      ...(record.response && status === 'sent' ? { response: record.response } : {}),
+    });
+  }
+
+  private release(record: OutboxRecord, now: Date): void {
+    record.leaseOwner = undefined;
+    record.leaseExpiresAt = undefined;
+    record.updatedAt = now;
+  }
+
+  private prune(): void {
+    if (this.byId.size <= this.maxMessages) return;
+    for (const [id, record] of this.byId) {
+      if (this.byId.size <= this.maxMessages) break;
+      if (!FINISHED.has(record.status)) continue;
+      this.byId.delete(id);
+      if (record.idempotencyKey !== undefined) this.byKey.delete(key(record.ownerId, record.idempotencyKey));
+    }
+  }
+}
+
+class MemoryEventStore implements EventStore {
+  private entries: MailEvent[] = [];
+
+  constructor(private readonly max: number) {}
+
+  record(record: OutboxRecord, type: MailEventType, detail: Record<string, unknown>): void {
+    this.push({ id: randomUUID(), ownerId: record.ownerId, messageId: record.id, type, at: new Date(), attempt: record.attempt, detail });
+  }
+
+  async append(event: Omit<MailEvent, 'id' | 'at'> & { at?: Date }): Promise<MailEvent> {
+    const stored: MailEvent = { ...structuredClone(event), id: randomUUID(), at: event.at ?? new Date() };
+    this.push(stored);
+    return structuredClone(stored);
+  }
+
+  async list(ownerId: string, options: { messageId?: string; type?: MailEventType; limit?: number } = {}): Promise<MailEvent[]> {
+    const out: MailEvent[] = [];
+    for (const event of this.entries) {
+      if (out.length >= (options.limit ?? 1_000)) break;
+      if (event.ownerId !== ownerId) continue;
+      if (options.messageId !== undefined && event.messageId !== options.messageId) continue;
+      if (options.type !== undefined && event.type !== options.type) continue;
+      out.push(structuredClone(event));
+    }
+    return out;
+  }
+
+  private push(event: MailEvent): void {
+    this.entries.push(event);
+    if (this.entries.length > this.max) this.entries = this.entries.slice(-this.max);
+  }
+}
+
+class MemorySuppressionStore implements SuppressionStore {
+  private readonly entries = new Map<string, Suppression>();
+
+  async add(input: Omit<Suppression, 'createdAt' | 'detail'> & { detail?: Record<string, unknown> }): Promise<Suppression> {
+    const address = input.address.toLowerCase();
+    const stored: Suppression = { ownerId: input.ownerId, address, reason: input.reason, detail: input.detail ?? {}, createdAt: new Date() };
+    this.entries.set(key(input.ownerId, address), stored);
+    return structuredClone(stored);
+  }
+
+  async find(ownerId: string, addresses: readonly string[]): Promise<Suppression[]> {
+    const out: Suppression[] = [];
+    for (const address of new Set(addresses.map((a) => a.toLowerCase()))) {
+      const hit = this.entries.get(key(ownerId, address));
+      if (hit) out.push(structuredClone(hit));
+    }
+    return out;
+  }
+
+  async remove(ownerId: string, address: string): Promise<boolean> {
+    return this.entries.delete(key(ownerId, address.toLowerCase()));
+  }
+
+  async list(ownerId: string, options: { limit?: number } = {}): Promise<Suppression[]> {
+    return [...this.entries.values()].filter((s) => s.ownerId === ownerId).slice(0, options.limit ?? 1_000).map((s) => structuredClone(s));
   }
 }
 
@@ -79,18 +278,57 @@ class MemoryAuditStore implements AuditStore {
   constructor(private readonly max: number) {}
 
   async append(entry: Omit<AuditEntry, 'id' | 'at'>): Promise<AuditEntry> {
-    const stored: AuditEntry = { ...entry, id: randomUUID(), at: new Date() };
+    const stored: AuditEntry = { ...structuredClone(entry), id: randomUUID(), at: new Date() };
     this.entries.push(stored);
     if (this.entries.length > this.max) this.entries = this.entries.slice(-this.max);
-    return { ...stored };
+    return structuredClone(stored);
   }
 
   async list(ownerId: string, options: { limit?: number; action?: string } = {}): Promise<AuditEntry[]> {
     const out: AuditEntry[] = [];
     for (let i = this.entries.length - 1; i >= 0 && out.length < (options.limit ?? 100); i--) {
       const entry = this.entries[i]!;
-      if (entry.ownerId === ownerId && (!options.action || entry.action === options.action)) out.push({ ...entry });
+      if (entry.ownerId === ownerId && (!options.action || entry.action === options.action)) out.push(structuredClone(entry));
     }
     return out;
+  }
+}
+
+class MemoryCounterStore implements CounterStore {
+  private readonly values = new Map<string, number>();
+
+  async increment(ownerId: string, name: string, window: string, by: number, limit: number): Promise<{ allowed: boolean; value: number }> {
+    const k = key(ownerId, name, window);
+    const value = this.values.get(k) ?? 0;
+    if (value + by > limit) return { allowed: false, value };
+    this.values.set(k, value + by);
+    return { allowed: true, value: value + by };
+  }
+
+  async get(ownerId: string, name: string, window: string): Promise<number> {
+    return this.values.get(key(ownerId, name, window)) ?? 0;
+  }
+}
+
+class MemoryCredentialStore implements CredentialStore {
+  private readonly entries = new Map<string, StoredCredential>();
+
+  async put(credential: Omit<StoredCredential, 'updatedAt'>): Promise<StoredCredential> {
+    const stored: StoredCredential = { ...credential, updatedAt: new Date() };
+    this.entries.set(key(credential.ownerId, credential.name), stored);
+    return { ...stored };
+  }
+
+  async get(ownerId: string, name: string): Promise<StoredCredential | undefined> {
+    const hit = this.entries.get(key(ownerId, name));
+    return hit ? { ...hit } : undefined;
+  }
+
+  async list(ownerId: string): Promise<{ name: string; keyId: string; updatedAt: Date }[]> {
+    return [...this.entries.values()].filter((c) => c.ownerId === ownerId).map(({ name, keyId, updatedAt }) => ({ name, keyId, updatedAt }));
+  }
+
+  async delete(ownerId: string, name: string): Promise<boolean> {
+    return this.entries.delete(key(ownerId, name));
   }
 }

@@ -103,7 +103,7 @@ describe('createMailTools', () => {
     if (!sent.ok) throw new Error('send failed');
     const status = await call('get_email_status', { id: sent.value.id });
     expect(status).toMatchObject({ ok: true, value: { id: sent.value.id, status: 'sent', to: ['ada@example.com'], subject: 's' } });
-    if (status.ok) expect((status.value as { history: { status: string }[] }).history.map((h) => h.status)).toEqual(['sending', 'sent']);
+    if (status.ok) expect((status.value as { history: { event: string }[] }).history.map((h) => h.event)).toEqual(['queued', 'claimed', 'sent']);
     expect(await call('get_email_status', { id: 'msg_nope' })).toMatchObject({ ok: false, error: { code: 'VALIDATION_ERROR', field: 'id' } });
   });
 

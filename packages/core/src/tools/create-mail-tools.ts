@@ -1,6 +1,7 @@
 import { z } from 'zod/v4';
 import { ValidationError } from '../errors/validation-error.js';
 import type { Mailer } from '../mailer/mailer.js';
+import { envelopeRecipients } from '../message/build-pool-message.js';
 import type { OutgoingEmail } from '../message/email-schema.js';
 import { defineTool, type MailTool, type ToolOutcome } from './define-tool.js';
 import { toToolError } from './tool-error.js';
@@ -34,6 +35,8 @@ export interface MailToolsOptions {
   /** Replace a tool's description, e.g. to tell the model whom it may write to. */
   descriptions?: Partial<Record<MailToolName, string>>;
 }
+
+const OUTBOX_STATUSES = ['queued', 'sending', 'sent', 'failed', 'unknown', 'cancelled'] as const;
 
 const recipients = z.union([z.string().min(3).max(2_000), z.array(z.string().min(3).max(320)).min(1).max(100)]);
 
@@ -80,7 +83,7 @@ const sendEmailInput = z.strictObject({
 const sendEmailOutput = z.object({
   id: z.string().describe('Pass to get_email_status.'),
   message_id: z.string().describe('The Message-ID header; use it as in_reply_to to thread a follow-up.'),
-  status: z.enum(['sent', 'unknown', 'sending']),
+  status: z.enum(OUTBOX_STATUSES).describe('"sent" normally; for a repeated idempotency_key, the first email\'s current status.'),
   server: z.string().optional(),
   accepted: z.array(z.string()),
   rejected: z.array(z.string()),
@@ -105,15 +108,16 @@ const serversOutput = z.object({ servers: z.array(serverStatus) });
 
 const statusOutput = z.object({
   id: z.string(),
-  status: z.enum(['sending', 'sent', 'failed', 'unknown']),
+  status: z.enum(OUTBOX_STATUSES),
   message_id: z.string(),
+  possible_duplicate: z.boolean().describe('True when an earlier attempt may also have been delivered.'),
   to: z.array(z.string()),
   subject: z.string(),
   server: z.string().optional(),
   accepted: z.array(z.string()),
   rejected: z.array(z.string()),
   error: z.object({ code: z.string(), message: z.string() }).optional(),
-  history: z.array(z.object({ status: z.string(), at: z.string(), detail: z.string().optional() })),
+  history: z.array(z.object({ event: z.string(), at: z.string(), attempt: z.number() })),
   created_at: z.string(),
 });
 
@@ -176,7 +180,7 @@ export function createMailTools(mailer: Mailer, options: MailToolsOptions = {}):
       title: 'Get email status',
       description: describe(
         'get_email_status',
-        'Look up an email sent earlier by the id send_email returned. Returns its status (sending, sent, failed, unknown), recipients accepted and rejected, the error if it failed, and the history of status changes. Changes nothing.',
+        'Look up an email sent earlier by the id send_email returned. Returns its status (queued, sending, sent, failed, unknown, cancelled), recipients accepted and rejected, the error if it failed, and the history of what happened to it. Changes nothing.',
       ),
       inputSchema: z.strictObject({ id: z.string().min(1).max(200).describe('The id returned by send_email, e.g. "msg_…".') }),
       outputSchema: statusOutput,
@@ -189,13 +193,14 @@ export function createMailTools(mailer: Mailer, options: MailToolsOptions = {}):
             id: record.id,
             status: record.status,
             message_id: record.messageId,
-            to: record.to,
-            subject: record.subject,
+            possible_duplicate: record.possibleDuplicate,
+            to: envelopeRecipients(record.email),
+            subject: record.email.subject,
             ...(record.server ? { server: record.server } : {}),
             accepted: record.accepted,
             rejected: record.rejected,
             ...(record.error ? { error: { code: record.error.code, message: record.error.message } } : {}),
-            history: record.history.map((h) => ({ status: h.status, at: h.at.toISOString(), ...(h.detail ? { detail: h.detail } : {}) })),
+            history: record.history.map((h) => ({ event: h.type, at: h.at.toISOString(), attempt: h.attempt })),
             created_at: record.createdAt.toISOString(),
           };
         });

@@ -1,0 +1,46 @@
+import { AgentSmtpError } from '../errors/agent-smtp-error.js';
+import { SmtpError } from '../errors/smtp-error.js';
+import type { PoolSendResult } from '../pool/smtp-pool.js';
+import type { MessageError, OutboxRecord, Settlement } from '../store/mail-store.js';
+import { backoffDelay } from '../pool/backoff.js';
+
+export interface RetryOptions {
+  /** First wait before a queued message is tried again after a transient failure. Default: 30000 ms. */
+  baseMs?: number;
+  /** Longest wait between tries. Default: 3600000 ms (1 hour). */
+  maxMs?: number;
+}
+
+export const DEFAULT_RETRY: Required<RetryOptions> = { baseMs: 30_000, maxMs: 3_600_000 };
+
+/** What the pool's answer means for the outbox record. */
+export function settlementOf(outcome: PoolSendResult): Settlement {
+  if (outcome.status === 'unknown') {
+    return { status: 'unknown', server: outcome.server, error: describeError(outcome.error) };
+  }
+  return { status: 'sent', server: outcome.server, accepted: outcome.accepted, rejected: outcome.rejected, response: outcome.response };
+}
+
+/**
+ * What a failed attempt means: a permanent refusal fails the message; a transient one is retried with
+ * exponential backoff while attempts remain (`retry` false for direct sends, whose caller sees the error).
+ */
+export function failureSettlement(record: OutboxRecord, caught: unknown, retry: Required<RetryOptions> | false, now = Date.now()): Settlement {
+  const error = describeError(caught);
+  const server = SmtpError.isInstance(caught) && caught instanceof SmtpError ? caught.server : undefined;
+  if (retry && error.retryable && record.attempt < record.maxAttempts) {
+    const wait = backoffDelay(record.attempt, retry.baseMs, retry.maxMs);
+    const retryAt = SmtpError.isInstance(caught) && caught instanceof SmtpError ? caught.retryAt?.getTime() ?? 0 : 0;
+    return { status: 'retry', at: new Date(Math.max(now + wait, retryAt)), error, server };
+  }
+  return { status: 'failed', error, server };
+}
+
+/** A secret-free description of an error, as records keep it. */
+export function describeError(caught: unknown): MessageError {
+  if (SmtpError.isInstance(caught) && caught instanceof SmtpError) {
+    return { code: caught.code, message: caught.message, responseCode: caught.responseCode, response: caught.response, retryable: caught.retryable };
+  }
+  if (AgentSmtpError.isInstance(caught)) return { code: caught.code, message: caught.message, retryable: caught.retryable };
+  return { code: 'SMTP_TRANSIENT', message: caught instanceof Error ? caught.message : String(caught), retryable: true };
+}
