@@ -10,5 +10,3 @@ export type {
   ReceivedAttachment,
 } from './testing/smtp-sink.js';
 export { testCertificate } from './testing/test-certificate.js';
-export { runStoreContract } from './testing/store-contract.js';
-export type { StoreContractOptions } from './testing/store-contract.js';
