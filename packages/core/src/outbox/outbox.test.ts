@@ -1,0 +1,194 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { createMailer, type Mailer, type MailerOptions } from '../mailer/mailer.js';
+import { MemoryStore } from '../store/memory-store.js';
+import { type SmtpSink, type SmtpSinkOptions, startSmtpSink } from '../testing/smtp-sink.js';
+
+const open: { sinks: SmtpSink[]; mailers: Mailer[] } = { sinks: [], mailers: [] };
+afterEach(async () => {
+  await Promise.all(open.mailers.splice(0).map((m) => m.close()));
+  await Promise.all(open.sinks.splice(0).map((s) => s.close()));
+});
+
+async function setup(sinkOptions: SmtpSinkOptions = {}, options: Partial<MailerOptions> = {}) {
+  const sink = await startSmtpSink(sinkOptions);
+  const store = new MemoryStore();
+  const mailer = createMailer({
+    servers: [sink.serverConfig({ name: 'sink', maxRetries: 0 })],
+    store,
+    defaults: { from: 'agent@example.com' },
+    env: {},
+    pool: { maxRetryWaitMs: 0, backoff: { baseMs: 20, maxMs: 40 } },
+    outbox: { maxAttempts: 3, retry: { baseMs: 100, maxMs: 200 } },
+    ...options,
+  });
+  open.sinks.push(sink);
+  open.mailers.push(mailer);
+  return { sink, store, mailer };
+}
+
+const email = (subject: string) => ({ to: 'ada@example.com', subject, text: 'queued body' });
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+async function waitForStatus(mailer: Mailer, id: string, status: string, timeoutMs = 5_000) {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const report = await mailer.getStatus(id);
+    if (report?.status === status) return report;
+    if (Date.now() > until) throw new Error(`message ${id} is ${report?.status}, not ${status}`);
+    await sleep(20);
+  }
+}
+
+describe('outbox: enqueue and workers', () => {
+  it('queues a message and a worker sends it, with the history of what happened', async () => {
+    const { sink, mailer } = await setup();
+    const queued = await mailer.enqueue(email('Queued'));
+    expect(queued).toMatchObject({ status: 'queued', replayed: false });
+    expect(sink.messages).toHaveLength(0);
+    const worker = mailer.startWorker({ pollMs: 50 });
+    const [received] = await sink.waitForMessages(1);
+    expect(received!.subject).toBe('Queued');
+    expect(received!.messageId).toBe(queued.messageId);
+    const report = await waitForStatus(mailer, queued.id, 'sent');
+    expect(report.history.map((e) => e.type)).toEqual(['queued', 'claimed', 'sent']);
+    expect(report).toMatchObject({ server: 'sink', accepted: ['ada@example.com'], attempt: 1, possibleDuplicate: false });
+    await worker.stop();
+  });
+
+  it('does not send a scheduled message before sendAt, and sends it after', async () => {
+    const { sink, mailer } = await setup();
+    mailer.startWorker({ pollMs: 20 });
+    const sendAt = new Date(Date.now() + 400);
+    const queued = await mailer.enqueue({ ...email('Later'), sendAt });
+    await sleep(250);
+    expect(sink.messages).toHaveLength(0);
+    await waitForStatus(mailer, queued.id, 'sent');
+    expect(sink.messages[0]!.receivedAt.getTime()).toBeGreaterThanOrEqual(sendAt.getTime());
+  });
+
+  it('never sends a message cancelled before it was claimed', async () => {
+    const { sink, mailer } = await setup();
+    const queued = await mailer.enqueue({ ...email('Cancelled'), sendAt: new Date(Date.now() + 200) });
+    expect(await mailer.cancel(queued.id)).toEqual({ cancelled: true, status: 'cancelled' });
+    mailer.startWorker({ pollMs: 20 });
+    await sleep(400);
+    expect(sink.stats.connections).toBe(0);
+    expect((await mailer.getStatus(queued.id))!.status).toBe('cancelled');
+    await expect(mailer.cancel('msg_nope')).rejects.toMatchObject({ code: 'NOT_FOUND' });
+  });
+
+  it('queues once per idempotency key and refuses another message under it', async () => {
+    const { sink, mailer } = await setup();
+    const results = await Promise.all(Array.from({ length: 100 }, () => mailer.enqueue({ ...email('Once'), idempotencyKey: 'k-1' })));
+    expect(new Set(results.map((r) => r.id)).size).toBe(1);
+    expect(results.filter((r) => !r.replayed)).toHaveLength(1);
+    await expect(mailer.enqueue({ ...email('Different'), idempotencyKey: 'k-1' })).rejects.toMatchObject({ code: 'IDEMPOTENCY_CONFLICT' });
+    mailer.startWorker({ pollMs: 20 });
+    await waitForStatus(mailer, results[0]!.id, 'sent');
+    await sleep(100);
+    expect(sink.messages).toHaveLength(1);
+  });
+
+  it('retries a transient failure with backoff, then sends', async () => {
+    const { sink, mailer } = await setup({ behavior: { mailFrom: () => ({ code: 451, message: '4.3.0 try again later' }) } });
+    const queued = await mailer.enqueue(email('Retry'));
+    mailer.startWorker({ pollMs: 20 });
+    const retried = await waitForStatus(mailer, queued.id, 'queued', 2_000).then(async () => {
+      for (;;) {
+        const r = await mailer.getStatus(queued.id);
+        if (r!.history.some((e) => e.type === 'retry')) return r!;
+        await sleep(10);
+      }
+    });
+    expect(retried.error).toMatchObject({ retryable: true });
+    expect(retried.nextAttemptAt.getTime()).toBeGreaterThan(Date.now() - 50);
+    sink.behavior = {};
+    const sent = await waitForStatus(mailer, queued.id, 'sent');
+    expect(sent.attempt).toBe(2);
+    expect(sent.history.map((e) => e.type)).toEqual(['queued', 'claimed', 'retry', 'claimed', 'sent']);
+    expect(sink.messages).toHaveLength(1);
+  });
+
+  it('fails after the last attempt and keeps the last SMTP answer', async () => {
+    const { sink, mailer } = await setup({ behavior: { mailFrom: () => ({ code: 452, message: '4.3.1 Insufficient system storage' }) } });
+    const queued = await mailer.enqueue(email('Doomed'));
+    mailer.startWorker({ pollMs: 20 });
+    const failed = await waitForStatus(mailer, queued.id, 'failed');
+    expect(failed.attempt).toBe(3);
+    expect(failed.error).toMatchObject({ code: 'SMTP_UNAVAILABLE', responseCode: 452 });
+    expect(failed.error!.response).toContain('4.3.1 Insufficient system storage');
+    expect(sink.messages).toHaveLength(0);
+  });
+
+  it('fails at once on a permanent refusal', async () => {
+    const { mailer } = await setup({ behavior: { rcptTo: () => ({ code: 550, message: '5.1.1 No such user' }) } });
+    const queued = await mailer.enqueue(email('Refused'));
+    mailer.startWorker({ pollMs: 20 });
+    const failed = await waitForStatus(mailer, queued.id, 'failed');
+    expect(failed).toMatchObject({ attempt: 1, error: { code: 'SMTP_REJECTED', responseCode: 550, retryable: false } });
+  });
+
+  it('marks an ambiguous outcome unknown and never resends it', async () => {
+    const { sink, mailer } = await setup({ behavior: { data: () => 'drop' } });
+    const queued = await mailer.enqueue(email('Ambiguous'));
+    mailer.startWorker({ pollMs: 20 });
+    await waitForStatus(mailer, queued.id, 'unknown');
+    sink.behavior = {};
+    await sleep(400);
+    expect(sink.messages).toHaveLength(1);
+  });
+
+  it('stop() finishes the messages the worker claimed', async () => {
+    const { sink, mailer } = await setup({ parse: false });
+    const ids = await Promise.all(Array.from({ length: 40 }, (_, i) => mailer.enqueue(email(`n${i}`))));
+    const worker = mailer.startWorker({ pollMs: 20, concurrency: 8 });
+    await sink.waitForMessages(5);
+    await worker.stop();
+    const statuses = await Promise.all(ids.map(async (q) => (await mailer.getStatus(q.id))!.status));
+    expect(statuses.filter((s) => s === 'sending')).toHaveLength(0);
+    expect(statuses.filter((s) => s === 'sent').length).toBe(sink.messages.length);
+    const count = sink.messages.length;
+    await sleep(200);
+    expect(sink.messages.length).toBe(count);
+  });
+
+  it('takes over a direct send whose process died mid-send, once its lease expires', async () => {
+    const { sink, store, mailer } = await setup();
+    // What a crashed send() leaves behind: a record claimed by a process that never settled it.
+    const { record } = await store.outbox.enqueue(
+      {
+        id: 'msg_crashed',
+        ownerId: mailer.ownerId,
+        agentId: undefined,
+        idempotencyKey: undefined,
+        fingerprint: undefined,
+        messageId: '<crashed@example.com>',
+        email: {
+          from: { name: undefined, address: 'agent@example.com', domain: 'example.com' },
+          to: [{ name: undefined, address: 'ada@example.com', domain: 'example.com' }],
+          cc: [],
+          bcc: [],
+          replyTo: [],
+          subject: 'Orphan',
+          text: 'x',
+          attachments: [],
+          headers: {},
+          references: [],
+        },
+        sendAt: new Date(),
+        maxAttempts: 3,
+        tags: [],
+        metadata: {},
+      },
+      { claim: { workerId: 'direct:dead', leaseMs: 150 } },
+    );
+    mailer.startWorker({ pollMs: 20 });
+    const sent = await waitForStatus(mailer, record.id, 'sent');
+    expect(sent).toMatchObject({ attempt: 2, possibleDuplicate: true });
+    expect(sink.messages.map((m) => m.subject)).toEqual(['Orphan']);
+  });
+
+  it('send() refuses a future sendAt and points to enqueue()', async () => {
+    const { mailer } = await setup();
+    await expect(mailer.send({ ...email('x'), sendAt: new Date(Date.now() + 60_000) })).rejects.toMatchObject({ field: 'sendAt' });
+  });
+});
