@@ -106,6 +106,7 @@ export class Mailer {
   private readonly defaultHeaders: Record<string, string>;
   private readonly maxAttempts: number;
   private readonly leaseMs: number;
+  private readonly retry: Required<RetryOptions>;
   private readonly directWorkerId = `direct:${process.pid}:${randomUUID().slice(0, 8)}`;
   private serverFrom: ParsedAddress | undefined;
   private readonly inFlight = new Map<string, Promise<unknown>>();
@@ -131,8 +132,6 @@ export class Mailer {
     this.ownsStore = options.store === undefined;
     this.store = options.store ?? new MemoryStore();
   }
-
-  private readonly retry: Required<RetryOptions>;
 
   /**
    * Validates, renders and sends one email now, failing over between servers. Resolves with status `sent`
