@@ -1,0 +1,233 @@
+import { randomUUID } from 'node:crypto';
+import { MemoryStore, type MailStore, type NewOutboxRecord, type OutboxRecord } from '@agent-smtp/core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DATABASE_URL, pgliteStore, SERVER_SKIP_REASON, serverStore, type TestDatabase } from './test-databases.js';
+
+// The same scripts on MemoryStore (the reference) and on Postgres must leave the same
+// records, return the same results and write the same events (types, attempts and details, in order). Times
+// that come from a clock are compared by presence only; those derived from `sendAt`, `at` or `now` exactly.
+
+// An hour ago, on a whole minute: sendAt values in the past, except d's.
+const base = Math.floor(Date.now() / 60_000) * 60_000 - 3_600_000;
+const minutes = (n: number): Date => new Date(base + n * 60_000);
+/** Ten minutes after the test started: every lease taken so far has expired. */
+const at10 = new Date(Date.now() + 10 * 60_000);
+
+function newRecord(ownerId: string, patch: Partial<NewOutboxRecord>): NewOutboxRecord {
+  return {
+    id: `msg_${randomUUID()}`,
+    ownerId,
+    agentId: 'agent-1',
+    idempotencyKey: undefined,
+    fingerprint: undefined,
+    messageId: `<${randomUUID()}@example.com>`,
+    email: {
+      from: { name: 'Agent', address: 'agent@example.com', domain: 'example.com' },
+      to: [{ name: undefined, address: 'ada@example.com', domain: 'example.com' }],
+      cc: [],
+      bcc: [],
+      replyTo: [],
+      subject: 'Parity',
+      text: 'Hello',
+      attachments: [],
+      headers: {},
+      references: [],
+    },
+    sendAt: minutes(0),
+    maxAttempts: 3,
+    tags: ['a', 'b'],
+    metadata: { n: 1 },
+    ...patch,
+  };
+}
+
+/** Runs the script and returns everything observable, with ids and clock times replaced by stable stand-ins. */
+async function transcript(store: MailStore): Promise<unknown[]> {
+  const ownerId = `owner-${randomUUID()}`;
+  const names = new Map<string, string>();
+  const out: unknown[] = [];
+  const show = (r: OutboxRecord | undefined): unknown =>
+    r && {
+      ...r,
+      id: names.get(r.id),
+      ownerId: r.ownerId === ownerId ? 'owner' : r.ownerId,
+      messageId: typeof r.messageId,
+      email: JSON.parse(JSON.stringify(r.email)),
+      error: r.error && JSON.parse(JSON.stringify(r.error)),
+      createdAt: r.createdAt instanceof Date,
+      updatedAt: r.updatedAt instanceof Date,
+    };
+  const add = (name: string, patch: Partial<NewOutboxRecord> = {}): NewOutboxRecord => {
+    const input = newRecord(ownerId, patch);
+    names.set(input.id, name);
+    return input;
+  };
+  const log = (step: string, value: unknown): void => {
+    out.push([step, value]);
+  };
+
+  const a = add('a', { idempotencyKey: 'key-a', fingerprint: 'fa', sendAt: minutes(1) });
+  log('enqueue a', show((await store.outbox.enqueue(a)).record));
+  const a2 = add('a2', { idempotencyKey: 'key-a', fingerprint: 'other', sendAt: minutes(9) });
+  const again = await store.outbox.enqueue(a2);
+  log('enqueue a again', [again.created, show(again.record)]);
+  const b = add('b', { sendAt: minutes(2) });
+  const bResult = await store.outbox.enqueue(b, { claim: { workerId: 'direct', leaseMs: 60_000 } });
+  log('enqueue b claimed', [bResult.created, { ...(show(bResult.record) as object), leaseExpiresAt: bResult.record.leaseExpiresAt instanceof Date }]);
+  const c = add('c', { sendAt: minutes(3), maxAttempts: 1 });
+  await store.outbox.enqueue(c, { claim: { workerId: 'doomed', leaseMs: 1 } });
+  const d = add('d', { sendAt: minutes(200) });
+  await store.outbox.enqueue(d);
+
+  // Ten minutes after everything: a is due, b's and c's leases have expired; c had no attempts left.
+  const firstClaim = await store.outbox.claim({ workerId: 'w1', limit: 10, leaseMs: 30_000, now: at10 });
+  log('claim 1', firstClaim.filter((r) => r.ownerId === ownerId).map(show));
+  log('c after claim', show(await store.outbox.get(ownerId, c.id)));
+
+  log('stale settle b', await store.outbox.settle(b.id, 1, { status: 'sent', server: 'stale', accepted: [], rejected: [], response: '250' }));
+  log('settle b sent', show(await store.outbox.settle(b.id, 2, { status: 'sent', server: 'p', accepted: ['ada@example.com'], rejected: ['x@example.com'], response: '250 ok' })));
+  const transient = { code: 'SMTP_TRANSIENT', message: '451 later', responseCode: 451, retryable: true };
+  log('settle a retry', show(await store.outbox.settle(a.id, 1, { status: 'retry', at: minutes(5), error: transient, server: 'p' })));
+
+  const secondClaim = await store.outbox.claim({ workerId: 'w2', limit: 10, leaseMs: 30_000, now: at10 });
+  log('claim 2', secondClaim.filter((r) => r.ownerId === ownerId).map(show));
+  log('settle a failed', show(await store.outbox.settle(a.id, 2, { status: 'failed', error: transient })));
+  const reclaimed = await store.outbox.reclaim(ownerId, a.id, { workerId: 'w3', leaseMs: 1_000 });
+  log('reclaim a', reclaimed && { ...(show(reclaimed) as object), leaseExpiresAt: reclaimed.leaseExpiresAt instanceof Date });
+  log('settle a unknown', show(await store.outbox.settle(a.id, 3, { status: 'unknown', error: { code: 'SMTP_TRANSIENT', message: 'reset', retryable: true } })));
+  log('reclaim a again', await store.outbox.reclaim(ownerId, a.id, { workerId: 'w3', leaseMs: 1_000 }));
+
+  const cancelled = await store.outbox.cancel(ownerId, d.id);
+  log('cancel d', cancelled && [cancelled.cancelled, show(cancelled.record)]);
+  const cancelledAgain = await store.outbox.cancel(ownerId, d.id);
+  log('cancel d again', cancelledAgain && [cancelledAgain.cancelled, show(cancelledAgain.record)]);
+  log('cancel b', (await store.outbox.cancel(ownerId, b.id))?.cancelled);
+  log('cancel other owner', await store.outbox.cancel('someone-else', d.id));
+
+  log('limit 0', await store.outbox.claim({ workerId: 'w', limit: 0, leaseMs: 1, now: at10 }));
+
+  log('get a', show(await store.outbox.get(ownerId, a.id)));
+  log('get a as another owner', await store.outbox.get('someone-else', a.id));
+  log('find key-a', show(await store.outbox.findByIdempotencyKey(ownerId, 'key-a')));
+  log('find key-a as another owner', await store.outbox.findByIdempotencyKey('someone-else', 'key-a'));
+  log('find missing key', await store.outbox.findByIdempotencyKey(ownerId, 'nope'));
+
+  const events = await store.events.list(ownerId);
+  log(
+    'events',
+    events.map((e) => [names.get(e.messageId), e.type, e.attempt, e.detail]),
+  );
+  return out;
+}
+
+/** The other parts: events appended by hand, suppressions, audit, counters, credentials. */
+async function recordsTranscript(store: MailStore): Promise<unknown[]> {
+  const ownerId = `owner-${randomUUID()}`;
+  const other = `owner-${randomUUID()}`;
+  const out: unknown[] = [];
+  const log = (step: string, value: unknown): void => {
+    out.push([step, value]);
+  };
+  const noClock = <T extends object>(value: T): unknown => {
+    const { id: _id, at, createdAt, updatedAt, ownerId: who, ...rest } = value as Record<string, unknown>;
+    return { ...rest, owner: who === ownerId ? 'owner' : who, clocks: [at, createdAt, updatedAt].filter((d) => d instanceof Date).length };
+  };
+
+  const fixedAt = new Date('2026-03-01T12:00:00.000Z');
+  log('append', noClock(await store.events.append({ ownerId, messageId: 'm1', type: 'sent', attempt: 1, detail: { server: 'p', n: [1, 2] } })));
+  log('append with at', await store.events.append({ ownerId, messageId: 'm2', type: 'failed', attempt: 2, detail: {}, at: fixedAt }).then((e) => e.at.toISOString()));
+  await store.events.append({ ownerId, messageId: 'm1', type: 'retry', attempt: 1, detail: {} });
+  await store.events.append({ ownerId: other, messageId: 'm1', type: 'sent', attempt: 1, detail: {} });
+  const pick = (list: { messageId: string; type: string }[]) => list.map((e) => `${e.messageId}:${e.type}`);
+  log('events', pick(await store.events.list(ownerId)));
+  log('events m1', pick(await store.events.list(ownerId, { messageId: 'm1' })));
+  log('events sent', pick(await store.events.list(ownerId, { type: 'sent' })));
+  log('events m1 retry', pick(await store.events.list(ownerId, { messageId: 'm1', type: 'retry' })));
+  log('events limit 2', pick(await store.events.list(ownerId, { limit: 2 })));
+  log('events limit 0', pick(await store.events.list(ownerId, { limit: 0 })));
+
+  log('suppress', noClock(await store.suppressions.add({ ownerId, address: 'Ada@Example.COM', reason: 'unsubscribe', detail: { via: 'link' } })));
+  log('suppress 2', noClock(await store.suppressions.add({ ownerId, address: 'grace@example.com', reason: 'manual' })));
+  log('suppress again', noClock(await store.suppressions.add({ ownerId, address: 'ada@example.com', reason: 'bounce' })));
+  log('find', (await store.suppressions.find(ownerId, ['GRACE@example.com', 'nobody@x.org', 'ada@example.com', 'Ada@example.com'])).map(noClock));
+  log('find none', await store.suppressions.find(ownerId, []));
+  log('find other owner', await store.suppressions.find(other, ['ada@example.com']));
+  log('list', (await store.suppressions.list(ownerId)).map(noClock));
+  log('list limit', (await store.suppressions.list(ownerId, { limit: 1 })).map((x) => x.address));
+  log('remove', await store.suppressions.remove(ownerId, 'ADA@example.com'));
+  log('remove again', await store.suppressions.remove(ownerId, 'ada@example.com'));
+  log('remove other owner', await store.suppressions.remove(other, 'grace@example.com'));
+
+  log('audit', noClock(await store.audit.append({ ownerId, agentId: 'a1', action: 'send', outcome: 'ok', messageId: 'm1', detail: { to: ['x@y.z'] } })));
+  log('audit 2', noClock(await store.audit.append({ ownerId, agentId: undefined, action: 'reload', outcome: 'error', detail: {} })));
+  await store.audit.append({ ownerId, agentId: 'a1', action: 'send', outcome: 'error', detail: { code: 'X' } });
+  await store.audit.append({ ownerId: other, agentId: 'a1', action: 'send', outcome: 'ok', detail: {} });
+  log('audit list', (await store.audit.list(ownerId)).map(noClock));
+  log('audit send', (await store.audit.list(ownerId, { action: 'send' })).map((e) => e.outcome));
+  log('audit limit', (await store.audit.list(ownerId, { limit: 2 })).map((e) => e.action));
+  log('audit empty action', (await store.audit.list(ownerId, { action: '' })).length);
+
+  log('inc', await store.counters.increment(ownerId, 'sent', 'd1', 2, 3));
+  log('inc over', await store.counters.increment(ownerId, 'sent', 'd1', 2, 3));
+  log('inc to limit', await store.counters.increment(ownerId, 'sent', 'd1', 1, 3));
+  log('inc new over', await store.counters.increment(ownerId, 'sent', 'd2', 5, 3));
+  log('inc zero', await store.counters.increment(ownerId, 'sent', 'd3', 0, 0));
+  log('get', [await store.counters.get(ownerId, 'sent', 'd1'), await store.counters.get(ownerId, 'sent', 'd2'), await store.counters.get(other, 'sent', 'd1')]);
+  log('big', await store.counters.increment(ownerId, 'bytes', 'd1', 3_000_000_000, 5_000_000_000));
+
+  log('put', noClock(await store.credentials.put({ ownerId, name: 'smtp', keyId: 'k1', ciphertext: 'AAA' })));
+  await store.credentials.put({ ownerId, name: 'imap', keyId: 'k1', ciphertext: 'BBB' });
+  log('put again', noClock(await store.credentials.put({ ownerId, name: 'smtp', keyId: 'k2', ciphertext: 'CCC' })));
+  log('cred get', noClock((await store.credentials.get(ownerId, 'smtp'))!));
+  log('cred get other', await store.credentials.get(other, 'smtp'));
+  log('cred list', (await store.credentials.list(ownerId)).map(noClock));
+  log('cred delete', [await store.credentials.delete(ownerId, 'smtp'), await store.credentials.delete(ownerId, 'smtp'), await store.credentials.delete(other, 'imap')]);
+  log('cred list after', (await store.credentials.list(ownerId)).map((c) => c.name));
+  return out;
+}
+
+describe('MemoryStore parity', () => {
+  let memory: unknown[];
+  let memoryRecords: unknown[];
+  beforeAll(async () => {
+    memory = await transcript(new MemoryStore());
+    memoryRecords = await recordsTranscript(new MemoryStore());
+  });
+
+  describe('on PGlite', () => {
+    let db: TestDatabase;
+    beforeAll(async () => {
+      db = await pgliteStore();
+    });
+    afterAll(async () => db?.close());
+
+    it('leaves the same records, results and events as MemoryStore', async () => {
+      expect(await transcript(db.store)).toEqual(memory);
+    });
+
+    it('answers like MemoryStore for events, suppressions, audit, counters and credentials', async () => {
+      expect(await recordsTranscript(db.store)).toEqual(memoryRecords);
+    });
+  });
+
+  describe.skipIf(!DATABASE_URL)(`on a server (${DATABASE_URL ? 'DATABASE_URL' : SERVER_SKIP_REASON})`, () => {
+    let db: TestDatabase;
+    beforeAll(async () => {
+      db = await serverStore();
+    });
+    afterAll(async () => db?.close());
+
+    it('leaves the same records, results and events as MemoryStore', async () => {
+      expect(await transcript(db.store)).toEqual(memory);
+    });
+
+    it('answers like MemoryStore for events, suppressions, audit, counters and credentials', async () => {
+      expect(await recordsTranscript(db.store)).toEqual(memoryRecords);
+    });
+  });
+
+  it('has a script that exercises every transition', () => {
+    const events = (memory.at(-1) as [string, [string, string][]])[1].map((e) => e[1]);
+    expect(new Set(events)).toEqual(new Set(['queued', 'claimed', 'reclaimed', 'sent', 'retry', 'failed', 'unknown', 'cancelled']));
+  });
+});

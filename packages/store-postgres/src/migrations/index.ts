@@ -1,0 +1,12 @@
+import { migration001 } from './001-init.js';
+
+export interface Migration {
+  /** Applied in ascending order; recorded in `<schema>.migrations`. */
+  version: number;
+  name: string;
+  /** SQL with `{{schema}}` where the quoted schema name goes. */
+  sql: string;
+}
+
+/** Every migration, oldest first. Add new ones at the end; never edit one that was released. */
+export const migrations: readonly Migration[] = [{ version: 1, name: '001_init', sql: migration001 }];

@@ -1,0 +1,95 @@
+import type { OutboxEnqueueResult as EnqueueResult, Lease, NewOutboxRecord, OutboxRecord, OutboxStore, Settlement } from '@agent-smtp/core';
+import type { PostgresClient } from './postgres-client.js';
+import { iso, json, nullable, toOutboxRecord, type Row } from './row-mappers.js';
+
+/** Lease lengths go to SQL as whole milliseconds (an integer parameter). */
+const ms = (leaseMs: number): number => Math.max(0, Math.ceil(leaseMs));
+
+/**
+ * The outbox over the schema's SQL functions: each transition and its event is one call of one function, so it
+ * is atomic on any client, a pool included.
+ */
+export class PostgresOutboxStore implements OutboxStore {
+  constructor(
+    private readonly client: PostgresClient,
+    private readonly schema: string,
+  ) {}
+
+  async enqueue(input: NewOutboxRecord, options: { claim?: Lease } = {}): Promise<EnqueueResult> {
+    const rows = await this.rows(
+      `select * from ${this.schema}.enqueue($1, $2, $3, $4, $5, $6, $7::jsonb, $8::timestamptz, $9, $10::text[], $11::jsonb, $12, $13)`,
+      [
+        input.id,
+        input.ownerId,
+        nullable(input.agentId),
+        nullable(input.idempotencyKey),
+        nullable(input.fingerprint),
+        input.messageId,
+        json(input.email),
+        iso(input.sendAt),
+        input.maxAttempts,
+        input.tags,
+        json(input.metadata ?? {}),
+        options.claim ? options.claim.workerId : null,
+        options.claim ? ms(options.claim.leaseMs) : null,
+      ],
+    );
+    const row = rows[0]!;
+    return { created: row.created === true, record: toOutboxRecord(row) };
+  }
+
+  async claim(options: Lease & { limit: number; now?: Date }): Promise<OutboxRecord[]> {
+    if (options.limit <= 0) return [];
+    const rows = await this.rows(`select * from ${this.schema}.claim($1, $2, $3, $4::timestamptz)`, [
+      options.workerId,
+      Math.floor(options.limit),
+      ms(options.leaseMs),
+      iso(options.now),
+    ]);
+    return rows.map(toOutboxRecord);
+  }
+
+  async settle(id: string, attempt: number, settlement: Settlement): Promise<OutboxRecord | undefined> {
+    const sent = settlement.status === 'sent' ? settlement : undefined;
+    const rows = await this.rows(
+      `select * from ${this.schema}.settle($1, $2, $3, $4, $5::text[], $6::text[], $7, $8::jsonb, $9::timestamptz)`,
+      [
+        id,
+        attempt,
+        settlement.status,
+        nullable(settlement.server),
+        sent ? sent.accepted : null,
+        sent ? sent.rejected : null,
+        sent ? nullable(sent.response) : null,
+        settlement.status === 'sent' ? null : json(settlement.error),
+        settlement.status === 'retry' ? iso(settlement.at) : null,
+      ],
+    );
+    return rows[0] ? toOutboxRecord(rows[0]) : undefined;
+  }
+
+  async reclaim(ownerId: string, id: string, lease: Lease): Promise<OutboxRecord | undefined> {
+    const rows = await this.rows(`select * from ${this.schema}.reclaim($1, $2, $3, $4)`, [ownerId, id, lease.workerId, ms(lease.leaseMs)]);
+    return rows[0] ? toOutboxRecord(rows[0]) : undefined;
+  }
+
+  async cancel(ownerId: string, id: string): Promise<{ cancelled: boolean; record: OutboxRecord } | undefined> {
+    const rows = await this.rows(`select * from ${this.schema}.cancel($1, $2)`, [ownerId, id]);
+    const row = rows[0];
+    return row ? { cancelled: row.cancelled === true, record: toOutboxRecord(row) } : undefined;
+  }
+
+  async get(ownerId: string, id: string): Promise<OutboxRecord | undefined> {
+    const rows = await this.rows(`select * from ${this.schema}.outbox where owner_id = $1 and id = $2`, [ownerId, id]);
+    return rows[0] ? toOutboxRecord(rows[0]) : undefined;
+  }
+
+  async findByIdempotencyKey(ownerId: string, key: string): Promise<OutboxRecord | undefined> {
+    const rows = await this.rows(`select * from ${this.schema}.outbox where owner_id = $1 and idempotency_key = $2`, [ownerId, key]);
+    return rows[0] ? toOutboxRecord(rows[0]) : undefined;
+  }
+
+  private async rows(text: string, params: unknown[]): Promise<Row[]> {
+    return (await this.client.query(text, params)).rows as Row[];
+  }
+}

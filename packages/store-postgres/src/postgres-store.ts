@@ -1,0 +1,73 @@
+import type { AuditStore, CounterStore, CredentialStore, EventStore, MailStore, OutboxStore, SuppressionStore } from '@agent-smtp/core';
+import { runMigrations } from './migrate.js';
+import type { PostgresClient } from './postgres-client.js';
+import { PostgresOutboxStore } from './postgres-outbox-store.js';
+import {
+  PostgresAuditStore,
+  PostgresCounterStore,
+  PostgresCredentialStore,
+  PostgresEventStore,
+  PostgresSuppressionStore,
+} from './postgres-record-stores.js';
+import { toDate, toNumber } from './row-mappers.js';
+import { quoteSchemaName } from './schema-name.js';
+
+export interface PostgresStoreOptions {
+  /** A `pg` Pool or Client, a PGlite instance, or anything with `query(text, params)`. The caller owns it (and ends it). */
+  client: PostgresClient;
+  /** The schema that holds the tables and functions: lower-case letters, digits and `_`. Default `agent_smtp`. */
+  schema?: string;
+}
+
+export interface AppliedMigration {
+  version: number;
+  name: string;
+  appliedAt: Date;
+}
+
+/** A `MailStore` in PostgreSQL. Call `migrate()` once at start-up (it is cheap when there is nothing to do). */
+export interface PostgresStore extends MailStore {
+  readonly schema: string;
+  /**
+   * Creates the schema or brings it up to date, in one transaction. Idempotent, and safe when several processes
+   * run it at once (they take turns on an advisory lock). Returns every migration now applied, oldest first.
+   */
+  migrate(): Promise<AppliedMigration[]>;
+}
+
+/**
+ * Creates a store over any client with `query(text, params)`. It never ends the client: `close` is absent on
+ * purpose, since the pool usually serves the rest of the application too.
+ */
+export function createPostgresStore(options: PostgresStoreOptions): PostgresStore {
+  const schema = options.schema ?? 'agent_smtp';
+  const quoted = quoteSchemaName(schema);
+  const { client } = options;
+  if (!client || typeof client.query !== 'function') {
+    throw new TypeError('createPostgresStore needs a client with a query(text, params) method: a pg Pool or Client, or a PGlite instance.');
+  }
+  const outbox: OutboxStore = new PostgresOutboxStore(client, quoted);
+  const events: EventStore = new PostgresEventStore(client, quoted);
+  const suppressions: SuppressionStore = new PostgresSuppressionStore(client, quoted);
+  const audit: AuditStore = new PostgresAuditStore(client, quoted);
+  const counters: CounterStore = new PostgresCounterStore(client, quoted);
+  const credentials: CredentialStore = new PostgresCredentialStore(client, quoted);
+  return {
+    schema,
+    outbox,
+    events,
+    suppressions,
+    audit,
+    counters,
+    credentials,
+    async migrate() {
+      await runMigrations(client, schema, quoted);
+      const { rows } = await client.query(`select version, name, applied_at from ${quoted}.migrations order by version`);
+      return (rows as Record<string, unknown>[]).map((row) => ({
+        version: toNumber(row.version),
+        name: row.name as string,
+        appliedAt: toDate(row.applied_at),
+      }));
+    },
+  };
+}

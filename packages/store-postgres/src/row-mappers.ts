@@ -1,0 +1,82 @@
+import type { AuditEntry, MailEvent, MessageError, Metadata, OutboxRecord, StoredEmail, Suppression } from '@agent-smtp/core';
+
+/** A row as a driver returns it: `pg` and PGlite both give Dates for timestamptz and objects for jsonb. */
+export type Row = Record<string, unknown>;
+
+const optional = <T>(value: unknown): T | undefined => (value === null || value === undefined ? undefined : (value as T));
+
+/** `pg` returns int8 as a string and PGlite as a number; a counter fits a JS number either way. */
+export const toNumber = (value: unknown): number => (typeof value === 'number' ? value : Number(value));
+
+/** Some clients (or custom type parsers) return timestamps as strings. */
+export const toDate = (value: unknown): Date => (value instanceof Date ? value : new Date(value as string));
+const toOptionalDate = (value: unknown): Date | undefined => (value === null || value === undefined ? undefined : toDate(value));
+
+/** Dates go in as ISO strings with an explicit cast, so no driver's Date conversion (or time zone) is involved. */
+export const iso = (date: Date | undefined): string | null => (date === undefined ? null : date.toISOString());
+export const json = (value: unknown): string | null => (value === undefined ? null : JSON.stringify(value));
+export const nullable = <T>(value: T | undefined): T | null => (value === undefined ? null : value);
+
+export function toOutboxRecord(row: Row): OutboxRecord {
+  return {
+    id: row.id as string,
+    ownerId: row.owner_id as string,
+    agentId: optional<string>(row.agent_id),
+    idempotencyKey: optional<string>(row.idempotency_key),
+    fingerprint: optional<string>(row.fingerprint),
+    status: row.status as OutboxRecord['status'],
+    messageId: row.message_id as string,
+    email: row.email as StoredEmail,
+    sendAt: toDate(row.send_at),
+    nextAttemptAt: toDate(row.next_attempt_at),
+    attempt: toNumber(row.attempt),
+    maxAttempts: toNumber(row.max_attempts),
+    leaseOwner: optional<string>(row.lease_owner),
+    leaseExpiresAt: toOptionalDate(row.lease_expires_at),
+    possibleDuplicate: row.possible_duplicate === true,
+    server: optional<string>(row.server),
+    accepted: (row.accepted as string[] | null) ?? [],
+    rejected: (row.rejected as string[] | null) ?? [],
+    response: optional<string>(row.response),
+    error: optional<MessageError>(row.error),
+    tags: (row.tags as string[] | null) ?? [],
+    metadata: (row.metadata as Metadata | null) ?? {},
+    createdAt: toDate(row.created_at),
+    updatedAt: toDate(row.updated_at),
+  };
+}
+
+export function toMailEvent(row: Row): MailEvent {
+  return {
+    id: row.id as string,
+    ownerId: row.owner_id as string,
+    messageId: row.message_id as string,
+    type: row.type as MailEvent['type'],
+    at: toDate(row.at),
+    attempt: toNumber(row.attempt),
+    detail: (row.detail as Record<string, unknown> | null) ?? {},
+  };
+}
+
+export function toSuppression(row: Row): Suppression {
+  return {
+    ownerId: row.owner_id as string,
+    address: row.address as string,
+    reason: row.reason as Suppression['reason'],
+    createdAt: toDate(row.created_at),
+    detail: (row.detail as Record<string, unknown> | null) ?? {},
+  };
+}
+
+export function toAuditEntry(row: Row): AuditEntry {
+  return {
+    id: row.id as string,
+    ownerId: row.owner_id as string,
+    agentId: optional<string>(row.agent_id),
+    action: row.action as string,
+    outcome: row.outcome as AuditEntry['outcome'],
+    at: toDate(row.at),
+    messageId: optional<string>(row.message_id),
+    detail: (row.detail as Record<string, unknown> | null) ?? {},
+  };
+}
