@@ -7,6 +7,33 @@
  * atomic transitions. They are `security invoker` with an empty `search_path` (every name is qualified), so row
  * level security, where a schema has it, applies to the caller.
  */
+// The outbox row as the functions that also return a flag (enqueue: created, cancel: cancelled) list it.
+const outboxColumns = String.raw`  id text,
+  owner_id text,
+  agent_id text,
+  idempotency_key text,
+  fingerprint text,
+  status text,
+  message_id text,
+  email jsonb,
+  send_at timestamptz,
+  next_attempt_at timestamptz,
+  attempt integer,
+  max_attempts integer,
+  lease_owner text,
+  lease_expires_at timestamptz,
+  possible_duplicate boolean,
+  server text,
+  accepted text[],
+  rejected text[],
+  response text,
+  error jsonb,
+  tags text[],
+  metadata jsonb,
+  created_at timestamptz,
+  updated_at timestamptz
+)`;
+
 export const migration001 = String.raw`
 create table {{schema}}.outbox (
   id                 text primary key,
@@ -121,31 +148,7 @@ create function {{schema}}.enqueue(
 )
 returns table (
   created boolean,
-  id text,
-  owner_id text,
-  agent_id text,
-  idempotency_key text,
-  fingerprint text,
-  status text,
-  message_id text,
-  email jsonb,
-  send_at timestamptz,
-  next_attempt_at timestamptz,
-  attempt integer,
-  max_attempts integer,
-  lease_owner text,
-  lease_expires_at timestamptz,
-  possible_duplicate boolean,
-  server text,
-  accepted text[],
-  rejected text[],
-  response text,
-  error jsonb,
-  tags text[],
-  metadata jsonb,
-  created_at timestamptz,
-  updated_at timestamptz
-)
+${outboxColumns}
 language plpgsql volatile security invoker set search_path = ''
 as $$
 #variable_conflict use_column
@@ -349,31 +352,7 @@ $$;
 create function {{schema}}.cancel(p_owner_id text, p_id text)
 returns table (
   cancelled boolean,
-  id text,
-  owner_id text,
-  agent_id text,
-  idempotency_key text,
-  fingerprint text,
-  status text,
-  message_id text,
-  email jsonb,
-  send_at timestamptz,
-  next_attempt_at timestamptz,
-  attempt integer,
-  max_attempts integer,
-  lease_owner text,
-  lease_expires_at timestamptz,
-  possible_duplicate boolean,
-  server text,
-  accepted text[],
-  rejected text[],
-  response text,
-  error jsonb,
-  tags text[],
-  metadata jsonb,
-  created_at timestamptz,
-  updated_at timestamptz
-)
+${outboxColumns}
 language plpgsql volatile security invoker set search_path = ''
 as $$
 #variable_conflict use_column
