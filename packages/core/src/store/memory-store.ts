@@ -20,11 +20,11 @@ import type {
 } from './mail-store.js';
 
 export interface MemoryStoreOptions {
-  /** Finished messages kept (the oldest finished ones are dropped past this). Default: 100000. */
+  /** Messages kept: past this, the oldest finished ones (and their events) are dropped. Default: 100000. */
   maxMessages?: number;
-  /** Events kept; the oldest are dropped past this. Default: 200000. */
+  /** Events kept: at least this many of the newest (the log is trimmed in batches). Default: 200000. */
   maxEvents?: number;
-  /** Audit entries kept; the oldest are dropped past this. Default: 10000. */
+  /** Audit entries kept: at least this many of the newest (trimmed in batches). Default: 10000. */
   maxAuditEntries?: number;
 }
 
@@ -51,11 +51,12 @@ export class MemoryStore implements MailStore {
 }
 
 const key = (...parts: string[]): string => parts.join('\u0000');
-const FINISHED = new Set(['sent', 'failed', 'unknown', 'cancelled']);
 
 class MemoryOutboxStore implements OutboxStore {
   private readonly byId = new Map<string, OutboxRecord>();
   private readonly byKey = new Map<string, string>();
+  /** Ids of finished records, oldest first: pruning drops from here without scanning unfinished ones. */
+  private readonly finished = new Set<string>();
 
   constructor(
     private readonly events: MemoryEventStore,
@@ -89,7 +90,7 @@ class MemoryOutboxStore implements OutboxStore {
     if (idempotency !== undefined) this.byKey.set(idempotency, record.id);
     this.events.record(record, 'queued', { sendAt: record.sendAt.toISOString() });
     if (claim) this.events.record(record, 'claimed', { worker: claim.workerId });
-    this.prune();
+    if (this.byId.size > this.maxMessages) this.prune();
     return { created: true, record: structuredClone(record) };
   }
 
@@ -154,6 +155,7 @@ class MemoryOutboxStore implements OutboxStore {
   async reclaim(ownerId: string, id: string, lease: Lease): Promise<OutboxRecord | undefined> {
     const record = this.byId.get(id);
     if (!record || record.ownerId !== ownerId || record.status !== 'failed' || !record.error?.retryable) return undefined;
+    this.finished.delete(record.id);
     const now = new Date();
     Object.assign(record, {
       status: 'sending',
@@ -187,6 +189,7 @@ class MemoryOutboxStore implements OutboxStore {
   private finish(record: OutboxRecord, status: 'sent' | 'failed' | 'unknown' | 'cancelled', now: Date, fields: Partial<OutboxRecord>): void {
     Object.assign(record, fields, { status });
     this.release(record, now);
+    this.finished.add(record.id);
     this.events.record(record, status, {
       ...(record.server ? { server: record.server } : {}),
       ...(record.error && status !== 'sent' ? { code: record.error.code } : {}),
@@ -201,18 +204,20 @@ class MemoryOutboxStore implements OutboxStore {
   }
 
   private prune(): void {
-    if (this.byId.size <= this.maxMessages) return;
-    for (const [id, record] of this.byId) {
+    for (const id of this.finished) {
       if (this.byId.size <= this.maxMessages) break;
-      if (!FINISHED.has(record.status)) continue;
+      const record = this.byId.get(id)!;
+      this.finished.delete(id);
       this.byId.delete(id);
       if (record.idempotencyKey !== undefined) this.byKey.delete(key(record.ownerId, record.idempotencyKey));
+      this.events.forget(id);
     }
   }
 }
 
 class MemoryEventStore implements EventStore {
   private entries: MailEvent[] = [];
+  private byMessage = new Map<string, MailEvent[]>();
 
   constructor(private readonly max: number) {}
 
@@ -227,20 +232,37 @@ class MemoryEventStore implements EventStore {
   }
 
   async list(ownerId: string, options: { messageId?: string; type?: MailEventType; limit?: number } = {}): Promise<MailEvent[]> {
+    const source = options.messageId === undefined ? this.entries : (this.byMessage.get(options.messageId) ?? []);
     const out: MailEvent[] = [];
-    for (const event of this.entries) {
+    for (const event of source) {
       if (out.length >= (options.limit ?? 1_000)) break;
       if (event.ownerId !== ownerId) continue;
-      if (options.messageId !== undefined && event.messageId !== options.messageId) continue;
       if (options.type !== undefined && event.type !== options.type) continue;
       out.push(structuredClone(event));
     }
     return out;
   }
 
+  /** Drops the events of a message the outbox no longer keeps. */
+  forget(messageId: string): void {
+    this.byMessage.delete(messageId);
+  }
+
   private push(event: MailEvent): void {
     this.entries.push(event);
-    if (this.entries.length > this.max) this.entries = this.entries.slice(-this.max);
+    const forMessage = this.byMessage.get(event.messageId);
+    if (forMessage) forMessage.push(event);
+    else this.byMessage.set(event.messageId, [event]);
+    // Trim in batches: copying the whole log on every append past the cap would make each append O(n).
+    if (this.entries.length > this.max * 2) {
+      this.entries = this.entries.slice(-this.max);
+      const kept = new Set(this.entries);
+      for (const [messageId, events] of this.byMessage) {
+        const remaining = events.filter((e) => kept.has(e));
+        if (remaining.length) this.byMessage.set(messageId, remaining);
+        else this.byMessage.delete(messageId);
+      }
+    }
   }
 }
 
@@ -280,7 +302,8 @@ class MemoryAuditStore implements AuditStore {
   async append(entry: Omit<AuditEntry, 'id' | 'at'>): Promise<AuditEntry> {
     const stored: AuditEntry = { ...structuredClone(entry), id: randomUUID(), at: new Date() };
     this.entries.push(stored);
-    if (this.entries.length > this.max) this.entries = this.entries.slice(-this.max);
+    // Trimmed in batches, as the event log is, so an append stays O(1).
+    if (this.entries.length > this.max * 2) this.entries = this.entries.slice(-this.max);
     return structuredClone(stored);
   }
 
