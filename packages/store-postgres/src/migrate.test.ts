@@ -11,7 +11,7 @@ import { quoteSchemaName } from './schema-name.js';
 import { DATABASE_URL, dropSchema, SERVER_SKIP_REASON, uniqueSchema } from './test-databases.js';
 
 const TABLES = ['audit', 'counters', 'credentials', 'events', 'migrations', 'outbox', 'suppressions'];
-const FUNCTIONS = ['cancel', 'claim', 'counter_increment', 'enqueue', 'reclaim', 'settle'];
+const FUNCTIONS = ['cancel', 'claim', 'counter_increment', 'enqueue', 'extend_lease', 'reclaim', 'settle'];
 
 async function describeSchema(client: PostgresClient, schema: string) {
   const tables = await client.query(`select table_name from information_schema.tables where table_schema = $1 order by 1`, [schema]);

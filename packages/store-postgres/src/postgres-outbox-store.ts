@@ -38,15 +38,21 @@ export class PostgresOutboxStore implements OutboxStore {
     return { created: row.created === true, record: toOutboxRecord(row) };
   }
 
-  async claim(options: Lease & { limit: number; now?: Date }): Promise<OutboxRecord[]> {
+  async claim(options: Lease & { limit: number; ownerId?: string; now?: Date }): Promise<OutboxRecord[]> {
     if (options.limit <= 0) return [];
-    const rows = await this.rows(`select * from ${this.schema}.claim($1, $2, $3, $4::timestamptz)`, [
+    const rows = await this.rows(`select * from ${this.schema}.claim($1, $2, $3, $4::timestamptz, $5)`, [
       options.workerId,
       Math.floor(options.limit),
       ms(options.leaseMs),
       iso(options.now),
+      options.ownerId ?? null,
     ]);
     return rows.map(toOutboxRecord);
+  }
+
+  async extendLease(id: string, attempt: number, leaseMs: number): Promise<boolean> {
+    const rows = await this.rows(`select ${this.schema}.extend_lease($1, $2, $3) as extended`, [id, attempt, ms(leaseMs)]);
+    return rows[0]?.extended === true;
   }
 
   async settle(id: string, attempt: number, settlement: Settlement): Promise<OutboxRecord | undefined> {

@@ -19,6 +19,7 @@ import type { BackoffOptions } from '../pool/backoff.js';
 import type { ServerStatus } from '../pool/server-state.js';
 import { type RejectedRecipient, SmtpPool, type VerifyResult } from '../pool/smtp-pool.js';
 import { OutboxWorker, type WorkerOptions } from '../outbox/outbox-worker.js';
+import { keepLeased, settleDurably } from '../outbox/lease.js';
 import { DEFAULT_RETRY, describeError, failureSettlement, type RetryOptions, settlementOf } from '../outbox/settlement.js';
 import type { MailEvent, MailStore, OutboxRecord, OutboxStatus, Settlement } from '../store/mail-store.js';
 import { MemoryStore } from '../store/memory-store.js';
@@ -176,7 +177,7 @@ export class Mailer {
    * several machines, may share one Postgres store. `stop()` finishes what the worker claimed.
    */
   startWorker(options: WorkerOptions = {}): OutboxWorker {
-    const worker = new OutboxWorker(this.store, this.pool, this.logger, { retry: this.retry, ...options });
+    const worker = new OutboxWorker(this.store, this.pool, this.logger, { ownerId: this.ownerId, agentId: this.agentId }, { retry: this.retry, ...options });
     this.workers.add(worker);
     return worker;
   }
@@ -286,6 +287,7 @@ export class Mailer {
     let settlement: Settlement;
     let failure: unknown;
     let rejectedReasons: RejectedRecipient[] = [];
+    const heartbeat = keepLeased(this.store.outbox, record, this.leaseMs, this.logger);
     try {
       const outcome = await this.pool.send(message);
       settlement = settlementOf(outcome);
@@ -293,8 +295,11 @@ export class Mailer {
     } catch (caught) {
       failure = caught;
       settlement = failureSettlement(record, caught, false);
+    } finally {
+      heartbeat.stop();
     }
-    const settled = await this.store.outbox.settle(record.id, record.attempt, settlement);
+    // From here on the SMTP server has answered: bookkeeping never throws, or a caller would resend.
+    const settled = await settleDurably(this.store.outbox, record, settlement, this.logger);
     const to = message.envelope.to;
     if (failure !== undefined) {
       const error = describeError(failure);
@@ -360,8 +365,13 @@ export class Mailer {
     return servers;
   }
 
+  /** Best effort: a failing audit write is logged, never turned into an error after the work was done. */
   private async audit(action: string, outcome: 'ok' | 'error', detail: Record<string, unknown>, messageId?: string): Promise<void> {
-    await this.store.audit.append({ ownerId: this.ownerId, agentId: this.agentId, action, outcome, messageId, detail });
+    try {
+      await this.store.audit.append({ ownerId: this.ownerId, agentId: this.agentId, action, outcome, messageId, detail });
+    } catch (err) {
+      this.logger.warn({ err, action, messageId }, 'could not write the audit entry');
+    }
   }
 }
 

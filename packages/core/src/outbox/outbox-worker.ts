@@ -1,10 +1,17 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Logger } from '../logger/logger.js';
-import { buildPoolMessage } from '../message/build-pool-message.js';
+import { buildPoolMessage, envelopeRecipients } from '../message/build-pool-message.js';
 import type { SmtpPool } from '../pool/smtp-pool.js';
-import type { MailStore, OutboxRecord } from '../store/mail-store.js';
+import type { MailStore, OutboxRecord, Settlement } from '../store/mail-store.js';
+import { keepLeased, settleDurably } from './lease.js';
 import { DEFAULT_RETRY, failureSettlement, type RetryOptions, settlementOf } from './settlement.js';
+
+/** Who the worker works for: it claims only this owner's messages and audits in its name. */
+export interface WorkerIdentity {
+  ownerId: string;
+  agentId: string | undefined;
+}
 
 export interface WorkerOptions {
   /** Messages sent at once. Default: 10. */
@@ -35,6 +42,7 @@ export class OutboxWorker {
     private readonly store: MailStore,
     private readonly pool: SmtpPool,
     private readonly logger: Logger,
+    private readonly identity: WorkerIdentity,
     options: WorkerOptions = {},
   ) {
     this.workerId = options.workerId ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
@@ -72,7 +80,7 @@ export class OutboxWorker {
       }
       let claimed: OutboxRecord[] = [];
       try {
-        claimed = await this.store.outbox.claim({ workerId: this.workerId, limit: free, leaseMs: this.leaseMs });
+        claimed = await this.store.outbox.claim({ workerId: this.workerId, limit: free, leaseMs: this.leaseMs, ownerId: this.identity.ownerId });
       } catch (err) {
         this.logger.error({ err, worker: this.workerId }, 'outbox claim failed');
       }
@@ -90,19 +98,35 @@ export class OutboxWorker {
   }
 
   private async process(record: OutboxRecord): Promise<void> {
-    let settlement;
+    let settlement: Settlement;
+    const heartbeat = keepLeased(this.store.outbox, record, this.leaseMs, this.logger);
     try {
       settlement = settlementOf(await this.pool.send(buildPoolMessage(record.email, record.messageId)));
     } catch (caught) {
       settlement = failureSettlement(record, caught, this.retry);
+    } finally {
+      heartbeat.stop();
     }
-    try {
-      const settled = await this.store.outbox.settle(record.id, record.attempt, settlement);
-      if (!settled) this.logger.warn({ id: record.id, attempt: record.attempt, worker: this.workerId }, 'lease was taken over; outcome not recorded');
-      else this.logger.info({ id: record.id, attempt: record.attempt, status: settled.status }, 'outbox message settled');
-    } catch (err) {
-      this.logger.error({ err, id: record.id, attempt: record.attempt }, 'outbox settle failed; the lease will expire and the message be retried');
-    }
+    const settled = await settleDurably(this.store.outbox, record, settlement, this.logger);
+    if (settled) this.logger.info({ id: record.id, attempt: record.attempt, status: settled.status }, 'outbox message settled');
+    const failed = settlement.status === 'failed' || settlement.status === 'retry';
+    await this.store.audit
+      .append({
+        ownerId: record.ownerId,
+        agentId: this.identity.agentId,
+        action: 'send',
+        outcome: failed ? 'error' : 'ok',
+        messageId: record.id,
+        detail: {
+          to: envelopeRecipients(record.email),
+          status: settlement.status,
+          attempt: record.attempt,
+          worker: this.workerId,
+          ...(settlement.server ? { server: settlement.server } : {}),
+          ...(settlement.status !== 'sent' ? { code: settlement.error.code } : {}),
+        },
+      })
+      .catch((err: unknown) => this.logger.warn({ err, id: record.id }, 'could not write the audit entry'));
   }
 
   private sleep(ms: number, wakeOnCompletion: boolean): Promise<void> {

@@ -187,6 +187,68 @@ describe('outbox: enqueue and workers', () => {
     expect(sink.messages.map((m) => m.subject)).toEqual(['Orphan']);
   });
 
+  it('keeps the lease of a slow send alive, so it is never taken over and sent twice', async () => {
+    const { sink, mailer } = await setup({ behavior: { data: () => 'hang' } });
+    await mailer.reload([{ ...sink.serverConfig({ name: 'sink', maxRetries: 0 }), timeouts: { socketMs: 1_000 } }]);
+    const queued = await mailer.enqueue(email('Slow'));
+    mailer.startWorker({ pollMs: 20, leaseMs: 300 });
+    mailer.startWorker({ pollMs: 20, leaseMs: 300, workerId: 'second' });
+    const report = await waitForStatus(mailer, queued.id, 'unknown');
+    await sleep(400);
+    expect(sink.messages).toHaveLength(1);
+    expect(report).toMatchObject({ attempt: 1, possibleDuplicate: false });
+    expect(report.history.map((e) => e.type)).toEqual(['queued', 'claimed', 'unknown']);
+  });
+
+  it('a worker sends only its own owner’s mail, through its owner’s servers', async () => {
+    const { sink: aliceSink, store, mailer: alice } = await setup();
+    const bobSink = await startSmtpSink();
+    open.sinks.push(bobSink);
+    const bob = createMailer({ servers: [bobSink.serverConfig()], store, ownerId: 'bob', defaults: { from: 'bob@bob.example' }, env: {} });
+    open.mailers.push(bob);
+    const bobs = await bob.enqueue(email('Bob private'));
+    const alices = await alice.enqueue(email('Alice'));
+    alice.startWorker({ pollMs: 20 });
+    await waitForStatus(alice, alices.id, 'sent');
+    await sleep(200);
+    expect(aliceSink.messages.map((m) => m.subject)).toEqual(['Alice']);
+    expect((await bob.getStatus(bobs.id))!.status).toBe('queued');
+    bob.startWorker({ pollMs: 20 });
+    await waitForStatus(bob, bobs.id, 'sent');
+    expect(bobSink.messages.map((m) => m.subject)).toEqual(['Bob private']);
+  });
+
+  it('audits sends made by a worker', async () => {
+    const { store, mailer } = await setup();
+    const queued = await mailer.enqueue(email('Audited'));
+    mailer.startWorker({ pollMs: 20 });
+    await waitForStatus(mailer, queued.id, 'sent');
+    await sleep(50);
+    const entries = await store.audit.list(mailer.ownerId);
+    expect(entries.map((e) => `${e.action}/${e.outcome}`)).toEqual(['send/ok', 'enqueue/ok']);
+    expect(entries[0]).toMatchObject({ messageId: queued.id, detail: { status: 'sent', to: ['ada@example.com'], server: 'sink' } });
+  });
+
+  it('does not throw or resend when recording the outcome fails once after the server accepted', async () => {
+    const sink = await startSmtpSink();
+    open.sinks.push(sink);
+    const store = new MemoryStore();
+    const settle = store.outbox.settle.bind(store.outbox);
+    let failures = 1;
+    store.outbox.settle = async (...args) => {
+      if (failures-- > 0) throw new Error('connection terminated unexpectedly');
+      return settle(...args);
+    };
+    const mailer = createMailer({ servers: [sink.serverConfig()], store, defaults: { from: 'agent@example.com' }, env: {} });
+    open.mailers.push(mailer);
+    const result = await mailer.send(email('Once despite the store'));
+    expect(result.status).toBe('sent');
+    expect((await mailer.getStatus(result.id))!.status).toBe('sent');
+    mailer.startWorker({ pollMs: 20 });
+    await sleep(200);
+    expect(sink.messages).toHaveLength(1);
+  });
+
   it('send() refuses a future sendAt and points to enqueue()', async () => {
     const { mailer } = await setup();
     await expect(mailer.send({ ...email('x'), sendAt: new Date(Date.now() + 60_000) })).rejects.toMatchObject({ field: 'sendAt' });

@@ -134,9 +134,16 @@ export interface OutboxStore {
    * Claims up to `limit` due messages, oldest first, for `leaseMs`: `queued` ones whose `nextAttemptAt` has
    * come, and `sending` ones whose lease expired (their earlier attempt may have delivered them, so they are
    * marked `possibleDuplicate`). Each claim increments `attempt`. Safe with many workers in many processes:
-   * no message is held by two leases at once.
+   * no message is held by two leases at once. With `ownerId`, only that owner's messages: a worker sends
+   * through one owner's servers, so it must never take another owner's mail.
    */
-  claim(options: Lease & { limit: number; now?: Date }): Promise<OutboxRecord[]>;
+  claim(options: Lease & { limit: number; ownerId?: string; now?: Date }): Promise<OutboxRecord[]>;
+  /**
+   * Extends the lease of attempt `attempt` by `leaseMs` from now, while its send is still running. Returns false
+   * when the message is no longer `sending` under that attempt. A worker calls it as a heartbeat, so a slow send
+   * is never taken over (and sent twice) while its worker is alive.
+   */
+  extendLease(id: string, attempt: number, leaseMs: number): Promise<boolean>;
   /**
    * Records how attempt `attempt` ended. Changes nothing and returns undefined when the message is no longer
    * `sending` under that attempt (its lease was taken over): a stale worker cannot overwrite a newer attempt.

@@ -94,10 +94,11 @@ class MemoryOutboxStore implements OutboxStore {
     return { created: true, record: structuredClone(record) };
   }
 
-  async claim(options: Lease & { limit: number; now?: Date }): Promise<OutboxRecord[]> {
+  async claim(options: Lease & { limit: number; ownerId?: string; now?: Date }): Promise<OutboxRecord[]> {
     const now = options.now ?? new Date();
     const due: OutboxRecord[] = [];
     for (const record of this.byId.values()) {
+      if (options.ownerId !== undefined && record.ownerId !== options.ownerId) continue;
       if (
         (record.status === 'queued' && record.nextAttemptAt <= now) ||
         (record.status === 'sending' && record.leaseExpiresAt !== undefined && record.leaseExpiresAt <= now)
@@ -127,6 +128,13 @@ class MemoryOutboxStore implements OutboxStore {
       claimed.push(structuredClone(record));
     }
     return claimed;
+  }
+
+  async extendLease(id: string, attempt: number, leaseMs: number): Promise<boolean> {
+    const record = this.byId.get(id);
+    if (!record || record.status !== 'sending' || record.attempt !== attempt) return false;
+    record.leaseExpiresAt = new Date(Date.now() + leaseMs);
+    return true;
   }
 
   async settle(id: string, attempt: number, settlement: Settlement): Promise<OutboxRecord | undefined> {

@@ -139,11 +139,30 @@ export function runStoreContract(options: StoreContractOptions): void {
         ]);
       });
 
-      it('respects the claim limit', async () => {
+      it('respects the claim limit, and claims only the owner asked for', async () => {
         const ownerId = owner();
         for (let i = 0; i < 3; i++) await store.outbox.enqueue(record(ownerId));
-        const claimed = await store.outbox.claim({ workerId: 'w', limit: 2, leaseMs: 60_000 });
-        expect(claimed.length).toBeLessThanOrEqual(2);
+        const other = await store.outbox.enqueue(record(owner()));
+        const first = await store.outbox.claim({ workerId: 'w', limit: 2, leaseMs: 60_000, ownerId });
+        expect(first).toHaveLength(2);
+        expect(first.every((r) => r.ownerId === ownerId)).toBe(true);
+        const rest = await store.outbox.claim({ workerId: 'w', limit: 10, leaseMs: 60_000, ownerId });
+        expect(rest).toHaveLength(1);
+        expect(await store.outbox.claim({ workerId: 'w', limit: 10, leaseMs: 60_000, ownerId })).toEqual([]);
+        expect((await store.outbox.get(other.record.ownerId, other.record.id))!.status).toBe('queued');
+      });
+
+      it('extends a live lease so nobody takes the message over, and refuses a stale attempt', async () => {
+        const ownerId = owner();
+        const { record: r } = await store.outbox.enqueue(record(ownerId), { claim: { workerId: 'slow', leaseMs: 200 } });
+        await sleep(100);
+        expect(await store.outbox.extendLease(r.id, 1, 60_000)).toBe(true);
+        await sleep(200);
+        expect(await store.outbox.claim({ workerId: 'thief', limit: 10, leaseMs: 60_000, ownerId })).toEqual([]);
+        expect(await store.outbox.extendLease(r.id, 2, 60_000)).toBe(false);
+        await store.outbox.settle(r.id, 1, { status: 'sent', server: 's', accepted: [], rejected: [], response: '250' });
+        expect(await store.outbox.extendLease(r.id, 1, 60_000)).toBe(false);
+        expect((await store.events.list(ownerId, { messageId: r.id })).map((e) => e.type)).toEqual(['queued', 'claimed', 'sent']);
       });
 
       it('inserts a direct send already claimed', async () => {

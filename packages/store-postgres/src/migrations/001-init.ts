@@ -201,7 +201,9 @@ $$;
 -- becomes 'unknown' (LEASE_EXPIRED) instead, is not returned and does not count against p_limit. SKIP LOCKED lets
 -- many workers claim at once without waiting on, or taking, each other's rows. p_now defaults to the database's
 -- clock, which all workers then share.
-create function {{schema}}.claim(p_worker text, p_limit integer, p_lease_ms integer, p_now timestamptz default null)
+create function {{schema}}.claim(
+  p_worker text, p_limit integer, p_lease_ms integer, p_now timestamptz default null, p_owner_id text default null
+)
 returns setof {{schema}}.outbox
 language plpgsql volatile security invoker set search_path = ''
 as $$
@@ -213,7 +215,7 @@ begin
     -- Walks outbox_due_idx in order and stops after p_limit rows it could lock.
     select o.id, o.status, o.next_attempt_at, o.created_at, true as claimable
     from {{schema}}.outbox o
-    where o.status = 'queued' and o.next_attempt_at <= v_now
+    where o.status = 'queued' and o.next_attempt_at <= v_now and (p_owner_id is null or o.owner_id = p_owner_id)
     order by o.next_attempt_at, o.created_at, o.id
     limit p_limit
     for update skip locked
@@ -221,7 +223,7 @@ begin
     -- Few: only rows whose worker died or overran its lease (outbox_lease_idx).
     select o.id, o.status, o.next_attempt_at, o.created_at, o.attempt < o.max_attempts as claimable
     from {{schema}}.outbox o
-    where o.status = 'sending' and o.lease_expires_at <= v_now
+    where o.status = 'sending' and o.lease_expires_at <= v_now and (p_owner_id is null or o.owner_id = p_owner_id)
     for update skip locked
   ), ranked as (
     -- Visits rows oldest first like MemoryStore: each claimable row counts against p_limit; an exhausted one is
@@ -320,6 +322,20 @@ begin
   end));
   return next r;
 end;
+$$;
+
+-- Extends the lease of a send that is still running (a worker's heartbeat), fenced by the attempt like settle.
+create function {{schema}}.extend_lease(p_id text, p_attempt integer, p_lease_ms integer)
+returns boolean
+language sql volatile security invoker set search_path = ''
+as $$
+  with extended as (
+    update {{schema}}.outbox
+    set lease_expires_at = now() + p_lease_ms * interval '1 millisecond'
+    where id = p_id and status = 'sending' and attempt = p_attempt
+    returning 1
+  )
+  select exists (select 1 from extended);
 $$;
 
 -- Claims a 'failed' message whose error was retryable again (attempt + 1), for a retry under the same key.

@@ -1,0 +1,49 @@
+import type { Logger } from '../logger/logger.js';
+import type { OutboxRecord, OutboxStore, Settlement } from '../store/mail-store.js';
+
+/**
+ * Keeps the lease of a send that is still running alive: extends it every third of `leaseMs`. Without it, a send
+ * slower than its lease (timeouts, failover, waiting for a server's backoff) would be taken over by another worker
+ * and sent twice while the first worker is still at it. Call `stop()` when the send is over.
+ */
+export function keepLeased(outbox: OutboxStore, record: OutboxRecord, leaseMs: number, logger: Logger): { stop(): void } {
+  const timer = setInterval(() => {
+    outbox.extendLease(record.id, record.attempt, leaseMs).then(
+      (extended) => {
+        if (!extended) logger.warn({ id: record.id, attempt: record.attempt }, 'lease lost while sending');
+      },
+      (err: unknown) => logger.warn({ err, id: record.id }, 'could not extend the lease; retrying at the next beat'),
+    );
+  }, Math.max(10, Math.floor(leaseMs / 3)));
+  timer.unref();
+  return { stop: () => clearInterval(timer) };
+}
+
+/**
+ * Records how an attempt ended, retrying a failing store (the settle is fenced by the attempt, so a retry cannot
+ * overwrite anything). Never throws: once the SMTP server has answered, a bookkeeping failure must not turn into
+ * an error that invites a resend. If the store stays down, the lease expires and a worker takes the message over,
+ * marked as a possible duplicate.
+ */
+export async function settleDurably(
+  outbox: OutboxStore,
+  record: OutboxRecord,
+  settlement: Settlement,
+  logger: Logger,
+  retryDelaysMs: readonly number[] = [50, 200, 800, 2_000],
+): Promise<OutboxRecord | undefined> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const settled = await outbox.settle(record.id, record.attempt, settlement);
+      if (!settled) logger.warn({ id: record.id, attempt: record.attempt }, 'lease was taken over; outcome not recorded');
+      return settled;
+    } catch (err) {
+      const delay = retryDelaysMs[attempt];
+      if (delay === undefined) {
+        logger.error({ err, id: record.id, attempt: record.attempt, status: settlement.status }, 'could not record the outcome; the lease will expire and the message be taken over');
+        return undefined;
+      }
+      await new Promise((resolve) => setTimeout(resolve, delay));
+    }
+  }
+}
