@@ -3,6 +3,8 @@ import type { SmtpFailureClass } from '../errors/smtp-error.js';
 /** The fields of a nodemailer error that classification reads. */
 export interface NodemailerErrorLike {
   code?: string | undefined;
+  /** The system error's own code when nodemailer replaced it, e.g. `DEPTH_ZERO_SELF_SIGNED_CERT` under `ESOCKET`. */
+  originalCode?: string | undefined;
   responseCode?: number | undefined;
   command?: string | undefined;
 }
@@ -10,12 +12,15 @@ export interface NodemailerErrorLike {
 const AUTH_CODES = new Set(['EAUTH', 'ENOAUTH', 'EOAUTH2', 'ETLS', 'EREQUIRETLS', 'ECONFIG']);
 const AUTH_REPLIES = new Set([530, 534, 535, 538]);
 const MESSAGE_CODES = new Set(['EENVELOPE', 'EMESSAGE', 'EMAXRECIPIENTS', 'ESTREAM', 'EFILEACCESS', 'EURLACCESS']);
+// Node's certificate and TLS failures (self-signed, expired, wrong host name, protocol mismatch): a configuration
+// fault that waiting will not fix, though nodemailer reports them as socket errors.
+const TLS_FAILURE = /CERT|SELF_SIGNED|^ERR_TLS|^ERR_SSL|UNABLE_TO_VERIFY|HOSTNAME_MISMATCH/;
 
 /**
  * Sorts a failed send into what the pool should do about it (DESIGN.md §3, RFC 5321 / 3463):
  * - `transient`: back the server off and fail over (connection faults, timeouts before the data was
  *   sent, 4xx, 552 on RCPT);
- * - `auth`: the server refused our credentials or TLS; back off longer and fail over;
+ * - `auth`: the server refused our credentials, or TLS failed (certificate, protocol); back off longer and fail over;
  * - `permanent`: the server refused this message for good; another server would refuse it too;
  * - `ambiguous`: the connection broke after the whole message was handed over, so the server may have
  *   accepted it; never resend automatically.
@@ -25,13 +30,16 @@ export function classifySmtpError(error: NodemailerErrorLike, bodySent: boolean)
   if (reply === undefined || reply === 0) {
     if (bodySent) return 'ambiguous';
     if (error.code && AUTH_CODES.has(error.code)) return 'auth';
+    if (error.originalCode && TLS_FAILURE.test(error.originalCode)) return 'auth';
     if (error.code && MESSAGE_CODES.has(error.code)) return 'permanent';
     return 'transient';
   }
-  if (AUTH_REPLIES.has(reply) || error.code === 'EAUTH') return 'auth';
+  // Any 4xx passes, even at AUTH (454 "temporary authentication failure").
   if (reply >= 400 && reply < 500) return 'transient';
-  // 552 to RCPT is "too many recipients / mailbox full for now" in practice (RFC 5321 §4.5.3.1.10).
-  if (reply === 552 && error.command !== 'DATA') return 'transient';
+  if (AUTH_REPLIES.has(reply) || error.code === 'EAUTH') return 'auth';
+  // 552 to RCPT is "too many recipients / mailbox full for now" in practice (RFC 5321 §4.5.3.1.10); at MAIL FROM
+  // or after DATA it is "message too large", which another try will not change.
+  if (reply === 552 && error.command?.startsWith('RCPT')) return 'transient';
   // 503 means the session was in the wrong state, not that the message was refused.
   if (reply === 503) return 'transient';
   if (reply >= 500) return 'permanent';

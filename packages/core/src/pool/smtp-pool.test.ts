@@ -24,7 +24,9 @@ function mailer(primary: SmtpServerConfig, secondary?: SmtpServerConfig, backoff
   const m = createMailer({
     servers,
     defaults: { from: 'agent@example.com' },
-    pool: { backoff: { baseMs: backoffMs, maxMs: backoffMs * 4, authBaseMs: backoffMs, authMaxMs: backoffMs * 4 }, maxRetryWaitMs: 200 },
+    env: {},
+    // Auth failures back off ten times longer than transient ones, so a test can tell which was used.
+    pool: { backoff: { baseMs: backoffMs, maxMs: backoffMs * 4, authBaseMs: backoffMs * 10, authMaxMs: backoffMs * 40 }, maxRetryWaitMs: 200 },
   });
   open.mailers.push(m);
   return m;
@@ -78,8 +80,18 @@ describe('SmtpPool failover', () => {
     expect(await backup.waitForMessages(1)).toHaveLength(1);
     const primary = m.status().servers[0]!;
     expect(primary.lastError).toMatchObject({ failure: 'auth', code: 'EAUTH' });
-    expect(primary.nextRetryAt!.getTime()).toBeGreaterThanOrEqual(before + 500);
+    // The auth backoff (10 s, jittered down to no less than half) rather than the transient one (1 s).
+    expect(primary.nextRetryAt!.getTime()).toBeGreaterThanOrEqual(before + 5_000);
     expect(JSON.stringify(m.status())).not.toContain('wrong-password-xyz');
+  });
+
+  it('treats an untrusted certificate as a configuration failure: long backoff, fail over', async () => {
+    const untrusted = await sink({ tls: 'starttls' });
+    const backup = await sink();
+    const m = mailer({ ...untrusted.serverConfig(), tls: {} }, backup.serverConfig(), 1_000);
+    expect((await m.send(email)).server).toBe('secondary');
+    expect(m.status().servers[0]!.lastError).toMatchObject({ failure: 'auth', code: 'ESOCKET' });
+    expect(untrusted.messages).toHaveLength(0);
   });
 
   it('does not fail over on 550 5.1.1 and reports the server’s words', async () => {
@@ -206,6 +218,11 @@ describe('classifySmtpError', () => {
     [{ code: 'EMESSAGE', responseCode: 554, command: 'DATA' }, true, 'permanent'],
     [{ code: 'EENVELOPE', responseCode: 552, command: 'RCPT TO' }, false, 'transient'],
     [{ code: 'EMESSAGE', responseCode: 552, command: 'DATA' }, true, 'permanent'],
+    [{ code: 'EENVELOPE', responseCode: 552, command: 'MAIL FROM' }, false, 'permanent'],
+    [{ code: 'EAUTH', responseCode: 454, command: 'AUTH PLAIN' }, false, 'transient'],
+    [{ code: 'ESOCKET', originalCode: 'DEPTH_ZERO_SELF_SIGNED_CERT', command: 'CONN' }, false, 'auth'],
+    [{ code: 'ESOCKET', originalCode: 'CERT_HAS_EXPIRED', command: 'CONN' }, false, 'auth'],
+    [{ code: 'ESOCKET', originalCode: 'ECONNRESET', command: 'CONN' }, false, 'transient'],
     [{ code: 'EENVELOPE', responseCode: 452 }, false, 'transient'],
     [{ code: 'EMESSAGE', responseCode: 451, command: 'DATA' }, true, 'transient'],
     [{ code: 'ECONNECTION', responseCode: 421 }, false, 'transient'],
