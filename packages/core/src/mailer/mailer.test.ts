@@ -154,6 +154,21 @@ describe('Mailer.send against a real SMTP server', () => {
     expect(received!.text?.trim()).toBe('# Hello <script>x</script>\n\n**Bold** and [a link](https://example.com).');
   });
 
+  it('keeps Markdown in a template value from becoming a link or an image', async () => {
+    const server = await sink();
+    const m = mailer({ servers: [server.serverConfig()] });
+    const name = '![x](https://tracker.evil.example/p.gif) [Reset your password](https://evil.example/login) **bold** <b>raw</b>';
+    await m.send({ to: 'ada@example.com', subject: 'MD', markdown: 'Hello {name}, see [our site](https://example.com).', variables: { name } });
+    const [received] = await server.waitForMessages(1);
+    expect(received!.html).not.toContain('<img');
+    expect(received!.html).not.toContain('href="https://evil.example');
+    expect(received!.html).not.toContain('<strong>');
+    expect(received!.html).not.toContain('<b>');
+    expect(received!.html).toContain('[Reset your password](https://evil.example/login)');
+    expect(received!.html).toContain('<a href="https://example.com">our site</a>');
+    expect(received!.text).toContain(name);
+  });
+
   it('sends once per idempotency key, replays the first result, and refuses a different message under it', async () => {
     const server = await sink();
     const store = new MemoryStore();

@@ -343,9 +343,10 @@ export class Mailer {
     if (email.text !== undefined) email.text = renderField(email.text, 'none', 'text');
     if (email.html !== undefined) email.html = renderField(email.html, 'html', 'html');
     if (email.markdown !== undefined) {
-      // Rendered twice: raw for the text part, HTML-escaped before conversion so a value cannot inject markup.
+      // Rendered twice: raw for the text part, Markdown-escaped before conversion, so a value can add neither
+      // markup nor Markdown (a link, an image) to the HTML.
       const text = renderField(email.markdown, 'none', 'markdown');
-      if (!problems.length) setMarkdownBody(email, text, this.templates.render(email.markdown, variables, { escape: 'html' }));
+      if (!problems.length) setMarkdownBody(email, text, this.templates.render(email.markdown, variables, { escape: 'markdown' }));
     }
     if (problems.length) {
       const message = missing.size ? `Missing template variables: ${[...missing].join(', ')}; pass them in variables` : problems.join('; ');
@@ -377,6 +378,7 @@ export class Mailer {
 
 /** Markdown becomes the HTML part, and (unless `text` was given) the plain-text part as written. */
 function setMarkdownBody(email: NormalizedEmail, text: string, escapedSource: string): void {
+  // The Markdown itself is the author's (it may hold HTML, as Markdown allows); only values are escaped.
   if (email.html === undefined) email.html = marked.parse(escapedSource, { async: false, gfm: true });
   if (email.text === undefined) email.text = text;
 }

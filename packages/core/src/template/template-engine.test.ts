@@ -364,3 +364,10 @@ describe('TemplateEngine', () => {
     expect(Object.isFrozen(compiled)).toBe(true);
   });
 });
+
+describe('markdown escaping', () => {
+  it('backslash-escapes every ASCII punctuation character in values, never in the template', () => {
+    expect(renderTemplate('**{v}**', { v: '[a](b) *c* <d> #e' }, { escape: 'markdown' })).toBe('**\\[a\\]\\(b\\) \\*c\\* \\<d\\> \\#e**');
+    expect(renderTemplate('{v}', { v: 'plain words 123' }, { escape: 'markdown' })).toBe('plain words 123');
+  });
+});

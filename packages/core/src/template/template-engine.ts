@@ -1,8 +1,12 @@
 import { ConfigError } from '../errors/config-error.js';
 import { TemplateError } from '../errors/template-error.js';
 
-/** How inserted values are written: `html` escapes them for an HTML body, `none` inserts them as they are. */
-export type TemplateEscape = 'html' | 'none';
+/**
+ * How inserted values are written: `html` escapes them for an HTML body, `markdown` backslash-escapes Markdown
+ * syntax (so a value cannot become a link, an image or raw HTML once the Markdown is converted), `none` inserts
+ * them as they are.
+ */
+export type TemplateEscape = 'html' | 'markdown' | 'none';
 
 export interface RenderOptions {
   /** Default: `none`. Use `html` for HTML bodies; literal template text is never escaped. */
@@ -264,8 +268,15 @@ function escapeHtml(text: string): string {
   return last === 0 ? text : out + text.slice(last);
 }
 
+// CommonMark lets a backslash escape any ASCII punctuation, which then renders as the literal character.
+const MARKDOWN_PUNCTUATION = /[!-/:-@[-`{-~]/g;
+
+function escapeMarkdown(text: string): string {
+  return text.replace(MARKDOWN_PUNCTUATION, '\\$&');
+}
+
 function renderParts(parts: readonly Part[], variables: Record<string, unknown>, options: RenderOptions | undefined): string {
-  const html = options?.escape === 'html';
+  const escape = options?.escape === 'html' ? escapeHtml : options?.escape === 'markdown' ? escapeMarkdown : undefined;
   const strict = options?.strict === true;
   // Allocated only when a strict render actually finds a fault, so the common path stays allocation-free.
   let missing: string[] | undefined;
@@ -298,7 +309,7 @@ function renderParts(parts: readonly Part[], variables: Record<string, unknown>,
         }
         continue;
       }
-      out += html ? escapeHtml(text) : text;
+      out += escape ? escape(text) : text;
     }
   }
 
