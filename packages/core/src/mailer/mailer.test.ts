@@ -210,6 +210,19 @@ describe('Mailer.send against a real SMTP server', () => {
     expect(JSON.stringify({ audit, record, status: m.status() })).not.toContain('hunter2-very-secret');
   });
 
+  it('reloads from where its servers came from: a function is called again, a list in code is kept', async () => {
+    const a = await sink();
+    const b = await sink();
+    let current = [a.serverConfig({ name: 'a' })];
+    const m = mailer({ servers: () => current, env: { SMTP_HOST: '127.0.0.1', SMTP_PORT: String(b.port) } });
+    current = [b.serverConfig({ name: 'b' })];
+    await m.reload();
+    expect((await m.send({ to: 'x@example.com', subject: 's', text: 't' })).server).toBe('b');
+    const fixed = mailer({ servers: [a.serverConfig({ name: 'a' })], env: { SMTP_HOST: '127.0.0.1', SMTP_PORT: String(b.port) } });
+    await fixed.reload();
+    expect(fixed.status().servers.map((s) => s.name)).toEqual(['a']);
+  });
+
   it('takes its servers and sender from the environment when none are given', async () => {
     const server = await sink();
     const m = createMailer({

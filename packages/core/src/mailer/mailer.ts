@@ -26,8 +26,11 @@ import { MemoryStore } from '../store/memory-store.js';
 import { TemplateEngine } from '../template/template-engine.js';
 
 export interface MailerOptions {
-  /** SMTP servers by priority. Default: read from the environment (`SMTP_HOST`, `SMTP_HOST_1`, …). */
-  servers?: readonly SmtpServerConfig[];
+  /**
+   * SMTP servers by priority, or a function that returns them (called again by `reload()`). Default: read from the
+   * environment (`SMTP_HOST`, `SMTP_HOST_1`, …), which `reload()` then reads again.
+   */
+  servers?: readonly SmtpServerConfig[] | (() => readonly SmtpServerConfig[]);
   /** Where records and the audit trail are kept. Default: a `MemoryStore`. */
   store?: MailStore;
   /** Applied to every message that does not set its own. */
@@ -110,6 +113,8 @@ export class Mailer {
   private readonly retry: Required<RetryOptions>;
   private readonly directWorkerId = `direct:${process.pid}:${randomUUID().slice(0, 8)}`;
   private serverFrom: ParsedAddress | undefined;
+  /** Where the servers come from: the environment, the caller's function, or the list given in code. */
+  private readonly loadServers: () => readonly SmtpServerConfig[];
   private readonly inFlight = new Map<string, Promise<unknown>>();
   private readonly workers = new Set<OutboxWorker>();
 
@@ -127,7 +132,9 @@ export class Mailer {
     this.maxAttempts = options.outbox?.maxAttempts ?? 5;
     this.leaseMs = options.outbox?.leaseMs ?? 120_000;
     this.retry = { ...DEFAULT_RETRY, ...options.outbox?.retry };
-    const servers = options.servers ?? this.serversFromEnv();
+    const source = options.servers;
+    this.loadServers = typeof source === 'function' ? source : source ? () => source : () => this.serversFromEnv();
+    const servers = this.loadServers();
     this.pool = new SmtpPool({ servers, ...options.pool, logger: this.logger });
     this.serverFrom = senderFromServers(servers);
     this.ownsStore = options.store === undefined;
@@ -205,9 +212,12 @@ export class Mailer {
     await this.audit('use_server', 'ok', { server: name });
   }
 
-  /** Takes a new server list (default: the environment again) without dropping sends in flight. */
+  /**
+   * Takes a new server list without dropping sends in flight: the one given, or else the configuration read again
+   * from where it came from (the environment, or the `servers` function). A list given in code stays as it is.
+   */
   async reload(servers?: readonly SmtpServerConfig[]): Promise<void> {
-    const next = servers ?? this.serversFromEnv();
+    const next = servers ?? this.loadServers();
     this.pool.reload(next);
     this.serverFrom = senderFromServers(next);
     await this.audit('reload', 'ok', { servers: this.pool.serverNames });

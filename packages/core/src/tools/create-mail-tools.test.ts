@@ -114,8 +114,8 @@ describe('createMailTools', () => {
     expect(await call('switch_smtp_server', { name: 'sink' })).toMatchObject({ ok: true, value: { servers: [{ preferred: true }] } });
     expect(await call('switch_smtp_server', { name: 'other' })).toMatchObject({ ok: false, error: { code: 'VALIDATION_ERROR', field: 'server' } });
     expect(await call('reconnect_smtp_servers', {})).toMatchObject({ ok: true });
-    // This mailer was given servers in code, so reloading from an empty environment is a configuration error.
-    expect(await call('reload_smtp_configuration', {})).toMatchObject({ ok: false, error: { code: 'CONFIG_ERROR' } });
+    // This mailer was given its servers in code: reloading keeps them (it never reads the environment instead).
+    expect(await call('reload_smtp_configuration', {})).toMatchObject({ ok: true, value: { servers: [{ name: 'sink' }] } });
     const all = JSON.stringify(await Promise.all(['get_smtp_status', 'test_smtp_connection'].map((n) => call(n as MailToolName, {}))));
     expect(all).not.toContain('tool-secret-pw');
   });
