@@ -23,9 +23,10 @@ afterEach(async () => {
   http = mailer = sink = undefined;
 });
 
-async function start(options: { token?: string; auth?: boolean } = {}): Promise<McpHttpServer> {
+async function start(options: { token?: string; auth?: boolean; unnamed?: boolean } = {}): Promise<McpHttpServer> {
   sink = await startSmtpSink(options.auth ? { auth: { user: USER, pass: PASSWORD } } : {});
-  mailer = createMailer({ servers: [sink.serverConfig({ name: 'sink' })], defaults: { from: 'agent@example.com' }, env: {} });
+  const config = options.unnamed ? sink.serverConfig() : sink.serverConfig({ name: 'sink' });
+  mailer = createMailer({ servers: [config], defaults: { from: 'agent@example.com' }, env: {} });
   http = await startMcpHttpServer({ mailer, port: 0, ...(options.token ? { token: options.token } : {}) });
   return http;
 }
@@ -157,6 +158,14 @@ describe('startMcpHttpServer', () => {
     });
     expect(res.body).not.toContain(PASSWORD);
     expect(res.body).not.toContain(USER);
+    expect(res.body).not.toContain(String(sink!.port));
+  });
+
+  it('GET /health does not reveal the host and port of a server named by default', async () => {
+    const server = await start({ unnamed: true });
+    expect(mailer!.status().servers[0]!.name).toBe(`127.0.0.1:${sink!.port}`);
+    const res = await raw(server.url, { path: '/health' });
+    expect(JSON.parse(res.body).servers).toEqual([{ name: 'server-1', state: 'healthy', healthy: true }]);
     expect(res.body).not.toContain(String(sink!.port));
   });
 

@@ -182,8 +182,13 @@ export async function startMcpHttpServer(options: McpHttpServerOptions): Promise
 }
 
 function health(mailer: Mailer): Record<string, unknown> {
-  // Names and states only: hosts, ports and usernames stay off an endpoint that needs no token.
-  const servers = mailer.status().servers.map((s) => ({ name: s.name, state: s.state, healthy: s.healthy }));
+  // Names and states only: hosts, ports and usernames stay off an endpoint that needs no token. A server named by
+  // default is named `host:port`, so it shows as `server-<n>` instead.
+  const servers = mailer.status().servers.map((s, i) => ({
+    name: s.name === `${s.host}:${s.port}` ? `server-${i + 1}` : s.name,
+    state: s.state,
+    healthy: s.healthy,
+  }));
   return { status: 'ok', name: 'agent-smtp', version: VERSION, servers };
 }
 

@@ -226,7 +226,7 @@ describe('loadSmtpServersFromEnv errors', () => {
 
   it.each(['-1', '2.5', 'three'])('rejects SMTP_MAX_RETRIES=%j', (value) => {
     const error = configError({ SMTP_HOST: 'h', SMTP_MAX_RETRIES: value }, 'SMTP_MAX_RETRIES');
-    expect(error.message).toBe(`SMTP_MAX_RETRIES is "${value}" but must be a whole number of retries, 0 or more, such as 3.`);
+    expect(error.message).toBe(`SMTP_MAX_RETRIES is "${value}" but must be a whole number of retries from 0 to 20, such as 3.`);
   });
 
   it('accepts SMTP_MAX_RETRIES=0', () => {
@@ -322,3 +322,18 @@ describe('describeSmtpEnv', () => {
     expect(() => loadSmtpServersFromEnv(env)).not.toThrow();
   });
 });
+
+describe('loadSmtpServersFromEnv: values resolveSmtpServerConfigs would refuse are named by variable', () => {
+  it('refuses SMTP_MAX_RETRIES over 20, naming the variable', () => {
+    expect(() => loadSmtpServersFromEnv({ SMTP_HOST: 'smtp.example.com', SMTP_MAX_RETRIES: '50' })).toThrow(
+      expect.objectContaining({ setting: 'SMTP_MAX_RETRIES', message: expect.stringContaining('SMTP_MAX_RETRIES') }),
+    );
+  });
+
+  it('refuses two servers with one name, naming the variable to change', () => {
+    expect(() =>
+      loadSmtpServersFromEnv({ SMTP_HOST: 'a.example.com', SMTP_HOST_1: 'b.example.com', SMTP_NAME_1: 'primary' }),
+    ).toThrow(expect.objectContaining({ setting: 'SMTP_NAME_1', message: expect.stringContaining('"primary"') }));
+  });
+});
+

@@ -55,6 +55,7 @@ export function loadSmtpServersFromEnv(env: Env = process.env): SmtpServerConfig
   const servers: SmtpServerFromEnv[] = [];
   if (hasUnnumbered) servers.push(readServer(env, '', 'primary'));
   for (const n of numbered) servers.push(readServer(env, `_${n}`, `smtp-${n}`));
+  rejectDuplicateNames(servers, ['', ...numbered.map((n) => `_${n}`)].slice(hasUnnumbered ? 0 : 1));
 
   // Several servers with no priority: keep the configured order, so the first listed is the primary.
   if (servers.length > 1) {
@@ -100,7 +101,7 @@ export function describeSmtpEnv(): SmtpEnvVariable[] {
       description: 'Connection, greeting and socket timeout in seconds (fractions allowed). Default: 10 s to connect and greet, 60 s idle socket.',
       example: '30',
     },
-    { variable: 'SMTP_MAX_RETRIES', description: 'Retries after a failed send through this server; a whole number, 0 or more.', example: '3' },
+    { variable: 'SMTP_MAX_RETRIES', description: 'Retries of a transient failure on this server within one send; a whole number from 0 to 20. Default: 1.', example: '3' },
     { variable: 'SMTP_FROM_EMAIL', description: 'Sender used when a message has no from address.', example: 'agent@example.com' },
     {
       variable: 'SMTP_NAME',
@@ -150,6 +151,22 @@ function findNumberedServers(env: Env): number[] {
     }
   }
   return [...hosts].sort((a, b) => a - b);
+}
+
+// Names identify servers in status, results and useServer(); resolveSmtpServerConfigs would refuse a duplicate
+// too, but only naming servers[i], not the variable to change.
+function rejectDuplicateNames(servers: readonly SmtpServerFromEnv[], suffixes: readonly string[]): void {
+  const seen = new Map<string, string>();
+  servers.forEach((server, i) => {
+    const variable = `SMTP_NAME${suffixes[i]}`;
+    const earlier = seen.get(server.name!);
+    if (earlier !== undefined) {
+      throw new ConfigError(`${variable} gives the name "${server.name}", which ${earlier} already uses: give each server a unique name.`, {
+        setting: variable,
+      });
+    }
+    seen.set(server.name!, suffixes[i] === '' ? 'the SMTP_HOST server' : `the SMTP_HOST${suffixes[i]} server`);
+  });
 }
 
 function matchNumbered(variable: string): { base: string; suffix: string } | undefined {
@@ -283,8 +300,8 @@ function parseTimeoutMs(setting: Setting): number {
 function parseRetries(setting: Setting): number {
   const text = setting.value.trim();
   const retries = Number(text);
-  if (!/^\d+$/.test(text) || !Number.isSafeInteger(retries)) {
-    throw invalid(setting, 'a whole number of retries, 0 or more, such as 3.');
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(retries) || retries > 20) {
+    throw invalid(setting, 'a whole number of retries from 0 to 20, such as 3.');
   }
   return retries;
 }

@@ -38,8 +38,8 @@ export class SmtpError extends AgentSmtpError {
   readonly rejected: readonly string[];
   readonly retryAt: Date | undefined;
 
-  constructor(code: AgentSmtpErrorCode, message: string, details: SmtpErrorDetails = {}, options: { cause?: unknown } = {}) {
-    super(code, message, { retryable: code !== 'SMTP_REJECTED', cause: options.cause });
+  constructor(code: AgentSmtpErrorCode, message: string, details: SmtpErrorDetails = {}, options: { cause?: unknown; retryable?: boolean } = {}) {
+    super(code, message, { retryable: options.retryable ?? code !== 'SMTP_REJECTED', cause: options.cause });
     this.name = 'SmtpError';
     this.server = details.server;
     this.smtpCode = details.smtpCode;

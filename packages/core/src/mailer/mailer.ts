@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { marked } from 'marked';
 import { loadSmtpServersFromEnv } from '../config/load-smtp-servers-from-env.js';
 import type { SmtpServerConfig } from '../config/smtp-server-config.js';
-import { AgentSmtpError } from '../errors/agent-smtp-error.js';
+import { AgentSmtpError, type AgentSmtpErrorCode } from '../errors/agent-smtp-error.js';
 import { ConfigError } from '../errors/config-error.js';
 import { SmtpError } from '../errors/smtp-error.js';
 import { TemplateError } from '../errors/template-error.js';
@@ -426,7 +426,13 @@ function settledFields(settlement: Settlement): Partial<OutboxRecord> {
   return { status: settlement.status === 'retry' ? 'queued' : settlement.status, server: settlement.server, error: settlement.error };
 }
 
+/** The stored failure of an earlier send under the same key, as the error it was (retryable as it was). */
 function errorOf(record: OutboxRecord): SmtpError {
   const e = record.error!;
-  return new SmtpError(e.code as 'SMTP_REJECTED', e.message, { server: record.server, responseCode: e.responseCode, response: e.response });
+  return new SmtpError(
+    e.code as AgentSmtpErrorCode,
+    e.message,
+    { server: record.server, responseCode: e.responseCode, response: e.response },
+    { retryable: e.retryable },
+  );
 }
