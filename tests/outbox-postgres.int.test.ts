@@ -144,9 +144,17 @@ describe.skipIf(!url)('outbox on a real PostgreSQL server, several processes (sk
   }, 60_000);
 
   it('100 concurrent enqueues with one key: one row, one message at the sink', async () => {
-    const results = await Promise.all(
-      Array.from({ length: 100 }, () => mailer.enqueue({ to: 'ada@example.com', subject: 'Once', text: 'x', idempotencyKey: 'one-key' })),
+    // Four mailers on four pools, as four processes would be: nothing in-process serialises them, only the store.
+    const pools = Array.from({ length: 4 }, () => new pg.Pool({ connectionString: url, max: 10 }));
+    const mailers = pools.map((client) =>
+      createMailer({ servers: [sink.serverConfig()], store: createPostgresStore({ client, schema }), env: {}, defaults: { from: 'agent@example.com' } }),
     );
+    const results = await Promise.all(
+      Array.from({ length: 100 }, (_, i) => mailers[i % 4]!.enqueue({ to: 'ada@example.com', subject: 'Once', text: 'x', idempotencyKey: 'one-key' })),
+    ).finally(async () => {
+      await Promise.all(mailers.map((m) => m.close()));
+      await Promise.all(pools.map((p) => p.end()));
+    });
     expect(new Set(results.map((r) => r.id)).size).toBe(1);
     const { rows } = await pool.query(`select count(*)::int as n from ${schema}.outbox`);
     expect(rows[0].n).toBe(1);
