@@ -43,7 +43,10 @@ export interface MailerOptions {
   /** The agent this mailer acts for, recorded on every record and audit entry. */
   agentId?: string;
   pool?: { backoff?: BackoffOptions; maxRetryWaitMs?: number; maxRequeues?: number };
-  /** Queued sends: tries per message (default 5), backoff between them, and the lease of a direct send. */
+  /**
+   * Queued sends: tries per message (default 10), the backoff between them and how long to keep trying
+   * (`retry`: 30 s doubling to 1 h, for up to 24 h), and the lease of a direct send (2 min, renewed while sending).
+   */
   outbox?: { maxAttempts?: number; retry?: RetryOptions; leaseMs?: number };
   /** pino-compatible; everything logged through it is redacted. Default: logs nothing. */
   logger?: Logger;
@@ -129,7 +132,7 @@ export class Mailer {
     this.defaultReplyTo = parseAddressList(options.defaults?.replyTo, 'defaults.replyTo');
     this.defaultHeaders = options.defaults?.headers ?? {};
     for (const [name, value] of Object.entries(this.defaultHeaders)) assertSingleLine(value, `defaults.headers.${name}`);
-    this.maxAttempts = options.outbox?.maxAttempts ?? 5;
+    this.maxAttempts = options.outbox?.maxAttempts ?? 10;
     this.leaseMs = options.outbox?.leaseMs ?? 120_000;
     this.retry = { ...DEFAULT_RETRY, ...options.outbox?.retry };
     const source = options.servers;

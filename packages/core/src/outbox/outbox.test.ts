@@ -119,6 +119,34 @@ describe('outbox: enqueue and workers', () => {
     expect(sink.messages).toHaveLength(0);
   });
 
+  it('keeps retrying through an outage on which no server could even be tried, and sends once it ends', async () => {
+    const { sink, mailer } = await setup(
+      {},
+      { outbox: { maxAttempts: 2, retry: { baseMs: 30, maxMs: 60 } }, pool: { maxRetryWaitMs: 0, backoff: { baseMs: 60_000 } } },
+    );
+    // The only server is down and backing off for longer than the outbox's retries: tries that find every
+    // server backing off must not use up the two attempts.
+    await mailer.reload([{ host: '127.0.0.1', port: 1, name: 'down', maxRetries: 0 }]);
+    const queued = await mailer.enqueue(email('Outage'));
+    mailer.startWorker({ pollMs: 10 });
+    await sleep(600);
+    const during = await mailer.getStatus(queued.id);
+    expect(during!.status).toBe('queued');
+    expect(during!.attempt).toBeGreaterThan(2);
+    await mailer.reload([sink.serverConfig({ name: 'sink', maxRetries: 0 })]);
+    await waitForStatus(mailer, queued.id, 'sent');
+    expect(sink.messages).toHaveLength(1);
+  });
+
+  it('gives up once the message is older than giveUpAfterMs', async () => {
+    const { mailer } = await setup({ behavior: { mailFrom: () => ({ code: 451, message: '4.3.0 later' }) } }, { outbox: { maxAttempts: 100, retry: { baseMs: 50, maxMs: 50, giveUpAfterMs: 300 } } });
+    const queued = await mailer.enqueue(email('Expires'));
+    mailer.startWorker({ pollMs: 10 });
+    const failed = await waitForStatus(mailer, queued.id, 'failed', 3_000);
+    expect(failed.attempt).toBeLessThan(100);
+    expect(failed.error).toMatchObject({ responseCode: 451 });
+  });
+
   it('fails at once on a permanent refusal', async () => {
     const { mailer } = await setup({ behavior: { rcptTo: () => ({ code: 550, message: '5.1.1 No such user' }) } });
     const queued = await mailer.enqueue(email('Refused'));

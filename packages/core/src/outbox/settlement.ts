@@ -9,9 +9,14 @@ export interface RetryOptions {
   baseMs?: number;
   /** Longest wait between tries. Default: 3600000 ms (1 hour). */
   maxMs?: number;
+  /**
+   * How long after `sendAt` a message keeps being retried at all; past it, a transient failure fails it. Default:
+   * 86400000 ms (24 hours), so an outage of some hours delays mail rather than losing it.
+   */
+  giveUpAfterMs?: number;
 }
 
-export const DEFAULT_RETRY: Required<RetryOptions> = { baseMs: 30_000, maxMs: 3_600_000 };
+export const DEFAULT_RETRY: Required<RetryOptions> = { baseMs: 30_000, maxMs: 3_600_000, giveUpAfterMs: 86_400_000 };
 
 /** What the pool's answer means for the outbox record. */
 export function settlementOf(outcome: PoolSendResult): Settlement {
@@ -27,13 +32,19 @@ export function settlementOf(outcome: PoolSendResult): Settlement {
  */
 export function failureSettlement(record: OutboxRecord, caught: unknown, retry: Required<RetryOptions> | false, now = Date.now()): Settlement {
   const error = describeError(caught);
-  const server = SmtpError.isInstance(caught) && caught instanceof SmtpError ? caught.server : undefined;
-  if (retry && error.retryable && record.attempt < record.maxAttempts) {
+  const smtp = SmtpError.isInstance(caught) && caught instanceof SmtpError ? caught : undefined;
+  if (retry && error.retryable) {
+    // Every server was backing off, so none was tried: that costs the message no attempt, and it keeps its own
+    // schedule rather than the servers' (a reload or a recovered server then picks it up at the next try).
+    const triedNoServer = smtp !== undefined && smtp.attempts.length === 0;
     const wait = backoffDelay(record.attempt, retry.baseMs, retry.maxMs);
-    const retryAt = SmtpError.isInstance(caught) && caught instanceof SmtpError ? caught.retryAt?.getTime() ?? 0 : 0;
-    return { status: 'retry', at: new Date(Math.max(now + wait, retryAt)), error, server };
+    const at = triedNoServer ? now + wait : Math.max(now + wait, smtp?.retryAt?.getTime() ?? 0);
+    const withinBudget = at <= record.sendAt.getTime() + retry.giveUpAfterMs;
+    if (withinBudget && (triedNoServer || record.attempt < record.maxAttempts)) {
+      return { status: 'retry', at: new Date(at), error, server: smtp?.server };
+    }
   }
-  return { status: 'failed', error, server };
+  return { status: 'failed', error, server: smtp?.server };
 }
 
 /** A secret-free description of an error, as records keep it. */
