@@ -19,6 +19,7 @@ import type { BackoffOptions } from '../pool/backoff.js';
 import type { ServerStatus } from '../pool/server-state.js';
 import { type RejectedRecipient, SmtpPool, type VerifyResult } from '../pool/smtp-pool.js';
 import { OutboxWorker, type WorkerOptions } from '../outbox/outbox-worker.js';
+import { deferredRecipients, queueFollowUp } from '../outbox/follow-up.js';
 import { keepLeased, settleDurably } from '../outbox/lease.js';
 import { DEFAULT_RETRY, describeError, failureSettlement, type RetryOptions, settlementOf } from '../outbox/settlement.js';
 import type { MailEvent, MailStore, OutboxRecord, OutboxStatus, Settlement } from '../store/mail-store.js';
@@ -69,6 +70,12 @@ export interface SendResult {
   accepted: string[];
   rejected: string[];
   rejectedReasons: RejectedRecipient[];
+  /**
+   * Recipients the server refused only for now (4xx, e.g. greylisting). They are in `rejected` too, and are queued
+   * as the follow-up message `followUpId` (same content and Message-ID) for a worker to retry.
+   */
+  deferred: string[];
+  followUpId: string | undefined;
   response: string | undefined;
   /** True when this result is the stored outcome of an earlier call with the same idempotency key. */
   replayed: boolean;
@@ -312,6 +319,9 @@ export class Mailer {
       heartbeat.stop();
     }
     // From here on the SMTP server has answered: bookkeeping never throws, or a caller would resend.
+    const deferred = deferredRecipients(rejectedReasons);
+    const followUpId = deferred.length ? await queueFollowUp(this.store.outbox, record, deferred, this.retry, this.logger) : undefined;
+    if (followUpId) for (const worker of this.workers) worker.notify();
     const settled = await settleDurably(this.store.outbox, record, settlement, this.logger);
     const to = message.envelope.to;
     if (failure !== undefined) {
@@ -319,9 +329,14 @@ export class Mailer {
       await this.audit('send', 'error', { id: record.id, to, code: error.code, responseCode: error.responseCode }, record.id);
       throw failure;
     }
-    await this.audit('send', 'ok', { id: record.id, to, status: settlement.status, server: settlement.server }, record.id);
+    await this.audit(
+      'send',
+      'ok',
+      { id: record.id, to, status: settlement.status, server: settlement.server, ...(deferred.length ? { deferred, followUp: followUpId } : {}) },
+      record.id,
+    );
     this.logger.info({ id: record.id, server: settlement.server, status: settlement.status }, 'email sent');
-    return { ...resultOf(settled ?? { ...record, ...settledFields(settlement) }, false), rejectedReasons };
+    return { ...resultOf(settled ?? { ...record, ...settledFields(settlement) }, false), rejectedReasons, deferred: followUpId ? deferred : [], followUpId };
   }
 
   private prepare(input: OutgoingEmail): NormalizedEmail {
@@ -419,6 +434,8 @@ function resultOf(record: OutboxRecord, replayed: boolean): SendResult {
     accepted: record.accepted,
     rejected: record.rejected,
     rejectedReasons: record.rejected.map((address) => ({ address, responseCode: undefined, response: undefined })),
+    deferred: [],
+    followUpId: undefined,
     response: record.response,
     replayed,
   };

@@ -11,7 +11,7 @@ const toNodemailer = (a: ParsedAddress): { name: string; address: string } => ({
 export function buildPoolMessage(email: StoredEmail, messageId: string): PoolMessage {
   return {
     messageId,
-    envelope: { from: email.from.address, to: envelopeRecipients(email) },
+    envelope: { from: email.from.address, to: email.envelopeTo ?? envelopeRecipients(email) },
     from: toNodemailer(email.from),
     to: email.to.map(toNodemailer),
     cc: email.cc.map(toNodemailer),

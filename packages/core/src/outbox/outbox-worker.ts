@@ -4,6 +4,7 @@ import type { Logger } from '../logger/logger.js';
 import { buildPoolMessage, envelopeRecipients } from '../message/build-pool-message.js';
 import type { SmtpPool } from '../pool/smtp-pool.js';
 import type { MailStore, OutboxRecord, Settlement } from '../store/mail-store.js';
+import { deferredRecipients, queueFollowUp } from './follow-up.js';
 import { keepLeased, settleDurably } from './lease.js';
 import { DEFAULT_RETRY, failureSettlement, type RetryOptions, settlementOf } from './settlement.js';
 
@@ -99,14 +100,19 @@ export class OutboxWorker {
 
   private async process(record: OutboxRecord): Promise<void> {
     let settlement: Settlement;
+    let deferred: string[] = [];
     const heartbeat = keepLeased(this.store.outbox, record, this.leaseMs, this.logger);
     try {
-      settlement = settlementOf(await this.pool.send(buildPoolMessage(record.email, record.messageId)));
+      const outcome = await this.pool.send(buildPoolMessage(record.email, record.messageId));
+      settlement = settlementOf(outcome);
+      deferred = deferredRecipients(outcome.rejectedReasons);
     } catch (caught) {
       settlement = failureSettlement(record, caught, this.retry);
     } finally {
       heartbeat.stop();
     }
+    // Queued before the settle: if this process dies in between, the retried attempt queues the same follow-up.
+    const followUp = deferred.length ? await queueFollowUp(this.store.outbox, record, deferred, this.retry, this.logger) : undefined;
     const settled = await settleDurably(this.store.outbox, record, settlement, this.logger);
     if (settled) this.logger.info({ id: record.id, attempt: record.attempt, status: settled.status }, 'outbox message settled');
     const failed = settlement.status === 'failed' || settlement.status === 'retry';
@@ -123,6 +129,7 @@ export class OutboxWorker {
           attempt: record.attempt,
           worker: this.workerId,
           ...(settlement.server ? { server: settlement.server } : {}),
+          ...(deferred.length ? { deferred, followUp } : {}),
           ...(settlement.status !== 'sent' ? { code: settlement.error.code } : {}),
         },
       })

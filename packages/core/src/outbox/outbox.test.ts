@@ -144,7 +144,9 @@ describe('outbox: enqueue and workers', () => {
     mailer.startWorker({ pollMs: 10 });
     const failed = await waitForStatus(mailer, queued.id, 'failed', 3_000);
     expect(failed.attempt).toBeLessThan(100);
-    expect(failed.error).toMatchObject({ responseCode: 451 });
+    // The last try either reached the server (451) or found it backing off; either way the budget ended it.
+    expect(failed.error).toMatchObject({ code: 'SMTP_UNAVAILABLE', retryable: true });
+    expect(failed.history.some((e) => e.type === 'retry')).toBe(true);
   });
 
   it('fails at once on a permanent refusal', async () => {
@@ -275,6 +277,42 @@ describe('outbox: enqueue and workers', () => {
     mailer.startWorker({ pollMs: 20 });
     await sleep(200);
     expect(sink.messages).toHaveLength(1);
+  });
+
+  it('retries recipients a server deferred (greylisting) in a follow-up, and only them', async () => {
+    let greylisted = true;
+    const { sink, mailer } = await setup({
+      behavior: {
+        rcptTo: (to) => {
+          if (to !== 'bob@example.com' || !greylisted) return undefined;
+          greylisted = false;
+          return { code: 450, message: '4.2.0 Greylisted, try again later' };
+        },
+      },
+    });
+    const result = await mailer.send({ to: ['ada@example.com', 'bob@example.com'], subject: 'Greylisted', text: 'x' });
+    expect(result).toMatchObject({ status: 'sent', accepted: ['ada@example.com'], rejected: ['bob@example.com'], deferred: ['bob@example.com'] });
+    expect(result.followUpId).toBeDefined();
+    mailer.startWorker({ pollMs: 20 });
+    const followUp = await waitForStatus(mailer, result.followUpId!, 'sent');
+    expect(followUp.messageId).toBe(result.messageId);
+    expect(sink.messages.map((m) => m.envelope.to)).toEqual([['ada@example.com'], ['bob@example.com']]);
+    // Bob's copy still shows both recipients in its headers: it is the same message.
+    expect(sink.messages[1]!.to).toContain('ada@example.com');
+  });
+
+  it('a worker queues a follow-up for deferred recipients too', async () => {
+    let greylisted = true;
+    const { sink, store, mailer } = await setup({
+      behavior: { rcptTo: (to) => (to === 'bob@example.com' && greylisted ? ((greylisted = false), { code: 451, message: '4.7.1 later' }) : undefined) },
+    });
+    const queued = await mailer.enqueue({ to: ['ada@example.com', 'bob@example.com'], subject: 'Queued greylist', text: 'x' });
+    mailer.startWorker({ pollMs: 20 });
+    await waitForStatus(mailer, queued.id, 'sent');
+    await sink.waitForMessages(2);
+    expect(sink.messages.map((m) => m.envelope.to)).toEqual([['ada@example.com'], ['bob@example.com']]);
+    const [audit] = await store.audit.list(mailer.ownerId, { action: 'send', limit: 10 }).then((entries) => entries.filter((e) => e.messageId === queued.id));
+    expect(audit!.detail).toMatchObject({ deferred: ['bob@example.com'] });
   });
 
   it('send() refuses a future sendAt and points to enqueue()', async () => {

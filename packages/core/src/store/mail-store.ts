@@ -45,6 +45,11 @@ export interface StoredEmail {
   headers: Record<string, string>;
   inReplyTo?: string | undefined;
   references: string[];
+  /**
+   * When set, the envelope goes to these recipients only while the headers still show `to` and `cc` as written:
+   * a follow-up for recipients a server deferred (4xx) while it accepted the others.
+   */
+  envelopeTo?: string[] | undefined;
 }
 
 export interface MessageError {

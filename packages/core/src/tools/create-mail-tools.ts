@@ -88,6 +88,7 @@ const sendEmailOutput = z.object({
   accepted: z.array(z.string()),
   rejected: z.array(z.string()),
   rejected_reasons: z.array(z.object({ address: z.string(), response: z.string().optional() })),
+  deferred: z.array(z.string()).describe('Recipients the server asked to try later (4xx). They are retried automatically; do not resend.'),
   replayed: z.boolean().describe('True when this is the stored result of an earlier call with the same idempotency_key.'),
 });
 
@@ -170,6 +171,7 @@ export function createMailTools(mailer: Mailer, options: MailToolsOptions = {}):
             accepted: result.accepted,
             rejected: result.rejected,
             rejected_reasons: result.rejectedReasons.map((r) => ({ address: r.address, ...(r.response ? { response: r.response } : {}) })),
+            deferred: result.deferred,
             replayed: result.replayed,
           };
         });

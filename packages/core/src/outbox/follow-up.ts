@@ -1,0 +1,44 @@
+import { randomUUID } from 'node:crypto';
+import type { Logger } from '../logger/logger.js';
+import { backoffDelay } from '../pool/backoff.js';
+import type { RejectedRecipient } from '../pool/smtp-pool.js';
+import type { OutboxRecord, OutboxStore } from '../store/mail-store.js';
+import type { RetryOptions } from './settlement.js';
+
+/** Recipients the server refused only for now (4xx: greylisting, mailbox busy): they must be tried again. */
+export function deferredRecipients(rejected: readonly RejectedRecipient[]): string[] {
+  return rejected.filter((r) => r.responseCode !== undefined && r.responseCode >= 400 && r.responseCode < 500).map((r) => r.address);
+}
+
+/**
+ * Queues the same message (same Message-ID) for the recipients a server deferred while it accepted the others.
+ * Its key is derived from this attempt, so a retried call queues one follow-up, not two. Returns its id, or
+ * undefined when it could not be queued (logged: those recipients are then reported as rejected only).
+ */
+export async function queueFollowUp(
+  outbox: OutboxStore,
+  record: OutboxRecord,
+  deferred: readonly string[],
+  retry: Required<RetryOptions>,
+  logger: Logger,
+): Promise<string | undefined> {
+  try {
+    const { record: followUp } = await outbox.enqueue({
+      id: `msg_${randomUUID()}`,
+      ownerId: record.ownerId,
+      agentId: record.agentId,
+      idempotencyKey: `deferred:${record.id}:${record.attempt}`,
+      fingerprint: undefined,
+      messageId: record.messageId,
+      email: { ...record.email, envelopeTo: [...deferred] },
+      sendAt: new Date(Date.now() + backoffDelay(1, retry.baseMs, retry.maxMs)),
+      maxAttempts: record.maxAttempts,
+      tags: record.tags,
+      metadata: { ...record.metadata, followUpOf: record.id },
+    });
+    return followUp.id;
+  } catch (err) {
+    logger.error({ err, id: record.id, deferred: deferred.length }, 'could not queue the deferred recipients');
+    return undefined;
+  }
+}
