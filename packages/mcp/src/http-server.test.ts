@@ -169,6 +169,14 @@ describe('startMcpHttpServer', () => {
     expect(res.body).not.toContain(String(sink!.port));
   });
 
+  it('refuses a request a web page on another origin sends to the loopback server', async () => {
+    const server = await start();
+    const cross = await raw(server.url, { method: 'POST', path: '/mcp', headers: { ...mcpHeaders, Origin: 'https://evil.example' }, body: initialize });
+    expect(cross.status).toBe(403);
+    const same = await raw(server.url, { method: 'POST', path: '/mcp', headers: { ...mcpHeaders, Origin: server.url }, body: initialize });
+    expect(same.status).toBe(200);
+  });
+
   it('refuses a Host header that is not this machine while bound to loopback (DNS rebinding)', async () => {
     const server = await start();
     const evil = await raw(server.url, { method: 'POST', path: '/mcp', headers: { ...mcpHeaders, Host: `evil.example:${server.port}` }, body: initialize });

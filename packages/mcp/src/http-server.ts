@@ -89,6 +89,12 @@ export async function startMcpHttpServer(options: McpHttpServerOptions): Promise
       sendJson(res, 403, rpcError(-32000, `Forbidden: Host header ${JSON.stringify(req.headers.host ?? '')} is not this server.`));
       return;
     }
+    // A browser names the page that sent a request: only a page of this server itself may call it.
+    const origin = req.headers.origin;
+    if (loopback && origin !== undefined && !allowedHosts.has(originHost(origin))) {
+      sendJson(res, 403, rpcError(-32000, `Forbidden: requests from ${JSON.stringify(origin)} are not allowed.`));
+      return;
+    }
     if (path === '/health') {
       if (req.method !== 'GET' && req.method !== 'HEAD') {
         sendJson(res, 405, { error: 'Method not allowed: use GET.' }, { Allow: 'GET, HEAD' });
@@ -190,6 +196,15 @@ function health(mailer: Mailer): Record<string, unknown> {
     healthy: s.healthy,
   }));
   return { status: 'ok', name: 'agent-smtp', version: VERSION, servers };
+}
+
+function originHost(origin: string): string {
+  try {
+    const url = new URL(origin);
+    return url.port ? `${url.hostname}:${url.port}`.toLowerCase() : url.hostname.toLowerCase();
+  } catch {
+    return '';
+  }
 }
 
 function bearerToken(header: string | undefined): string | undefined {
