@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { MemoryStore, type MailStore, type NewOutboxRecord, type OutboxRecord } from '@agent-smtp/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { newOutboxRecord } from '@agent-smtp/core/store-contract';
 import { DATABASE_URL, pgliteStore, SERVER_SKIP_REASON, serverStore, type TestDatabase } from './test-databases.js';
 
 // The same scripts on MemoryStore (the reference) and on Postgres must leave the same
@@ -13,33 +14,8 @@ const minutes = (n: number): Date => new Date(base + n * 60_000);
 /** Ten minutes after the test started: every lease taken so far has expired. */
 const at10 = new Date(Date.now() + 10 * 60_000);
 
-function newRecord(ownerId: string, patch: Partial<NewOutboxRecord>): NewOutboxRecord {
-  return {
-    id: `msg_${randomUUID()}`,
-    ownerId,
-    agentId: 'agent-1',
-    idempotencyKey: undefined,
-    fingerprint: undefined,
-    messageId: `<${randomUUID()}@example.com>`,
-    email: {
-      from: { name: 'Agent', address: 'agent@example.com', domain: 'example.com' },
-      to: [{ name: undefined, address: 'ada@example.com', domain: 'example.com' }],
-      cc: [],
-      bcc: [],
-      replyTo: [],
-      subject: 'Parity',
-      text: 'Hello',
-      attachments: [],
-      headers: {},
-      references: [],
-    },
-    sendAt: minutes(0),
-    maxAttempts: 3,
-    tags: ['a', 'b'],
-    metadata: { n: 1 },
-    ...patch,
-  };
-}
+const newRecord = (ownerId: string, patch: Partial<NewOutboxRecord>): NewOutboxRecord =>
+  newOutboxRecord(ownerId, { sendAt: minutes(0), ...patch });
 
 /** Runs the script and returns everything observable, with ids and clock times replaced by stable stand-ins. */
 async function transcript(store: MailStore): Promise<unknown[]> {

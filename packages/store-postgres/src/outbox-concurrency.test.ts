@@ -1,35 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import type { NewOutboxRecord, OutboxRecord, Settlement } from '@agent-smtp/core';
+import type { OutboxRecord, Settlement } from '@agent-smtp/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { newOutboxRecord } from '@agent-smtp/core/store-contract';
 import type { PostgresClient } from './postgres-client.js';
 import { createPostgresStore, type PostgresStore } from './postgres-store.js';
 import { DATABASE_URL, pgliteStore, SERVER_SKIP_REASON, serverPool, serverStore, type TestDatabase } from './test-databases.js';
 
-const newRecord = (ownerId: string, patch: Partial<NewOutboxRecord> = {}): NewOutboxRecord => ({
-  id: `msg_${randomUUID()}`,
-  ownerId,
-  agentId: 'agent',
-  idempotencyKey: undefined,
-  fingerprint: undefined,
-  messageId: `<${randomUUID()}@example.com>`,
-  email: {
-    from: { name: undefined, address: 'agent@example.com', domain: 'example.com' },
-    to: [{ name: undefined, address: 'ada@example.com', domain: 'example.com' }],
-    cc: [],
-    bcc: [],
-    replyTo: [],
-    subject: 'Load',
-    text: 'x',
-    attachments: [],
-    headers: {},
-    references: [],
-  },
-  sendAt: new Date(Date.now() - 1_000),
-  maxAttempts: 3,
-  tags: [],
-  metadata: {},
-  ...patch,
-});
+const newRecord = newOutboxRecord;
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const sent: Settlement = { status: 'sent', server: 'p', accepted: ['ada@example.com'], rejected: [], response: '250 ok' };

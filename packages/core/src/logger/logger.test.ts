@@ -1,7 +1,7 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createMailer, type Mailer } from '../mailer/mailer.js';
 import { type SmtpSink, startSmtpSink } from '../testing/smtp-sink.js';
-import { type Logger, redact, safeLogger } from './logger.js';
+import { type Logger, redact, safeLogger, silentLogger } from './logger.js';
 
 function capture(): { logger: Logger; lines: string[] } {
   const lines: string[] = [];
@@ -46,8 +46,23 @@ describe('logging', () => {
     expect(lines.join('\n')).not.toContain('battery-staple-secret');
   });
 
-  it('logs nothing by default', () => {
-    const silent = safeLogger(undefined);
-    expect(() => silent.error({ password: 'x' }, 'nothing')).not.toThrow();
+  it('writes nothing anywhere by default, even while failing over', async () => {
+    sink = await startSmtpSink({ behavior: { mailFrom: () => ({ code: 451, message: '4.3.0 later' }) } });
+    mailer = createMailer({ servers: [{ ...sink.serverConfig(), maxRetries: 0 }], defaults: { from: 'agent@example.com' }, env: {} });
+    const written: string[] = [];
+    const spies = [
+      vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => (written.push(String(chunk)), true)),
+      vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => (written.push(String(chunk)), true)),
+      ...(['log', 'info', 'warn', 'error', 'debug'] as const).map((level) =>
+        vi.spyOn(console, level).mockImplementation((...args: unknown[]) => void written.push(args.join(' '))),
+      ),
+    ];
+    try {
+      await expect(mailer.send({ to: 'ada@example.com', subject: 's', text: 't' })).rejects.toMatchObject({ code: 'SMTP_UNAVAILABLE' });
+    } finally {
+      for (const spy of spies) spy.mockRestore();
+    }
+    expect(written).toEqual([]);
+    expect(safeLogger(undefined)).toBe(silentLogger);
   });
 });

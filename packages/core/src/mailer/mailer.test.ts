@@ -1,27 +1,17 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { useTestResources } from '../__fixtures__/test-resources.js';
 import { AgentSmtpError } from '../errors/agent-smtp-error.js';
 import { ValidationError } from '../errors/validation-error.js';
 import { MemoryStore } from '../store/memory-store.js';
-import { type SmtpSink, type SmtpSinkOptions, startSmtpSink } from '../testing/smtp-sink.js';
 import { createMailer, type Mailer, type MailerOptions } from './mailer.js';
 
-const open: { sinks: SmtpSink[]; mailers: Mailer[] } = { sinks: [], mailers: [] };
-afterEach(async () => {
-  await Promise.all(open.mailers.splice(0).map((m) => m.close()));
-  await Promise.all(open.sinks.splice(0).map((s) => s.close()));
-});
+const resources = useTestResources();
 
-async function sink(options?: SmtpSinkOptions): Promise<SmtpSink> {
-  const s = await startSmtpSink(options);
-  open.sinks.push(s);
-  return s;
-}
+const sink = resources.sink;
 
 function mailer(options: MailerOptions): Mailer {
-  const m = createMailer({ defaults: { from: 'Agent <agent@example.com>' }, ...options });
-  open.mailers.push(m);
-  return m;
+  return resources.track(createMailer({ defaults: { from: 'Agent <agent@example.com>' }, ...options }));
 }
 
 describe('Mailer.send against a real SMTP server', () => {
@@ -228,7 +218,7 @@ describe('Mailer.send against a real SMTP server', () => {
     const m = createMailer({
       env: { SMTP_HOST: '127.0.0.1', SMTP_PORT: String(server.port), SMTP_FROM_EMAIL: 'env-sender@example.com', SMTP_USE_TLS: 'false' },
     });
-    open.mailers.push(m);
+    resources.track(m);
     await m.send({ to: 'ada@example.com', subject: 'env', text: 'x' });
     const [received] = await server.waitForMessages(1);
     expect(received!.envelope.from).toBe('env-sender@example.com');

@@ -1,16 +1,14 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { useTestResources } from '../__fixtures__/test-resources.js';
 import { createMailer, type Mailer, type MailerOptions } from '../mailer/mailer.js';
 import { MemoryStore } from '../store/memory-store.js';
-import { type SmtpSink, type SmtpSinkOptions, startSmtpSink } from '../testing/smtp-sink.js';
+import { newOutboxRecord, sampleStoredEmail } from '../testing/outbox-record-fixture.js';
+import type { SmtpSinkOptions } from '../testing/smtp-sink.js';
 
-const open: { sinks: SmtpSink[]; mailers: Mailer[] } = { sinks: [], mailers: [] };
-afterEach(async () => {
-  await Promise.all(open.mailers.splice(0).map((m) => m.close()));
-  await Promise.all(open.sinks.splice(0).map((s) => s.close()));
-});
+const resources = useTestResources();
 
 async function setup(sinkOptions: SmtpSinkOptions = {}, options: Partial<MailerOptions> = {}) {
-  const sink = await startSmtpSink(sinkOptions);
+  const sink = await resources.sink(sinkOptions);
   const store = new MemoryStore();
   const mailer = createMailer({
     servers: [sink.serverConfig({ name: 'sink', maxRetries: 0 })],
@@ -21,8 +19,7 @@ async function setup(sinkOptions: SmtpSinkOptions = {}, options: Partial<MailerO
     outbox: { maxAttempts: 3, retry: { baseMs: 100, maxMs: 200 } },
     ...options,
   });
-  open.sinks.push(sink);
-  open.mailers.push(mailer);
+  resources.track(mailer);
   return { sink, store, mailer };
 }
 
@@ -185,30 +182,7 @@ describe('outbox: enqueue and workers', () => {
     const { sink, store, mailer } = await setup();
     // What a crashed send() leaves behind: a record claimed by a process that never settled it.
     const { record } = await store.outbox.enqueue(
-      {
-        id: 'msg_crashed',
-        ownerId: mailer.ownerId,
-        agentId: undefined,
-        idempotencyKey: undefined,
-        fingerprint: undefined,
-        messageId: '<crashed@example.com>',
-        email: {
-          from: { name: undefined, address: 'agent@example.com', domain: 'example.com' },
-          to: [{ name: undefined, address: 'ada@example.com', domain: 'example.com' }],
-          cc: [],
-          bcc: [],
-          replyTo: [],
-          subject: 'Orphan',
-          text: 'x',
-          attachments: [],
-          headers: {},
-          references: [],
-        },
-        sendAt: new Date(),
-        maxAttempts: 3,
-        tags: [],
-        metadata: {},
-      },
+      newOutboxRecord(mailer.ownerId, { email: sampleStoredEmail({ subject: 'Orphan', bcc: [], attachments: [] }) }),
       { claim: { workerId: 'direct:dead', leaseMs: 150 } },
     );
     mailer.startWorker({ pollMs: 20 });
@@ -232,10 +206,9 @@ describe('outbox: enqueue and workers', () => {
 
   it('a worker sends only its own owner’s mail, through its owner’s servers', async () => {
     const { sink: aliceSink, store, mailer: alice } = await setup();
-    const bobSink = await startSmtpSink();
-    open.sinks.push(bobSink);
+    const bobSink = await resources.sink();
     const bob = createMailer({ servers: [bobSink.serverConfig()], store, ownerId: 'bob', defaults: { from: 'bob@bob.example' }, env: {} });
-    open.mailers.push(bob);
+    resources.track(bob);
     const bobs = await bob.enqueue(email('Bob private'));
     const alices = await alice.enqueue(email('Alice'));
     alice.startWorker({ pollMs: 20 });
@@ -260,8 +233,7 @@ describe('outbox: enqueue and workers', () => {
   });
 
   it('does not throw or resend when recording the outcome fails once after the server accepted', async () => {
-    const sink = await startSmtpSink();
-    open.sinks.push(sink);
+    const sink = await resources.sink();
     const store = new MemoryStore();
     const settle = store.outbox.settle.bind(store.outbox);
     let failures = 1;
@@ -270,7 +242,7 @@ describe('outbox: enqueue and workers', () => {
       return settle(...args);
     };
     const mailer = createMailer({ servers: [sink.serverConfig()], store, defaults: { from: 'agent@example.com' }, env: {} });
-    open.mailers.push(mailer);
+    resources.track(mailer);
     const result = await mailer.send(email('Once despite the store'));
     expect(result.status).toBe('sent');
     expect((await mailer.getStatus(result.id))!.status).toBe('sent');

@@ -1,22 +1,14 @@
 import { createServer } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { useTestResources } from '../__fixtures__/test-resources.js';
 import type { SmtpServerConfig } from '../config/smtp-server-config.js';
 import { SmtpError } from '../errors/smtp-error.js';
 import { createMailer, type Mailer } from '../mailer/mailer.js';
-import { type SmtpSink, type SmtpSinkOptions, startSmtpSink } from '../testing/smtp-sink.js';
 import { classifySmtpError } from './classify-smtp-error.js';
 
-const open: { sinks: SmtpSink[]; mailers: Mailer[] } = { sinks: [], mailers: [] };
-afterEach(async () => {
-  await Promise.all(open.mailers.splice(0).map((m) => m.close()));
-  await Promise.all(open.sinks.splice(0).map((s) => s.close()));
-});
+const resources = useTestResources();
 
-async function sink(options?: SmtpSinkOptions): Promise<SmtpSink> {
-  const s = await startSmtpSink(options);
-  open.sinks.push(s);
-  return s;
-}
+const sink = resources.sink;
 
 /** Two servers: `primary` (priority 10) and `secondary` (priority 1), with short backoffs for tests. */
 function mailer(primary: SmtpServerConfig, secondary?: SmtpServerConfig, backoffMs = 60_000): Mailer {
@@ -28,8 +20,7 @@ function mailer(primary: SmtpServerConfig, secondary?: SmtpServerConfig, backoff
     // Auth failures back off ten times longer than transient ones, so a test can tell which was used.
     pool: { backoff: { baseMs: backoffMs, maxMs: backoffMs * 4, authBaseMs: backoffMs * 10, authMaxMs: backoffMs * 40 }, maxRetryWaitMs: 200 },
   });
-  open.mailers.push(m);
-  return m;
+  return resources.track(m);
 }
 
 /** A port nothing listens on: connections to it are refused. */

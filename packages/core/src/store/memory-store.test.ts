@@ -1,24 +1,12 @@
 import { describe, expect, it } from 'vitest';
+import { newOutboxRecord } from '../testing/outbox-record-fixture.js';
 import { runStoreContract } from '../testing/store-contract.js';
 import { MemoryStore } from './memory-store.js';
 
 runStoreContract({ name: 'MemoryStore', create: () => new MemoryStore() });
 
 describe('MemoryStore retention', () => {
-  const email = { from: { name: undefined, address: 'a@example.com', domain: 'example.com' }, to: [], cc: [], bcc: [], replyTo: [], subject: 's', attachments: [], headers: {}, references: [] };
-  const input = (id: string, idempotencyKey?: string) => ({
-    id,
-    ownerId: 'o',
-    agentId: undefined,
-    idempotencyKey,
-    fingerprint: undefined,
-    messageId: `<${id}@example.com>`,
-    email,
-    sendAt: new Date(),
-    maxAttempts: 3,
-    tags: [],
-    metadata: {},
-  });
+  const input = (id: string, idempotencyKey?: string) => newOutboxRecord('o', { id, idempotencyKey });
 
   it('drops the oldest finished messages and their events past maxMessages, never an unfinished one', async () => {
     const store = new MemoryStore({ maxMessages: 3 });

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { MailStore, MessageError, NewOutboxRecord, OutboxRecord, StoredEmail } from '../store/mail-store.js';
+import type { MailStore, MessageError, OutboxRecord } from '../store/mail-store.js';
+import { newOutboxRecord, sampleStoredEmail } from './outbox-record-fixture.js';
 
 export interface StoreContractOptions {
   /** Shown in the test names, e.g. `MemoryStore` or `Postgres (PGlite)`. */
@@ -12,20 +13,6 @@ export interface StoreContractOptions {
   /** Optional features a store may lack; every one defaults to true. */
   capabilities?: { credentials?: boolean };
 }
-
-const email = (subject = 'Hello'): StoredEmail => ({
-  from: { name: 'Agent', address: 'agent@example.com', domain: 'example.com' },
-  to: [{ name: 'Ada Lovelace', address: 'ada@example.com', domain: 'example.com' }],
-  cc: [],
-  bcc: [{ name: undefined, address: 'audit@example.org', domain: 'example.org' }],
-  replyTo: [],
-  subject,
-  text: 'Hi Ada — ünïcødé ✓',
-  html: '<p>Hi Ada</p>',
-  attachments: [{ filename: 'a.txt', contentBase64: Buffer.from('attached').toString('base64'), contentType: 'text/plain' }],
-  headers: { 'X-Campaign': 'spring' },
-  references: ['<earlier@example.com>'],
-});
 
 const transient: MessageError = { code: 'SMTP_UNAVAILABLE', message: 'No SMTP server accepted the message', retryable: true };
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -46,20 +33,7 @@ export function runStoreContract(options: StoreContractOptions): void {
     });
 
     const owner = (): string => `owner-${randomUUID()}`;
-    const record = (ownerId: string, patch: Partial<NewOutboxRecord> = {}): NewOutboxRecord => ({
-      id: `msg_${randomUUID()}`,
-      ownerId,
-      agentId: 'agent-1',
-      idempotencyKey: undefined,
-      fingerprint: undefined,
-      messageId: `<${randomUUID()}@example.com>`,
-      email: email(),
-      sendAt: new Date(Date.now() - 1_000),
-      maxAttempts: 3,
-      tags: ['t1'],
-      metadata: { order: 42, vip: true, note: null, ref: 'A-1' },
-      ...patch,
-    });
+    const record = newOutboxRecord;
     /** Claims until `id` comes back (other tests' due rows may be claimed on the way; they use other owners). */
     const claimOne = async (id: string, leaseMs = 60_000, workerId = 'w1'): Promise<OutboxRecord | undefined> => {
       for (let i = 0; i < 20; i++) {
@@ -105,7 +79,7 @@ export function runStoreContract(options: StoreContractOptions): void {
         const ownerId = owner();
         const key = 'k'.repeat(256);
         const first = await store.outbox.enqueue(record(ownerId, { idempotencyKey: key, fingerprint: 'a' }));
-        const again = await store.outbox.enqueue(record(ownerId, { idempotencyKey: key, fingerprint: 'b', email: email('Other') }));
+        const again = await store.outbox.enqueue(record(ownerId, { idempotencyKey: key, fingerprint: 'b', email: sampleStoredEmail({ subject: 'Other' }) }));
         expect(again.created).toBe(false);
         expect(again.record.id).toBe(first.record.id);
         expect(again.record.fingerprint).toBe('a');
