@@ -92,7 +92,6 @@ export interface ServerStatus {
 /** The pool's view of one server: its transport, health and counters. */
 export class ServerState {
   readonly config: ResolvedSmtpServerConfig;
-  readonly order: number;
   private handle: TransportHandle;
   consecutiveFailures = 0;
   totalFailures = 0;
@@ -106,12 +105,10 @@ export class ServerState {
 
   constructor(
     config: ResolvedSmtpServerConfig,
-    order: number,
     private readonly backoff: ResolvedBackoff,
     private readonly maxRequeues: number,
   ) {
     this.config = config;
-    this.order = order;
     this.handle = new TransportHandle(config, maxRequeues);
   }
 

@@ -177,6 +177,16 @@ describe('SmtpPool failover', () => {
     ]);
   });
 
+  it('follows a reload that only changes the order of servers of equal priority', async () => {
+    const a = await sink();
+    const b = await sink();
+    const m = resources.track(createMailer({ servers: [a.serverConfig({ name: 'a' }), b.serverConfig({ name: 'b' })], defaults: { from: 'x@example.com' }, env: {} }));
+    expect((await m.send(email)).server).toBe('a');
+    await m.reload([b.serverConfig({ name: 'b' }), a.serverConfig({ name: 'a' })]);
+    expect(m.status().servers.map((s) => s.name)).toEqual(['b', 'a']);
+    expect((await m.send(email)).server).toBe('b');
+  });
+
   it('loses no message when reloaded while 200 sends are in flight', async () => {
     const a = await sink({ parse: false });
     const b = await sink({ parse: false });

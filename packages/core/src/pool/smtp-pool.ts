@@ -57,7 +57,10 @@ export interface VerifyResult {
  * nodemailer pools connections to one host; failing over between hosts is this class's job.
  */
 export class SmtpPool {
+  /** In configured order. */
   private servers: ServerState[];
+  /** The order sends try them: preferred first, then by priority, then configured order. Kept current by reorder(). */
+  private sendOrder: ServerState[] = [];
   private preferred: string | undefined;
   private closed = false;
   private readonly backoff: ResolvedBackoff;
@@ -71,11 +74,12 @@ export class SmtpPool {
     this.maxRequeues = options.maxRequeues ?? 2;
     this.logger = options.logger ?? silentLogger;
     this.servers = this.build(resolveSmtpServerConfigs(options.servers), []);
+    this.reorder();
   }
 
   /** Server names, in the order sends try them. */
   get serverNames(): string[] {
-    return this.ordered().map((s) => s.name);
+    return this.sendOrder.map((s) => s.name);
   }
 
   /** Sends one message, failing over between servers. Throws `SmtpError` when it definitely was not sent. */
@@ -88,7 +92,7 @@ export class SmtpPool {
     for (;;) {
       this.assertOpen();
       const now = Date.now();
-      const withTriesLeft = this.ordered().filter((s) => (triesByServer.get(s) ?? 0) <= s.config.maxRetries);
+      const withTriesLeft = this.sendOrder.filter((s) => (triesByServer.get(s) ?? 0) <= s.config.maxRetries);
       const server = withTriesLeft.find((s) => s.isAvailable(now));
       if (!server) {
         const wakeAt = Math.min(...withTriesLeft.map((s) => (s.probing ? now + 25 : s.nextAttemptAt)));
@@ -173,7 +177,7 @@ export class SmtpPool {
   async verify(): Promise<VerifyResult[]> {
     this.assertOpen();
     return Promise.all(
-      this.ordered().map(async (server): Promise<VerifyResult> => {
+      this.sendOrder.map(async (server): Promise<VerifyResult> => {
         const started = performance.now();
         try {
           await server.verify();
@@ -195,7 +199,7 @@ export class SmtpPool {
   /** Health and counters per server, in the order sends try them. Holds no credentials. */
   status(): ServerStatus[] {
     const now = Date.now();
-    return this.ordered().map((s) => s.status(now, s.name === this.preferred));
+    return this.sendOrder.map((s) => s.status(now, s.name === this.preferred));
   }
 
   /** Prefers one server for the sends that follow (it is tried first while healthy); `null` goes back to priority order. */
@@ -205,6 +209,7 @@ export class SmtpPool {
       throw ValidationError.of('server', `no server is named "${name}"; configured servers: ${this.serverNames.join(', ')}`);
     }
     this.preferred = name ?? undefined;
+    this.reorder();
   }
 
   /**
@@ -218,6 +223,7 @@ export class SmtpPool {
     this.servers = this.build(resolved, previous);
     for (const old of previous) if (!this.servers.includes(old)) old.retire();
     if (this.preferred && !this.servers.some((s) => s.name === this.preferred)) this.preferred = undefined;
+    this.reorder();
     this.logger.info({ servers: this.serverNames }, 'smtp configuration reloaded');
   }
 
@@ -234,19 +240,21 @@ export class SmtpPool {
     for (const server of this.servers) server.retire();
   }
 
+  /** A server whose configuration is unchanged keeps its state (connections, health); any other starts afresh. */
   private build(configs: ResolvedSmtpServerConfig[], previous: readonly ServerState[]): ServerState[] {
-    return configs.map((config, order) => {
-      const same = previous.find((s) => s.name === config.name && sameConfig(s.config, config));
-      return same && same.order === order ? same : (same ?? new ServerState(config, order, this.backoff, this.maxRequeues));
-    });
+    return configs.map(
+      (config) =>
+        previous.find((s) => s.name === config.name && sameConfig(s.config, config)) ??
+        new ServerState(config, this.backoff, this.maxRequeues),
+    );
   }
 
-  private ordered(): ServerState[] {
-    const byPriority = [...this.servers].sort((a, b) => b.config.priority - a.config.priority || a.order - b.order);
-    if (!this.preferred) return byPriority;
-    const index = byPriority.findIndex((s) => s.name === this.preferred);
-    if (index > 0) byPriority.unshift(...byPriority.splice(index, 1));
-    return byPriority;
+  private reorder(): void {
+    const position = new Map(this.servers.map((s, i) => [s, i]));
+    const order = [...this.servers].sort((a, b) => b.config.priority - a.config.priority || position.get(a)! - position.get(b)!);
+    const preferred = order.findIndex((s) => s.name === this.preferred);
+    if (preferred > 0) order.unshift(...order.splice(preferred, 1));
+    this.sendOrder = order;
   }
 
   private unavailable(attempts: SmtpAttempt[], waiting: ServerState[]): SmtpError {
