@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Logger } from '../logger/logger.js';
-import { buildPoolMessage, envelopeRecipients } from '../message/build-pool-message.js';
+import { buildPoolMessage } from '../message/build-pool-message.js';
 import type { SmtpPool } from '../pool/smtp-pool.js';
 import type { MailStore, OutboxRecord, Settlement } from '../store/mail-store.js';
 import { deferredRecipients, queueFollowUp } from './follow-up.js';
@@ -101,9 +101,10 @@ export class OutboxWorker {
   private async process(record: OutboxRecord): Promise<void> {
     let settlement: Settlement;
     let deferred: string[] = [];
+    const message = buildPoolMessage(record.email, record.messageId);
     const heartbeat = keepLeased(this.store.outbox, record, this.leaseMs, this.logger);
     try {
-      const outcome = await this.pool.send(buildPoolMessage(record.email, record.messageId));
+      const outcome = await this.pool.send(message);
       settlement = settlementOf(outcome);
       deferred = deferredRecipients(outcome.rejectedReasons);
     } catch (caught) {
@@ -124,7 +125,7 @@ export class OutboxWorker {
         outcome: failed ? 'error' : 'ok',
         messageId: record.id,
         detail: {
-          to: envelopeRecipients(record.email),
+          to: message.envelope.to,
           status: settlement.status,
           attempt: record.attempt,
           worker: this.workerId,

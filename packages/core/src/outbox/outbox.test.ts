@@ -283,8 +283,12 @@ describe('outbox: enqueue and workers', () => {
     await waitForStatus(mailer, queued.id, 'sent');
     await sink.waitForMessages(2);
     expect(sink.messages.map((m) => m.envelope.to)).toEqual([['ada@example.com'], ['bob@example.com']]);
-    const [audit] = await store.audit.list(mailer.ownerId, { action: 'send', limit: 10 }).then((entries) => entries.filter((e) => e.messageId === queued.id));
-    expect(audit!.detail).toMatchObject({ deferred: ['bob@example.com'] });
+    const entries = await store.audit.list(mailer.ownerId, { action: 'send', limit: 10 });
+    const original = entries.find((e) => e.messageId === queued.id)!;
+    expect(original.detail).toMatchObject({ deferred: ['bob@example.com'], to: ['ada@example.com', 'bob@example.com'] });
+    await sleep(50);
+    const followUp = (await store.audit.list(mailer.ownerId, { action: 'send', limit: 10 })).find((e) => e.messageId === original.detail.followUp)!;
+    expect(followUp.detail).toMatchObject({ status: 'sent', to: ['bob@example.com'] });
   });
 
   it('send() refuses a future sendAt and points to enqueue()', async () => {
