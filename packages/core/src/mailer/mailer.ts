@@ -1,20 +1,17 @@
 import { randomUUID } from 'node:crypto';
-import { marked } from 'marked';
 import { loadSmtpServersFromEnv } from '../config/load-smtp-servers-from-env.js';
 import type { SmtpServerConfig } from '../config/smtp-server-config.js';
 import { AgentSmtpError, type AgentSmtpErrorCode } from '../errors/agent-smtp-error.js';
 import { ConfigError } from '../errors/config-error.js';
 import { SmtpError } from '../errors/smtp-error.js';
-import { TemplateError } from '../errors/template-error.js';
 import { ValidationError } from '../errors/validation-error.js';
 import { type Logger, safeLogger } from '../logger/logger.js';
-import { type AddressInput, type AddressListInput, type ParsedAddress, parseAddress, parseAddressList } from '../message/address.js';
+import { type AddressInput, type AddressListInput, parseAddress, parseAddressList } from '../message/address.js';
 import { buildPoolMessage, envelopeRecipients } from '../message/build-pool-message.js';
 import type { OutgoingEmail } from '../message/email-schema.js';
-import { fingerprintEmail } from '../message/fingerprint.js';
 import { DEFAULT_LIMITS, type MessageLimits } from '../message/limits.js';
-import { assertSingleLine, type NormalizedEmail, normalizeEmail } from '../message/normalize-email.js';
-import { toStoredEmail } from '../message/stored-email.js';
+import { assertSingleLine, type NormalizedEmail } from '../message/normalize-email.js';
+import { type ComposeContext, composeEmail, senderFromServers, toNewOutboxRecord } from '../pipeline/compose.js';
 import type { BackoffOptions } from '../pool/backoff.js';
 import type { ServerStatus } from '../pool/server-state.js';
 import { type RejectedRecipient, SmtpPool, type VerifyResult } from '../pool/smtp-pool.js';
@@ -110,19 +107,15 @@ export class Mailer {
   readonly ownerId: string;
   readonly agentId: string | undefined;
   private readonly pool: SmtpPool;
-  private readonly templates: TemplateEngine;
-  private readonly limits: MessageLimits;
+  /** Defaults, limits and templates for composing; `serverFrom` follows reloads. */
+  private readonly composeContext: ComposeContext;
   private readonly logger: Logger;
   private readonly env: Record<string, string | undefined>;
   private readonly ownsStore: boolean;
-  private readonly defaultFrom: ParsedAddress | undefined;
-  private readonly defaultReplyTo: ParsedAddress[];
-  private readonly defaultHeaders: Record<string, string>;
   private readonly maxAttempts: number;
   private readonly leaseMs: number;
   private readonly retry: Required<RetryOptions>;
   private readonly directWorkerId = `direct:${process.pid}:${randomUUID().slice(0, 8)}`;
-  private serverFrom: ParsedAddress | undefined;
   /** Where the servers come from: the environment, the caller's function, or the list given in code. */
   private readonly loadServers: () => readonly SmtpServerConfig[];
   private readonly inFlight = new Map<string, Promise<unknown>>();
@@ -133,12 +126,8 @@ export class Mailer {
     this.logger = safeLogger(options.logger);
     this.ownerId = options.ownerId ?? 'default';
     this.agentId = options.agentId;
-    this.limits = { ...DEFAULT_LIMITS, ...options.limits };
-    this.templates = new TemplateEngine({ strict: options.templates?.strict ?? true, cacheSize: options.templates?.cacheSize });
-    this.defaultFrom = options.defaults?.from === undefined ? undefined : parseAddress(options.defaults.from, 'defaults.from');
-    this.defaultReplyTo = parseAddressList(options.defaults?.replyTo, 'defaults.replyTo');
-    this.defaultHeaders = options.defaults?.headers ?? {};
-    for (const [name, value] of Object.entries(this.defaultHeaders)) assertSingleLine(value, `defaults.headers.${name}`);
+    const defaultHeaders = options.defaults?.headers ?? {};
+    for (const [name, value] of Object.entries(defaultHeaders)) assertSingleLine(value, `defaults.headers.${name}`);
     this.maxAttempts = options.outbox?.maxAttempts ?? 10;
     this.leaseMs = options.outbox?.leaseMs ?? 120_000;
     this.retry = { ...DEFAULT_RETRY, ...options.outbox?.retry };
@@ -146,7 +135,14 @@ export class Mailer {
     this.loadServers = typeof source === 'function' ? source : source ? () => source : () => this.serversFromEnv();
     const servers = this.loadServers();
     this.pool = new SmtpPool({ servers, ...options.pool, logger: this.logger });
-    this.serverFrom = senderFromServers(servers);
+    this.composeContext = {
+      limits: { ...DEFAULT_LIMITS, ...options.limits },
+      templates: new TemplateEngine({ strict: options.templates?.strict ?? true, cacheSize: options.templates?.cacheSize }),
+      defaultFrom: options.defaults?.from === undefined ? undefined : parseAddress(options.defaults.from, 'defaults.from'),
+      serverFrom: senderFromServers(servers),
+      defaultReplyTo: parseAddressList(options.defaults?.replyTo, 'defaults.replyTo'),
+      defaultHeaders,
+    };
     this.ownsStore = options.store === undefined;
     this.store = options.store ?? new MemoryStore();
   }
@@ -229,7 +225,7 @@ export class Mailer {
   async reload(servers?: readonly SmtpServerConfig[]): Promise<void> {
     const next = servers ?? this.loadServers();
     this.pool.reload(next);
-    this.serverFrom = senderFromServers(next);
+    this.composeContext.serverFrom = senderFromServers(next);
     await this.audit('reload', 'ok', { servers: this.pool.serverNames });
   }
 
@@ -263,25 +259,9 @@ export class Mailer {
   }
 
   private async insert(email: NormalizedEmail, claim: { workerId: string; leaseMs: number } | undefined) {
-    const stored = toStoredEmail(email);
-    const fingerprint = email.idempotencyKey === undefined ? undefined : fingerprintEmail(stored);
-    const result = await this.store.outbox.enqueue(
-      {
-        id: `msg_${randomUUID()}`,
-        ownerId: this.ownerId,
-        agentId: this.agentId,
-        idempotencyKey: email.idempotencyKey,
-        fingerprint,
-        messageId: `<${randomUUID()}@${stored.from.domain}>`,
-        email: stored,
-        sendAt: email.sendAt ?? new Date(),
-        maxAttempts: this.maxAttempts,
-        tags: email.tags,
-        metadata: email.metadata,
-      },
-      claim ? { claim } : {},
-    );
-    if (!result.created && result.record.fingerprint !== fingerprint) {
+    const record = toNewOutboxRecord(email, { ownerId: this.ownerId, agentId: this.agentId }, this.maxAttempts);
+    const result = await this.store.outbox.enqueue(record, claim ? { claim } : {});
+    if (!result.created && result.record.fingerprint !== record.fingerprint) {
       throw new AgentSmtpError(
         'IDEMPOTENCY_CONFLICT',
         `idempotencyKey "${email.idempotencyKey}" was already used for a different message (${result.record.id}); use a new key for a new message.`,
@@ -340,48 +320,7 @@ export class Mailer {
   }
 
   private prepare(input: OutgoingEmail): NormalizedEmail {
-    const email = normalizeEmail(input, this.limits);
-    const from = email.from ?? this.defaultFrom ?? this.serverFrom;
-    if (!from) {
-      throw ValidationError.of('from', 'is required: pass from, or set defaults.from when creating the mailer (or SMTP_FROM_EMAIL)');
-    }
-    email.from = from;
-    if (!email.replyTo.length) email.replyTo = this.defaultReplyTo;
-    if (Object.keys(this.defaultHeaders).length) email.headers = { ...this.defaultHeaders, ...email.headers };
-    if (email.variables) this.render(email, email.variables);
-    else if (email.markdown !== undefined) setMarkdownBody(email, email.markdown, email.markdown);
-    return email;
-  }
-
-  /** Renders subject, text and html; in strict mode one error names every missing variable of all three. */
-  private render(email: NormalizedEmail, variables: Record<string, unknown>): void {
-    const missing = new Set<string>();
-    const problems: string[] = [];
-    const renderField = (source: string, escape: 'html' | 'none', field: string): string => {
-      try {
-        return this.templates.render(source, variables, { escape });
-      } catch (err) {
-        if (!(err instanceof TemplateError) || err.position !== undefined) throw withField(err, field);
-        err.missing.forEach((name) => missing.add(name));
-        problems.push(`${field}: ${err.message}`);
-        return source;
-      }
-    };
-    email.subject = renderField(email.subject, 'none', 'subject');
-    if (email.text !== undefined) email.text = renderField(email.text, 'none', 'text');
-    if (email.html !== undefined) email.html = renderField(email.html, 'html', 'html');
-    if (email.markdown !== undefined) {
-      // Rendered twice: raw for the text part, Markdown-escaped before conversion, so a value can add neither
-      // markup nor Markdown (a link, an image) to the HTML.
-      const text = renderField(email.markdown, 'none', 'markdown');
-      if (!problems.length) setMarkdownBody(email, text, this.templates.render(email.markdown, variables, { escape: 'markdown' }));
-    }
-    if (problems.length) {
-      const message = missing.size ? `Missing template variables: ${[...missing].join(', ')}; pass them in variables` : problems.join('; ');
-      throw new TemplateError(message, { missing: [...missing] });
-    }
-    // A variable may hold a line break; in the subject it would write headers of its own.
-    assertSingleLine(email.subject, 'subject');
+    return composeEmail(input, this.composeContext);
   }
 
   private serversFromEnv(): SmtpServerConfig[] {
@@ -402,27 +341,6 @@ export class Mailer {
       this.logger.warn({ err, action, messageId }, 'could not write the audit entry');
     }
   }
-}
-
-/** Markdown becomes the HTML part, and (unless `text` was given) the plain-text part as written. */
-function setMarkdownBody(email: NormalizedEmail, text: string, escapedSource: string): void {
-  // The Markdown itself is the author's (it may hold HTML, as Markdown allows); only values are escaped.
-  if (email.html === undefined) email.html = marked.parse(escapedSource, { async: false, gfm: true });
-  if (email.text === undefined) email.text = text;
-}
-
-function withField(err: unknown, field: string): unknown {
-  if (err instanceof TemplateError) return new TemplateError(`${field}: ${err.message}`, { missing: err.missing, position: err.position, cause: err });
-  return err;
-}
-
-function senderFromServers(servers: readonly SmtpServerConfig[]): ParsedAddress | undefined {
-  const sorted = [...servers].sort((a, b) => (b.priority ?? 0) - (a.priority ?? 0));
-  for (const server of sorted) {
-    const candidate = server.from ?? (server.auth?.user.includes('@') ? server.auth.user : undefined);
-    if (candidate) return parseAddress(candidate, server.from ? 'servers.from' : 'servers.auth.user');
-  }
-  return undefined;
 }
 
 function resultOf(record: OutboxRecord, replayed: boolean): SendResult {

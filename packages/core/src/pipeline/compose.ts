@@ -1,0 +1,120 @@
+import { randomUUID } from 'node:crypto';
+import { marked } from 'marked';
+import type { SmtpServerConfig } from '../config/smtp-server-config.js';
+import { TemplateError } from '../errors/template-error.js';
+import { ValidationError } from '../errors/validation-error.js';
+import { type ParsedAddress, parseAddress } from '../message/address.js';
+import { fingerprintEmail } from '../message/fingerprint.js';
+import type { MessageLimits } from '../message/limits.js';
+import { assertSingleLine, type NormalizedEmail, normalizeEmail } from '../message/normalize-email.js';
+import { toStoredEmail } from '../message/stored-email.js';
+import type { NewOutboxRecord } from '../store/mail-store.js';
+import type { TemplateEngine } from '../template/template-engine.js';
+
+/** What composing needs to know about the mailer: its defaults, limits and template engine. */
+export interface ComposeContext {
+  limits: MessageLimits;
+  templates: TemplateEngine;
+  defaultFrom: ParsedAddress | undefined;
+  /** The sender the servers imply (their `from`, or a username that is an address). */
+  serverFrom: ParsedAddress | undefined;
+  defaultReplyTo: ParsedAddress[];
+  defaultHeaders: Record<string, string>;
+}
+
+/**
+ * The compose pipeline: normalize -> defaults -> sender identity -> render -> Markdown -> final checks. Returns the
+ * email as it will be stored and sent. Throws a typed error naming the field.
+ */
+export function composeEmail(input: unknown, context: ComposeContext): NormalizedEmail {
+  const email = normalizeEmail(input, context.limits);
+  applyDefaults(email, context);
+  if (email.variables) renderTemplates(email, email.variables, context.templates);
+  else if (email.markdown !== undefined) setMarkdownBody(email, email.markdown, email.markdown);
+  return email;
+}
+
+/** The outbox record for a composed email: id and Message-ID are assigned here, once. */
+export function toNewOutboxRecord(
+  email: NormalizedEmail,
+  owner: { ownerId: string; agentId: string | undefined },
+  maxAttempts: number,
+): NewOutboxRecord {
+  const stored = toStoredEmail(email);
+  return {
+    id: `msg_${randomUUID()}`,
+    ownerId: owner.ownerId,
+    agentId: owner.agentId,
+    idempotencyKey: email.idempotencyKey,
+    fingerprint: email.idempotencyKey === undefined ? undefined : fingerprintEmail(stored),
+    messageId: `<${randomUUID()}@${stored.from.domain}>`,
+    email: stored,
+    sendAt: email.sendAt ?? new Date(),
+    maxAttempts,
+    tags: email.tags,
+    metadata: email.metadata,
+  };
+}
+
+function applyDefaults(email: NormalizedEmail, context: ComposeContext): void {
+  const from = email.from ?? context.defaultFrom ?? context.serverFrom;
+  if (!from) {
+    throw ValidationError.of('from', 'is required: pass from, or set defaults.from when creating the mailer (or SMTP_FROM_EMAIL)');
+  }
+  email.from = from;
+  if (!email.replyTo.length) email.replyTo = context.defaultReplyTo;
+  if (Object.keys(context.defaultHeaders).length) email.headers = { ...context.defaultHeaders, ...email.headers };
+}
+
+/** Renders subject, text and html; in strict mode one error names every missing variable of all three. */
+function renderTemplates(email: NormalizedEmail, variables: Record<string, unknown>, templates: TemplateEngine): void {
+  const missing = new Set<string>();
+  const problems: string[] = [];
+  const renderField = (source: string, escape: 'html' | 'none', field: string): string => {
+    try {
+      return templates.render(source, variables, { escape });
+    } catch (err) {
+      if (!(err instanceof TemplateError) || err.position !== undefined) throw withField(err, field);
+      err.missing.forEach((name) => missing.add(name));
+      problems.push(`${field}: ${err.message}`);
+      return source;
+    }
+  };
+  email.subject = renderField(email.subject, 'none', 'subject');
+  if (email.text !== undefined) email.text = renderField(email.text, 'none', 'text');
+  if (email.html !== undefined) email.html = renderField(email.html, 'html', 'html');
+  if (email.markdown !== undefined) {
+    // Rendered twice: raw for the text part, Markdown-escaped before conversion, so a value can add neither
+    // markup nor Markdown (a link, an image) to the HTML.
+    const text = renderField(email.markdown, 'none', 'markdown');
+    if (!problems.length) setMarkdownBody(email, text, templates.render(email.markdown, variables, { escape: 'markdown' }));
+  }
+  if (problems.length) {
+    const message = missing.size ? `Missing template variables: ${[...missing].join(', ')}; pass them in variables` : problems.join('; ');
+    throw new TemplateError(message, { missing: [...missing] });
+  }
+  // A variable may hold a line break; in the subject it would write headers of its own.
+  assertSingleLine(email.subject, 'subject');
+}
+
+/** Markdown becomes the HTML part, and (unless `text` was given) the plain-text part as written. */
+function setMarkdownBody(email: NormalizedEmail, text: string, escapedSource: string): void {
+  // The Markdown itself is the author's (it may hold HTML, as Markdown allows); only values are escaped.
+  if (email.html === undefined) email.html = marked.parse(escapedSource, { async: false, gfm: true });
+  if (email.text === undefined) email.text = text;
+}
+
+function withField(err: unknown, field: string): unknown {
+  if (err instanceof TemplateError) return new TemplateError(`${field}: ${err.message}`, { missing: err.missing, position: err.position, cause: err });
+  return err;
+}
+
+/** The sender the highest-priority server implies: its `from`, or a username that is an address. */
+export function senderFromServers(servers: readonly SmtpServerConfig[]): ParsedAddress | undefined {
+  const sorted = [...servers].sort((a, b) => (b.priority ?? 0) - (a.priority ?? 0));
+  for (const server of sorted) {
+    const candidate = server.from ?? (server.auth?.user.includes('@') ? server.auth.user : undefined);
+    if (candidate) return parseAddress(candidate, server.from ? 'servers.from' : 'servers.auth.user');
+  }
+  return undefined;
+}
