@@ -19,7 +19,7 @@ import { OutboxWorker, type WorkerOptions } from '../outbox/outbox-worker.js';
 import { deferredRecipients, queueFollowUp } from '../outbox/follow-up.js';
 import { keepLeased, settleDurably } from '../outbox/lease.js';
 import { DEFAULT_RETRY, describeError, failureSettlement, type RetryOptions, settlementOf } from '../outbox/settlement.js';
-import type { MailEvent, MailStore, OutboxRecord, OutboxStatus, Settlement } from '../store/mail-store.js';
+import type { MailEvent, MailStore, MessageError, OutboxRecord, OutboxStatus, Settlement } from '../store/mail-store.js';
 import { MemoryStore } from '../store/memory-store.js';
 import { TemplateEngine } from '../template/template-engine.js';
 
@@ -90,6 +90,21 @@ export interface EnqueueResult {
 /** A message's record with the history of what happened to it, oldest first. */
 export interface MessageStatusReport extends OutboxRecord {
   history: MailEvent[];
+  /**
+   * Follow-up messages queued for recipients a server deferred (4xx) on an attempt of this one, with their fate:
+   * the original's `rejected` lists them, and these say whether a later try delivered them.
+   */
+  followUps: FollowUpStatus[];
+}
+
+export interface FollowUpStatus {
+  id: string;
+  status: OutboxStatus;
+  /** The deferred recipients this follow-up carries. */
+  recipients: string[];
+  accepted: string[];
+  rejected: string[];
+  error: MessageError | undefined;
 }
 
 export interface MailerStatus {
@@ -199,7 +214,7 @@ export class Mailer {
   async getStatus(id: string): Promise<MessageStatusReport | undefined> {
     const record = await this.store.outbox.get(this.ownerId, id);
     if (!record) return undefined;
-    return { ...record, history: await this.store.events.list(this.ownerId, { messageId: id }) };
+    return { ...record, history: await this.store.events.list(this.ownerId, { messageId: id }), followUps: [] };
   }
 
   /** Connects to (and authenticates with) every server without sending; reports latency or the error for each. */
