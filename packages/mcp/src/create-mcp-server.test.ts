@@ -1,10 +1,11 @@
-import { createMailer, MAIL_TOOL_NAMES, type Mailer } from '@agent-smtp/core';
+import { createMailer, MAIL_TOOL_NAMES, type Mailer, type MailTool, MemoryStore } from '@agent-smtp/core';
 import { type SmtpSink, startSmtpSink } from '@agent-smtp/core/testing';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { z } from 'zod/v4';
 import { createMcpServer, type CreateMcpServerOptions } from './index.js';
 
 let sink: SmtpSink;
@@ -115,6 +116,66 @@ describe('createMcpServer over an in-memory transport', () => {
     expect(text(result)).toContain('code');
     expect(result.structuredContent).toBeUndefined();
     await expectOnlyNextEmailArrives(c);
+  });
+
+  it('send_email reports deferred recipients with the follow-up id and what to do, valid against its output schema', async () => {
+    sink.behavior.rcptTo = (to) => (to === 'bob@example.com' ? { code: 450, message: '4.2.0 Greylisted, try again later' } : undefined);
+    const c = await connect();
+    const result = (await c.callTool({
+      name: 'send_email',
+      arguments: { to: ['ada@example.com', 'bob@example.com'], subject: 'Greylisted', body: 'x' },
+    })) as CallToolResult;
+    // The client validates structuredContent against the advertised output schema; a mismatch would throw here.
+    expect(result.isError).toBeFalsy();
+    const value = result.structuredContent as { id: string; deferred: string[]; follow_up_id: string; note: string };
+    expect(value.deferred).toEqual(['bob@example.com']);
+    expect(value.follow_up_id).toMatch(/^msg_/);
+    expect(value.note).toContain('retried automatically');
+    expect(value.note).toContain(`get_email_status with id "${value.id}"`);
+    const [received] = await sink.waitForMessages(1);
+    expect(received!.envelope.to).toEqual(['ada@example.com']);
+    const status = (await c.callTool({ name: 'get_email_status', arguments: { id: value.id } })) as CallToolResult;
+    expect(status.isError).toBeFalsy();
+    expect(status.structuredContent).toMatchObject({ id: value.id, follow_ups: expect.any(Array) });
+  });
+
+  it('a store failing with raw database errors gives isError results with a code, never its text', async () => {
+    const SECRET = 'postgres://app:db-secret-pw@10.0.0.5/mail';
+    const store = new MemoryStore();
+    const pgLike = Object.assign(new Error(`22P05: unsupported Unicode escape sequence (${SECRET})`), { code: '22P05', detail: SECRET });
+    const failing = <T extends object>(part: T): T =>
+      new Proxy(part, { get: (target, key) => (typeof Reflect.get(target, key) === 'function' ? () => Promise.reject(pgLike) : Reflect.get(target, key)) });
+    Object.assign(store, { outbox: failing(store.outbox), events: failing(store.events) });
+    await mailer.close();
+    mailer = createMailer({ servers: [sink.serverConfig({ name: 'sink' })], defaults: { from: 'agent@example.com' }, store, env: {} });
+    const c = await connect();
+    const send = (await c.callTool({ name: 'send_email', arguments: { to: 'ada@example.com', subject: 'Store down', body: 'x' } })) as CallToolResult;
+    const status = (await c.callTool({ name: 'get_email_status', arguments: { id: 'msg_123' } })) as CallToolResult;
+    for (const result of [send, status]) {
+      expect(result.isError).toBe(true);
+      expect(text(result)).toMatch(/^Error [A-Z_]+: /);
+      expect(text(result)).not.toContain('22P05');
+      expect(text(result)).not.toContain('db-secret-pw');
+    }
+    expect(text(send)).toContain('idempotency_key');
+    expect(sink.messages).toHaveLength(0);
+  });
+
+  it("turns a caller's own tool that throws into the same generic error result, not the raw message", async () => {
+    const tool: MailTool = {
+      name: 'custom',
+      title: 'Custom',
+      description: 'A tool of the caller that fails with a raw database error.',
+      inputSchema: z.strictObject({}),
+      outputSchema: z.object({}),
+      annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
+      execute: () => Promise.reject(new Error('relation "secret_table" does not exist')),
+    };
+    const c = await connect({ tools: [tool] });
+    const result = (await c.callTool({ name: 'custom', arguments: {} })) as CallToolResult;
+    expect(result.isError).toBe(true);
+    expect(text(result)).toMatch(/^Error [A-Z_]+: /);
+    expect(text(result)).not.toContain('secret_table');
   });
 });
 

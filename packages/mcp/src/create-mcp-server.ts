@@ -1,4 +1,15 @@
-import { createMailTools, formatToolError, type Mailer, type MailTool, type MailToolsOptions } from '@agent-smtp/core';
+import {
+  AgentSmtpError,
+  createMailTools,
+  formatToolError,
+  type Logger,
+  type Mailer,
+  type MailTool,
+  type MailToolsOptions,
+  safeLogger,
+  type ToolOutcome,
+  toToolError,
+} from '@agent-smtp/core';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { VERSION } from './version.js';
 
@@ -28,6 +39,7 @@ export function createMcpServer(options: CreateMcpServerOptions): McpServer {
     { instructions: options.instructions ?? DEFAULT_INSTRUCTIONS },
   );
   const tools = options.tools ?? createMailTools(options.mailer, options);
+  const logger = safeLogger(options.logger);
   for (const mailTool of tools) {
     server.registerTool(
       mailTool.name,
@@ -40,7 +52,7 @@ export function createMcpServer(options: CreateMcpServerOptions): McpServer {
       },
       async (input: unknown) => {
         // MCP gives no stable tool-call id, so only the model's idempotency_key protects against a resend.
-        const outcome = await mailTool.execute(input as never);
+        const outcome = await executeSafely(mailTool, input, logger);
         if (outcome.ok) {
           const value = outcome.value as Record<string, unknown>;
           return { content: [{ type: 'text' as const, text: JSON.stringify(value) }], structuredContent: value };
@@ -50,4 +62,18 @@ export function createMcpServer(options: CreateMcpServerOptions): McpServer {
     );
   }
   return server;
+}
+
+/**
+ * The tools of `createMailTools` never throw, but `tools` may hold the caller's own. The MCP SDK would turn a
+ * throw into a result carrying the raw message (a database error, a connection string), so it is made the same
+ * generic error result the built-in tools give, and the original is logged.
+ */
+async function executeSafely(tool: MailTool, input: unknown, logger: Logger): Promise<ToolOutcome<unknown>> {
+  try {
+    return await tool.execute(input as never);
+  } catch (error) {
+    if (!AgentSmtpError.isInstance(error)) logger.error({ err: error, tool: tool.name }, 'tool failed with an unexpected error');
+    return { ok: false, error: toToolError(error) };
+  }
 }

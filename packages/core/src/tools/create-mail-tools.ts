@@ -1,6 +1,8 @@
 import { z } from 'zod/v4';
+import { AgentSmtpError } from '../errors/agent-smtp-error.js';
 import { ValidationError } from '../errors/validation-error.js';
-import type { Mailer } from '../mailer/mailer.js';
+import { type Logger, safeLogger } from '../logger/logger.js';
+import type { Mailer, SendResult } from '../mailer/mailer.js';
 import { envelopeRecipients } from '../message/build-pool-message.js';
 import type { OutgoingEmail } from '../message/email-schema.js';
 import { defineTool, type MailTool, type ToolOutcome } from './define-tool.js';
@@ -34,6 +36,11 @@ export interface MailToolsOptions {
   readOnly?: boolean;
   /** Replace a tool's description, e.g. to tell the model whom it may write to. */
   descriptions?: Partial<Record<MailToolName, string>>;
+  /**
+   * Where a failure that is not the SDK's own (a store's raw database error) is logged, redacted. The model gets a
+   * generic error result instead, since such text may hold SQL or row values. Default: logs nothing.
+   */
+  logger?: Logger;
 }
 
 const OUTBOX_STATUSES = ['queued', 'sending', 'sent', 'failed', 'unknown', 'cancelled'] as const;
@@ -88,7 +95,14 @@ const sendEmailOutput = z.object({
   accepted: z.array(z.string()),
   rejected: z.array(z.string()),
   rejected_reasons: z.array(z.object({ address: z.string(), response: z.string().optional() })),
-  deferred: z.array(z.string()).describe('Recipients the server asked to try later (4xx). They are retried automatically; do not resend.'),
+  deferred: z
+    .array(z.string())
+    .describe('Recipients the server asked to try later (4xx). They are retried automatically as the email follow_up_id; do not resend.'),
+  follow_up_id: z
+    .string()
+    .optional()
+    .describe('Set when some recipients were deferred: the id of the automatic retry to them. get_email_status of "id" shows its fate under follow_ups.'),
+  note: z.string().optional().describe('What to tell the user or do next, when the result needs more than its status.'),
   replayed: z.boolean().describe('True when this is the stored result of an earlier call with the same idempotency_key.'),
 });
 
@@ -119,6 +133,18 @@ const statusOutput = z.object({
   rejected: z.array(z.string()),
   error: z.object({ code: z.string(), message: z.string() }).optional(),
   history: z.array(z.object({ event: z.string(), at: z.string(), attempt: z.number() })),
+  follow_ups: z
+    .array(
+      z.object({
+        id: z.string(),
+        status: z.enum(OUTBOX_STATUSES),
+        recipients: z.array(z.string()).describe('The deferred recipients this retry carries.'),
+        accepted: z.array(z.string()),
+        rejected: z.array(z.string()),
+        error: z.object({ code: z.string(), message: z.string() }).optional(),
+      }),
+    )
+    .describe('Automatic retries to recipients a server deferred (4xx): "sent" with them in accepted means they got it.'),
   created_at: z.string(),
 });
 
@@ -128,6 +154,8 @@ const statusOutput = z.object({
  */
 export function createMailTools(mailer: Mailer, options: MailToolsOptions = {}): MailTool[] {
   const describe = (name: MailToolName, text: string): string => options.descriptions?.[name] ?? text;
+  const logger = safeLogger(options.logger);
+  const attempt = <O>(tool: MailToolName, run: () => Promise<O>): Promise<ToolOutcome<O>> => toToolOutcome(tool, run, logger);
   const servers = (): z.output<typeof serversOutput> => ({
     servers: mailer.status().servers.map((s) => ({
       name: s.name,
@@ -161,8 +189,9 @@ export function createMailTools(mailer: Mailer, options: MailToolsOptions = {}):
       outputSchema: sendEmailOutput,
       annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: true },
       async execute(input, context) {
-        return attempt(async () => {
+        return attempt('send_email', async () => {
           const result = await mailer.send(toOutgoingEmail(input, context?.toolCallId));
+          const note = deferredNote(result);
           return {
             id: result.id,
             message_id: result.messageId,
@@ -172,6 +201,8 @@ export function createMailTools(mailer: Mailer, options: MailToolsOptions = {}):
             rejected: result.rejected,
             rejected_reasons: result.rejectedReasons.map((r) => ({ address: r.address, ...(r.response ? { response: r.response } : {}) })),
             deferred: result.deferred,
+            ...(result.followUpId ? { follow_up_id: result.followUpId } : {}),
+            ...(note ? { note } : {}),
             replayed: result.replayed,
           };
         });
@@ -182,13 +213,13 @@ export function createMailTools(mailer: Mailer, options: MailToolsOptions = {}):
       title: 'Get email status',
       description: describe(
         'get_email_status',
-        'Look up an email sent earlier by the id send_email returned. Returns its status (queued, sending, sent, failed, unknown, cancelled), recipients accepted and rejected, the error if it failed, and the history of what happened to it. Changes nothing.',
+        'Look up an email sent earlier by the id send_email returned. Returns its status (queued, sending, sent, failed, unknown, cancelled), recipients accepted and rejected, the error if it failed, the history of what happened to it, and under follow_ups whether recipients a server deferred got it on a later try. Changes nothing.',
       ),
       inputSchema: z.strictObject({ id: z.string().min(1).max(200).describe('The id returned by send_email, e.g. "msg_…".') }),
       outputSchema: statusOutput,
       annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
       async execute(input) {
-        return attempt(async () => {
+        return attempt('get_email_status', async () => {
           const record = await mailer.getStatus(input.id);
           if (!record) throw ValidationError.of('id', `no email with id "${input.id}" was sent by this user`);
           return {
@@ -203,6 +234,14 @@ export function createMailTools(mailer: Mailer, options: MailToolsOptions = {}):
             rejected: record.rejected,
             ...(record.error ? { error: { code: record.error.code, message: record.error.message } } : {}),
             history: record.history.map((h) => ({ event: h.type, at: h.at.toISOString(), attempt: h.attempt })),
+            follow_ups: record.followUps.map((f) => ({
+              id: f.id,
+              status: f.status,
+              recipients: f.recipients,
+              accepted: f.accepted,
+              rejected: f.rejected,
+              ...(f.error ? { error: { code: f.error.code, message: f.error.message } } : {}),
+            })),
             created_at: record.createdAt.toISOString(),
           };
         });
@@ -221,7 +260,7 @@ export function createMailTools(mailer: Mailer, options: MailToolsOptions = {}):
       }),
       annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: true },
       async execute() {
-        return attempt(async () => ({
+        return attempt('test_smtp_connection', async () => ({
           servers: (await mailer.testConnection()).map((r) => ({
             name: r.name,
             ok: r.ok,
@@ -242,7 +281,7 @@ export function createMailTools(mailer: Mailer, options: MailToolsOptions = {}):
       outputSchema: serversOutput,
       annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
       async execute() {
-        return attempt(async () => servers());
+        return attempt('get_smtp_status', async () => servers());
       },
     }),
     defineTool({
@@ -258,7 +297,7 @@ export function createMailTools(mailer: Mailer, options: MailToolsOptions = {}):
       outputSchema: serversOutput,
       annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: false },
       async execute(input) {
-        return attempt(async () => {
+        return attempt('switch_smtp_server', async () => {
           await mailer.useServer(input.name === '' ? null : input.name);
           return servers();
         });
@@ -275,7 +314,7 @@ export function createMailTools(mailer: Mailer, options: MailToolsOptions = {}):
       outputSchema: serversOutput,
       annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: false },
       async execute() {
-        return attempt(async () => {
+        return attempt('reload_smtp_configuration', async () => {
           await mailer.reload();
           return servers();
         });
@@ -292,7 +331,7 @@ export function createMailTools(mailer: Mailer, options: MailToolsOptions = {}):
       outputSchema: serversOutput,
       annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: false },
       async execute() {
-        return attempt(async () => {
+        return attempt('reconnect_smtp_servers', async () => {
           await mailer.reconnect();
           return servers();
         });
@@ -309,13 +348,30 @@ export function createMailTools(mailer: Mailer, options: MailToolsOptions = {}):
   });
 }
 
-async function attempt<O>(run: () => Promise<O>): Promise<ToolOutcome<O>> {
+/**
+ * Runs a tool's work and turns any failure into an error result: a tool call is a runtime event, so nothing it
+ * meets (a refused recipient, a store that is down) may escape as an exception the model never sees.
+ */
+async function toToolOutcome<O>(tool: MailToolName, run: () => Promise<O>, logger: Logger): Promise<ToolOutcome<O>> {
   try {
     return { ok: true, value: await run() };
   } catch (error) {
     const payload = toToolError(error);
+    // The result says only that something failed inside; the operator needs the original to fix it.
+    if (!AgentSmtpError.isInstance(error)) logger.error({ err: error, tool }, 'tool failed with an unexpected error');
     return { ok: false, error: payload.field ? { ...payload, field: toolField(payload.field) } : payload };
   }
+}
+
+/** Spells out what `deferred` means for this email, so a model neither resends nor reports a failure. */
+function deferredNote(result: SendResult): string | undefined {
+  if (result.deferred.length === 0) return undefined;
+  const who = result.deferred.join(', ');
+  const retry = result.followUpId ? ` as the email "${result.followUpId}"` : '';
+  return (
+    `The mail server asked to try ${who} again later; they are retried automatically${retry}. Do not send this email again. ` +
+    `Call get_email_status with id "${result.id}" to see under follow_ups whether they got it.`
+  );
 }
 
 function toOutgoingEmail(input: z.output<typeof sendEmailInput>, toolCallId: string | undefined): OutgoingEmail {

@@ -1,4 +1,4 @@
-import { AgentSmtpError } from '../errors/agent-smtp-error.js';
+import { AgentSmtpError, type AgentSmtpErrorCode } from '../errors/agent-smtp-error.js';
 import { SmtpError } from '../errors/smtp-error.js';
 import { TemplateError } from '../errors/template-error.js';
 import { ValidationError } from '../errors/validation-error.js';
@@ -18,11 +18,20 @@ const HINTS: Record<string, string> = {
 };
 
 /**
- * Turns an SDK error into a result a model can act on. Only our own typed errors become results: anything
- * else is a programming fault and is rethrown. Messages carry no stack, no password, no other tenant's data.
+ * The code a tool reports for a failure that is not one of ours (a store's raw driver error, a bug in a
+ * dependency). No code in `AgentSmtpErrorCode` names "something failed inside the service" yet; until one
+ * (`INTERNAL_ERROR`) is added, the closest is a failure that may pass, which is what a store outage is.
+ */
+export const UNEXPECTED_FAILURE_CODE: AgentSmtpErrorCode = 'SMTP_TRANSIENT';
+
+/**
+ * Turns an error into a result a model can act on. Our own typed errors keep their code, message and fields.
+ * Anything else (a raw database error such as Postgres `22P05`, a driver's connection error) becomes a generic
+ * failure: its text may hold SQL, row values or connection strings, so none of it reaches the model; the caller
+ * logs the original. Messages carry no stack, no password, no other tenant's data.
  */
 export function toToolError(error: unknown): ToolErrorPayload {
-  if (!AgentSmtpError.isInstance(error)) throw error;
+  if (!AgentSmtpError.isInstance(error)) return unexpectedFailure();
   return {
     code: error.code,
     message: error.message,
@@ -31,6 +40,17 @@ export function toToolError(error: unknown): ToolErrorPayload {
     retryable: error.retryable,
     ...(error instanceof SmtpError && error.retryAt ? { retry_at: error.retryAt.toISOString() } : {}),
     hint: HINTS[error.code] ?? 'Tell the user what went wrong.',
+  };
+}
+
+function unexpectedFailure(): ToolErrorPayload {
+  return {
+    code: UNEXPECTED_FAILURE_CODE,
+    message: 'The email service failed inside (its storage or a dependency), not because of anything in this request. The details are in the server log.',
+    retryable: true,
+    hint:
+      'Call the tool again in a minute; for send_email use the same idempotency_key, so the email is never sent twice. ' +
+      'Check get_email_status with the id if you have one. If it fails again, tell the user the email service has an internal problem.',
   };
 }
 
