@@ -263,7 +263,20 @@ function invalid(setting: Setting, expected: string): ConfigError {
 
 function parseHost(setting: Setting): string {
   const host = setting.value.trim();
-  if (/\s|\/|@/.test(host)) {
+  const at = host.lastIndexOf('@');
+  if (at !== -1) {
+    // `user:password@host` or a URL with credentials: whatever precedes the last @ may be a password, so it is
+    // neither repeated nor measured, only the part after it is shown.
+    const after = host.slice(at + 1);
+    const shown = after.length > 80 ? `${after.slice(0, 80)}…` : after;
+    const suffix = setting.variable.slice('SMTP_HOST'.length);
+    throw new ConfigError(
+      `${setting.variable} contains credentials ("…@${shown}") but must be a host name or IP address only, such as ` +
+        `"smtp.example.com": put the login in SMTP_USERNAME${suffix} and SMTP_PASSWORD${suffix}, and the port in SMTP_PORT${suffix}.`,
+      { setting: setting.variable },
+    );
+  }
+  if (/\s|\//.test(host)) {
     throw invalid(setting, 'a host name or IP address only, such as "smtp.example.com" (put the port in SMTP_PORT).');
   }
   return host;

@@ -56,29 +56,66 @@ export interface ResolvedSmtpServerConfig {
 
 const positiveInt = z.number().int().positive();
 
-export const smtpServerConfigSchema = z.object({
+/** The keys of Node's `tls.ConnectionOptions` (what TypeScript accepts for `tls`), so a misspelt one is refused too. */
+const TLS_OPTION_KEYS = [
+  'ALPNCallback', 'ALPNProtocols', 'SNICallback', 'allowPartialTrustChain', 'ca', 'cert', 'checkServerIdentity', 'ciphers',
+  'clientCertEngine', 'crl', 'dhparam', 'ecdhCurve', 'enableTrace', 'honorCipherOrder', 'host', 'isServer', 'key', 'lookup',
+  'maxVersion', 'minDHSize', 'minVersion', 'passphrase', 'path', 'pfx', 'port', 'privateKeyEngine', 'privateKeyIdentifier',
+  'pskCallback', 'rejectUnauthorized', 'requestCert', 'requestOCSP', 'secureContext', 'secureOptions', 'secureProtocol',
+  'server', 'servername', 'session', 'sessionIdContext', 'sessionTimeout', 'sigalgs', 'socket', 'ticketKeys', 'timeout',
+] as const;
+
+const authSchema = z.strictObject({ user: z.string().min(1), pass: z.string(), method: z.enum(['PLAIN', 'LOGIN', 'CRAM-MD5']).optional() });
+const rateLimitSchema = z.strictObject({ messages: positiveInt, perMs: positiveInt.optional() });
+const timeoutsSchema = z.strictObject({ connectionMs: positiveInt.optional(), greetingMs: positiveInt.optional(), socketMs: positiveInt.optional() });
+const tlsSchema = z.strictObject(Object.fromEntries(TLS_OPTION_KEYS.map((key) => [key, z.unknown().optional()])));
+
+// Unknown keys are refused, nested ones too: a misspelt `startTls` silently meant opportunistic TLS.
+export const smtpServerConfigSchema = z.strictObject({
   name: z.string().min(1).max(200).optional(),
   host: z.string().min(1, 'is required (the SMTP server host name or IP address)'),
   port: z.number().int().min(1).max(65_535).optional(),
   secure: z.boolean().optional(),
   starttls: z.enum(['required', 'opportunistic', 'disabled']).optional(),
-  auth: z.object({ user: z.string().min(1), pass: z.string(), method: z.enum(['PLAIN', 'LOGIN', 'CRAM-MD5']).optional() }).optional(),
+  auth: authSchema.optional(),
   from: z.string().min(3).optional(),
   priority: z.number().finite().optional(),
   poolSize: positiveInt.max(100).optional(),
-  rateLimit: z.object({ messages: positiveInt, perMs: positiveInt.optional() }).optional(),
-  timeouts: z
-    .object({ connectionMs: positiveInt.optional(), greetingMs: positiveInt.optional(), socketMs: positiveInt.optional() })
-    .optional(),
-  tls: z.record(z.string(), z.unknown()).optional(),
+  rateLimit: rateLimitSchema.optional(),
+  timeouts: timeoutsSchema.optional(),
+  tls: tlsSchema.optional(),
   maxRetries: z.number().int().min(0).max(20).optional(),
 });
+
+/** The keys each object of a server configuration accepts, by its path below the server. */
+const KNOWN_KEYS: Readonly<Record<string, readonly string[]>> = {
+  '': Object.keys(smtpServerConfigSchema.shape),
+  auth: Object.keys(authSchema.shape),
+  rateLimit: Object.keys(rateLimitSchema.shape),
+  timeouts: Object.keys(timeoutsSchema.shape),
+  tls: TLS_OPTION_KEYS,
+};
+
+/** Names people reach for that edit distance alone would not connect to ours. */
+const ALIASES: Readonly<Record<string, string>> = {
+  password: 'pass',
+  username: 'user',
+  login: 'user',
+  ssl: 'secure',
+  usetls: 'starttls',
+  tls: 'starttls',
+  timeout: 'timeouts',
+  retries: 'maxRetries',
+  pool: 'poolSize',
+  maxconnections: 'poolSize',
+};
 
 export const DEFAULT_TIMEOUTS = { connectionMs: 10_000, greetingMs: 10_000, socketMs: 60_000 } as const;
 
 /**
- * Validates server configurations and fills in defaults. Throws `ConfigError` naming the server and field;
- * the error never repeats a password.
+ * Validates server configurations and fills in defaults. Throws `ConfigError` naming the server and field (an
+ * unknown key is named with the nearest known one); the error never repeats a password. In the result `auth.pass`
+ * and the TLS `key`, `pfx` and `passphrase` are non-enumerable, so logging or serialising a configuration shows none.
  */
 export function resolveSmtpServerConfigs(configs: readonly SmtpServerConfig[]): ResolvedSmtpServerConfig[] {
   if (!Array.isArray(configs) || configs.length === 0) {
@@ -90,12 +127,7 @@ export function resolveSmtpServerConfigs(configs: readonly SmtpServerConfig[]): 
   const seen = new Set<string>();
   return configs.map((config, index) => {
     const parsed = smtpServerConfigSchema.safeParse(config);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0]!;
-      const field = issue.path.join('.') || '(server)';
-      const label = typeof config?.name === 'string' ? `"${config.name}"` : `#${index}`;
-      throw new ConfigError(`servers[${index}].${field} (server ${label}): ${issue.message}`, { setting: `servers[${index}].${field}` });
-    }
+    if (!parsed.success) throw configIssue(parsed.error.issues, config, index);
     const c = parsed.data;
     const secure = c.secure ?? false;
     const port = c.port ?? (secure ? 465 : 587);
@@ -112,16 +144,112 @@ export function resolveSmtpServerConfigs(configs: readonly SmtpServerConfig[]): 
       port,
       secure,
       starttls: c.starttls ?? 'opportunistic',
-      auth: c.auth,
+      auth: c.auth ? hidePassword(c.auth) : undefined,
       from: c.from,
       priority: c.priority ?? 0,
       poolSize: c.poolSize ?? 5,
       rateLimit: c.rateLimit ? { messages: c.rateLimit.messages, perMs: c.rateLimit.perMs ?? 1000 } : undefined,
       timeouts: { ...DEFAULT_TIMEOUTS, ...stripUndefined(c.timeouts ?? {}) },
-      tls: config.tls,
+      tls: config.tls ? hideTlsSecrets(config.tls) : undefined,
       maxRetries: c.maxRetries ?? 1,
     };
   });
+}
+
+/** The first problem of a server configuration as a ConfigError; an unknown key comes first, as it often causes the rest. */
+function configIssue(issues: readonly z.core.$ZodIssue[], config: SmtpServerConfig, index: number): ConfigError {
+  const label = typeof config?.name === 'string' ? `"${config.name}"` : `#${index}`;
+  const unknown = issues.find((i) => i.code === 'unrecognized_keys');
+  if (unknown && unknown.code === 'unrecognized_keys') {
+    const parent = unknown.path.map(String);
+    const key = unknown.keys[0]!;
+    const known = KNOWN_KEYS[parent.join('.')] ?? [];
+    const setting = `servers[${index}].${[...parent, key].join('.')}`;
+    const suggestion = nearestKey(key, known);
+    const others = unknown.keys.length > 1 ? ` (also unknown: ${unknown.keys.slice(1).join(', ')})` : '';
+    const advice = suggestion ? `did you mean "${suggestion}"?` : `known options: ${known.join(', ')}.`;
+    // The key is named, never its value: a misplaced password would otherwise be repeated.
+    return new ConfigError(`${setting} (server ${label}) is not a known option; ${advice}${others}`, { setting });
+  }
+  const issue = issues[0]!;
+  const field = issue.path.join('.') || '(server)';
+  return new ConfigError(`servers[${index}].${field} (server ${label}): ${issue.message}`, { setting: `servers[${index}].${field}` });
+}
+
+/**
+ * The known key nearest to `key`: the same letters in another case, a listed alias, one that starts with the other,
+ * or the closest by edit distance (transpositions count as one edit) within a third of the key's length.
+ */
+export function nearestKey(key: string, known: readonly string[]): string | undefined {
+  const lower = key.toLowerCase();
+  const alias = ALIASES[lower];
+  if (alias && known.includes(alias)) return alias;
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  for (const candidate of known) {
+    const other = candidate.toLowerCase();
+    const distance = other === lower ? 0 : other.startsWith(lower) || lower.startsWith(other) ? 1 : editDistance(lower, other);
+    if (distance < bestDistance) {
+      best = candidate;
+      bestDistance = distance;
+    }
+  }
+  return bestDistance <= Math.max(1, Math.floor(key.length / 3)) ? best : undefined;
+}
+
+/** Optimal string alignment distance; keys are short (the caller caps nothing, so it is bounded here). */
+function editDistance(a: string, b: string): number {
+  if (a.length > 64 || b.length > 64) return Infinity;
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) d[0]![j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let v = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) v = Math.min(v, d[i - 2]![j - 2]! + 1);
+      d[i]![j] = v;
+    }
+  }
+  return d[a.length]![b.length]!;
+}
+
+/**
+ * The credentials with `pass` as a non-enumerable property: readable by the transport, absent from JSON.stringify,
+ * util.inspect, spreads and structured logs of the configuration.
+ */
+function hidePassword(auth: NonNullable<SmtpServerConfig['auth']>): NonNullable<ResolvedSmtpServerConfig['auth']> {
+  const out = { user: auth.user, ...(auth.method ? { method: auth.method } : {}) } as NonNullable<ResolvedSmtpServerConfig['auth']>;
+  Object.defineProperty(out, 'pass', { value: auth.pass, enumerable: false });
+  return out;
+}
+
+const TLS_SECRETS = ['key', 'pfx', 'passphrase'] as const;
+
+/** A copy of the TLS options with the private key and its passphrase non-enumerable, like `auth.pass`. */
+function hideTlsSecrets(tlsOptions: ConnectionOptions): ConnectionOptions {
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(tlsOptions)) {
+    if ((TLS_SECRETS as readonly string[]).includes(key)) Object.defineProperty(out, key, { value, enumerable: false });
+    else out[key] = value;
+  }
+  return out as ConnectionOptions;
+}
+
+/** The TLS options with their hidden secrets enumerable again, for handing to Node (which copies options by spreading). */
+export function revealTlsOptions(tlsOptions: ConnectionOptions | undefined): ConnectionOptions | undefined {
+  if (!tlsOptions) return undefined;
+  const out: Record<string, unknown> = { ...tlsOptions };
+  for (const key of TLS_SECRETS) if (tlsOptions[key] !== undefined) out[key] = tlsOptions[key];
+  return out as ConnectionOptions;
+}
+
+/** Whether two resolved configurations are the same, secrets included (JSON alone would not see them). */
+export function sameResolvedConfig(a: ResolvedSmtpServerConfig, b: ResolvedSmtpServerConfig): boolean {
+  return (
+    JSON.stringify(a) === JSON.stringify(b) &&
+    a.auth?.pass === b.auth?.pass &&
+    TLS_SECRETS.every((key) => a.tls?.[key] === b.tls?.[key])
+  );
 }
 
 function stripUndefined<T extends object>(value: T): Partial<T> {

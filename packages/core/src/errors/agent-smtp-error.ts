@@ -21,7 +21,12 @@ export type AgentSmtpErrorCode =
   /** A record asked for does not exist (for this owner). */
   | 'NOT_FOUND'
   /** The mailer or pool was closed. */
-  | 'CLOSED';
+  | 'CLOSED'
+  /**
+   * The caller's signal aborted the send, or the pool was closed while it ran, before the message was handed to a
+   * server: nothing was sent, so the same message may be sent again (`retryable` is true).
+   */
+  | 'ABORTED';
 
 export interface AgentSmtpErrorOptions {
   retryable?: boolean;

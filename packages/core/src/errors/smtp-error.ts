@@ -12,6 +12,8 @@ export interface SmtpAttempt {
   /** The server's own words, e.g. `550 5.1.1 No such user`. */
   response: string | undefined;
   message: string;
+  /** When the attempt ended. */
+  at: Date;
 }
 
 export interface SmtpErrorDetails {

@@ -1,6 +1,8 @@
+import type { EventEmitter } from 'node:events';
 import nodemailer, { type SendMailOptions, type SMTPPoolSentMessageInfo, type Transporter } from 'nodemailer';
-import type { ResolvedSmtpServerConfig } from '../config/smtp-server-config.js';
+import { type ResolvedSmtpServerConfig, revealTlsOptions } from '../config/smtp-server-config.js';
 import type { SmtpFailureClass } from '../errors/smtp-error.js';
+import { SecretScrubber } from '../secrets/secret-scrubber.js';
 import { backoffDelay, type ResolvedBackoff } from './backoff.js';
 
 /** Marks, per message, that nodemailer has read the whole body: any failure after that is ambiguous. */
@@ -9,11 +11,28 @@ export interface SendTracker {
 }
 const TRACKER_KEY = 'agentSmtpTracker';
 
+/** How long a closing connection waits for the server's answer to QUIT before it is cut. */
+const QUIT_TIMEOUT_MS = 2_000;
+
+/** The parts of nodemailer's pool (lib/smtp-pool) this file reaches into to say QUIT on close. */
+interface PoolResourceInternals extends EventEmitter {
+  available: boolean;
+  _closed: boolean;
+  connection?: { quit(): void; _destroyed?: boolean; _closing?: boolean } | false;
+  _stopIdleTimer?(): void;
+  close(): void;
+}
+interface SmtpPoolInternals {
+  _connections?: PoolResourceInternals[];
+  close(options?: { force?: boolean }): void;
+}
+
 /** One pooled nodemailer transport, counted so that a retired one is closed only once it is idle. */
 class TransportHandle {
   readonly transport: Transporter<SMTPPoolSentMessageInfo>;
   inFlight = 0;
   private retired = false;
+  private closedPolitely = false;
 
   constructor(config: ResolvedSmtpServerConfig, maxRequeues: number) {
     this.transport = nodemailer.createTransport({
@@ -33,12 +52,15 @@ class TransportHandle {
       connectionTimeout: config.timeouts.connectionMs,
       greetingTimeout: config.timeouts.greetingMs,
       socketTimeout: config.timeouts.socketMs,
-      tls: config.tls,
+      // A closed connection is destroyed rather than half-closed and waited on: a polite close has already said QUIT
+      // and had its 221, and a forced one must not leave a socket holding the process open for seconds.
+      socketCloseTimeout: 0,
+      tls: revealTlsOptions(config.tls),
       disableFileAccess: true,
       disableUrlAccess: true,
       logger: false,
       debug: false,
-    });
+    } as Parameters<typeof nodemailer.createTransport>[0]) as Transporter<SMTPPoolSentMessageInfo>;
     this.transport.use('stream', (mail, done) => {
       const tracker = (mail.data as Record<string, unknown>)[TRACKER_KEY] as SendTracker | undefined;
       if (tracker) {
@@ -54,21 +76,57 @@ class TransportHandle {
     });
   }
 
-  async send(mail: SendMailOptions, tracker: SendTracker): Promise<SMTPPoolSentMessageInfo> {
+  async send(mail: SendMailOptions, tracker: SendTracker, signal: AbortSignal | undefined): Promise<SMTPPoolSentMessageInfo> {
     this.inFlight++;
     try {
-      return await this.transport.sendMail({ ...mail, [TRACKER_KEY]: tracker } as SendMailOptions);
+      return await this.transport.sendMail({ ...mail, [TRACKER_KEY]: tracker, ...(signal ? { signal } : {}) } as SendMailOptions);
     } finally {
       this.inFlight--;
-      if (this.retired && this.inFlight === 0) this.transport.close();
+      if (this.retired && this.inFlight === 0) this.closePolitely();
     }
   }
 
-  /** Closes now if idle, else once the sends it carries have settled. */
+  /** Closes now if idle, else once the sends it carries have settled; each connection says QUIT first. */
   retire(): void {
     this.retired = true;
-    if (this.inFlight === 0) this.transport.close();
+    if (this.inFlight === 0) this.closePolitely();
   }
+
+  /** Closes every connection now, busy ones included: their sends fail at once, the pool queue is emptied. */
+  forceClose(): void {
+    this.retired = true;
+    this.closedPolitely = true;
+    (this.transport.transporter as unknown as SmtpPoolInternals).close({ force: true });
+  }
+
+  /**
+   * nodemailer's pool close() ends idle sockets without QUIT. Each idle connection is sent QUIT here instead (and is
+   * cut if the server does not answer); one that becomes idle later (a send just settling, a rate limit releasing it)
+   * says QUIT when it does, before the closed pool would end it bare.
+   */
+  private closePolitely(): void {
+    if (this.closedPolitely) return;
+    this.closedPolitely = true;
+    const pool = this.transport.transporter as unknown as SmtpPoolInternals;
+    for (const resource of pool._connections ?? []) {
+      if (resource.available) sayQuit(resource);
+      else resource.prependListener('available', () => sayQuit(resource));
+    }
+    this.transport.close();
+  }
+}
+
+function sayQuit(resource: PoolResourceInternals): void {
+  const connection = resource.connection;
+  if (resource._closed || !connection || connection._destroyed || connection._closing) return;
+  // Not available: the closing pool leaves it alone, and it is handed no other message.
+  resource.available = false;
+  resource._stopIdleTimer?.();
+  // nodemailer closes the socket itself when the 221 arrives.
+  connection.quit();
+  const timer = setTimeout(() => resource.close(), QUIT_TIMEOUT_MS);
+  timer.unref();
+  resource.once('close', () => clearTimeout(timer));
 }
 
 export interface ServerStatus {
@@ -93,6 +151,8 @@ export interface ServerStatus {
 export class ServerState {
   readonly config: ResolvedSmtpServerConfig;
   private handle: TransportHandle;
+  /** Transports replaced by reconnect() that may still carry sends; a forced close must reach them too. */
+  private readonly replaced = new Set<TransportHandle>();
   consecutiveFailures = 0;
   totalFailures = 0;
   messagesSent = 0;
@@ -102,6 +162,8 @@ export class ServerState {
   /** Bumped on every failure; a failure of an attempt that began before the last bump does not escalate. */
   generation = 0;
   lastError: ServerStatus['lastError'] = null;
+  /** Removes this server's credentials from what it says. */
+  readonly scrubber: SecretScrubber;
 
   constructor(
     config: ResolvedSmtpServerConfig,
@@ -109,6 +171,7 @@ export class ServerState {
     private readonly maxRequeues: number,
   ) {
     this.config = config;
+    this.scrubber = SecretScrubber.for([config.auth]);
     this.handle = new TransportHandle(config, maxRequeues);
   }
 
@@ -117,7 +180,9 @@ export class ServerState {
   }
 
   get inFlight(): number {
-    return this.handle.inFlight;
+    let count = this.handle.inFlight;
+    for (const old of this.replaced) count += old.inFlight;
+    return count;
   }
 
   isHealthy(): boolean {
@@ -130,8 +195,8 @@ export class ServerState {
     return now >= this.nextAttemptAt && !this.probing;
   }
 
-  send(mail: SendMailOptions, tracker: SendTracker): Promise<SMTPPoolSentMessageInfo> {
-    return this.handle.send(mail, tracker);
+  send(mail: SendMailOptions, tracker: SendTracker, signal?: AbortSignal): Promise<SMTPPoolSentMessageInfo> {
+    return this.handle.send(mail, tracker, signal);
   }
 
   recordSuccess(): void {
@@ -139,6 +204,7 @@ export class ServerState {
     this.nextAttemptAt = 0;
   }
 
+  /** `message` must already be scrubbed: status() hands it out. */
   recordFailure(failure: SmtpFailureClass, code: string | undefined, message: string, startedGeneration: number, now: number): void {
     this.totalFailures++;
     this.lastError = { failure, code, message, at: new Date(now) };
@@ -167,6 +233,8 @@ export class ServerState {
     const old = this.handle;
     this.handle = new TransportHandle(this.config, this.maxRequeues);
     old.retire();
+    for (const handle of this.replaced) if (handle.inFlight === 0) this.replaced.delete(handle);
+    if (old.inFlight > 0) this.replaced.add(old);
     this.markHealthy();
   }
 
@@ -174,8 +242,16 @@ export class ServerState {
     await this.handle.transport.verify();
   }
 
+  /** Takes no new sends; closes with QUIT once the sends in flight settle. */
   retire(): void {
     this.handle.retire();
+  }
+
+  /** Closes every connection now; sends in flight fail at once. */
+  forceClose(): void {
+    this.handle.forceClose();
+    for (const handle of this.replaced) handle.forceClose();
+    this.replaced.clear();
   }
 
   status(now: number, preferred: boolean): ServerStatus {

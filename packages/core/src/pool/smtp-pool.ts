@@ -1,9 +1,15 @@
 import type { SendMailOptions } from 'nodemailer';
-import { type ResolvedSmtpServerConfig, resolveSmtpServerConfigs, type SmtpServerConfig } from '../config/smtp-server-config.js';
+import {
+  type ResolvedSmtpServerConfig,
+  resolveSmtpServerConfigs,
+  sameResolvedConfig,
+  type SmtpServerConfig,
+} from '../config/smtp-server-config.js';
 import { AgentSmtpError } from '../errors/agent-smtp-error.js';
 import { SmtpError, type SmtpAttempt } from '../errors/smtp-error.js';
 import { ValidationError } from '../errors/validation-error.js';
 import { type Logger, silentLogger } from '../logger/logger.js';
+import { SecretScrubber } from '../secrets/secret-scrubber.js';
 import { type BackoffOptions, DEFAULT_BACKOFF, type ResolvedBackoff } from './backoff.js';
 import { classifySmtpError, type NodemailerErrorLike } from './classify-smtp-error.js';
 import { type SendTracker, ServerState, type ServerStatus } from './server-state.js';
@@ -11,7 +17,10 @@ import { type SendTracker, ServerState, type ServerStatus } from './server-state
 export interface SmtpPoolOptions {
   servers: readonly SmtpServerConfig[];
   backoff?: BackoffOptions;
-  /** Longest one send waits for a backing-off server to be tried again. Default: 5000 ms. */
+  /**
+   * Longest one send spends waiting for backing-off servers to be tried again, summed over its waits. Time spent in
+   * attempts does not count, so a slow attempt never uses up the retries `maxRetries` promises. Default: 5000 ms.
+   */
   maxRetryWaitMs?: number;
   /** Messages nodemailer may requeue onto a new connection when one closes before a byte was sent. Default: 2. */
   maxRequeues?: number;
@@ -45,6 +54,23 @@ export interface PoolSendResult {
   error?: SmtpError;
 }
 
+export interface PoolSendOptions {
+  /**
+   * Aborts the send. Before the message was handed to a server (queued, connecting, waiting out a backoff, between
+   * commands) the send rejects at once with an `SmtpError` coded `ABORTED`, `retryable`: nothing was sent. Once the
+   * whole message was handed over it resolves with status `unknown`: it may have been delivered.
+   */
+  signal?: AbortSignal;
+}
+
+export interface PoolCloseOptions {
+  /**
+   * Close every connection now instead of once the sends in flight settle. Each of those sends settles at once:
+   * `ABORTED` (retryable, nothing sent) if its message had not been handed over yet, else status `unknown`.
+   */
+  force?: boolean;
+}
+
 export interface VerifyResult {
   name: string;
   ok: boolean;
@@ -55,129 +81,180 @@ export interface VerifyResult {
 /**
  * Sends through several SMTP servers by priority, with one pooled nodemailer transport each.
  * nodemailer pools connections to one host; failing over between hosts is this class's job.
+ *
+ * Every text it returns or throws (replies, messages, attempts, status, causes) has the configured credentials
+ * scrubbed out, and its state is in private fields, so `util.inspect(pool)` shows no password.
  */
 export class SmtpPool {
   /** In configured order. */
-  private servers: ServerState[];
+  #servers: ServerState[];
+  /** Servers removed by reload() whose sends may still run; a forced close must reach them. */
+  readonly #retired = new Set<ServerState>();
   /** The order sends try them: preferred first, then by priority, then configured order. Kept current by reorder(). */
-  private sendOrder: ServerState[] = [];
-  private preferred: string | undefined;
-  private closed = false;
-  private readonly backoff: ResolvedBackoff;
-  private readonly maxRetryWaitMs: number;
-  private readonly maxRequeues: number;
-  private readonly logger: Logger;
+  #sendOrder: ServerState[] = [];
+  #preferred: string | undefined;
+  #closed = false;
+  /** Aborted by close(): wakes every send waiting out a backoff. */
+  readonly #closing = new AbortController();
+  /** The credentials of every configured server, removed from whatever any server says. */
+  #scrubber: SecretScrubber;
+  readonly #backoff: ResolvedBackoff;
+  readonly #maxRetryWaitMs: number;
+  readonly #maxRequeues: number;
+  readonly #logger: Logger;
 
   constructor(options: SmtpPoolOptions) {
-    this.backoff = { ...DEFAULT_BACKOFF, ...options.backoff };
-    this.maxRetryWaitMs = options.maxRetryWaitMs ?? 5_000;
-    this.maxRequeues = options.maxRequeues ?? 2;
-    this.logger = options.logger ?? silentLogger;
-    this.servers = this.build(resolveSmtpServerConfigs(options.servers), []);
-    this.reorder();
+    this.#backoff = { ...DEFAULT_BACKOFF, ...options.backoff };
+    this.#maxRetryWaitMs = options.maxRetryWaitMs ?? 5_000;
+    this.#maxRequeues = options.maxRequeues ?? 2;
+    this.#logger = options.logger ?? silentLogger;
+    this.#servers = this.#build(resolveSmtpServerConfigs(options.servers), []);
+    this.#scrubber = SecretScrubber.for(this.#servers.map((s) => s.config.auth));
+    this.#reorder();
   }
 
   /** Server names, in the order sends try them. */
   get serverNames(): string[] {
-    return this.sendOrder.map((s) => s.name);
+    return this.#sendOrder.map((s) => s.name);
   }
 
-  /** Sends one message, failing over between servers. Throws `SmtpError` when it definitely was not sent. */
-  async send(message: PoolMessage): Promise<PoolSendResult> {
-    this.assertOpen();
+  /**
+   * Sends one message, failing over between servers. Throws `SmtpError` when it definitely was not sent
+   * (`ABORTED` when `options.signal` aborted it or the pool closed under it first).
+   */
+  async send(message: PoolMessage, options: PoolSendOptions = {}): Promise<PoolSendResult> {
+    this.#assertOpen();
+    const { signal } = options;
     const attempts: SmtpAttempt[] = [];
     const triesByServer = new Map<ServerState, number>();
-    const waitUntil = Date.now() + this.maxRetryWaitMs;
+    // Only waiting for a backoff spends this; attempts, however slow, do not (a slow greeting used to use it all).
+    let waitBudgetMs = this.#maxRetryWaitMs;
 
     for (;;) {
-      this.assertOpen();
+      if (signal?.aborted || this.#closed) throw this.#cutOff(attempts, signal?.aborted ? 'aborted' : 'closed', undefined);
       const now = Date.now();
-      const withTriesLeft = this.sendOrder.filter((s) => (triesByServer.get(s) ?? 0) <= s.config.maxRetries);
+      const withTriesLeft = this.#sendOrder.filter((s) => (triesByServer.get(s) ?? 0) <= s.config.maxRetries);
       const server = withTriesLeft.find((s) => s.isAvailable(now));
       if (!server) {
         const wakeAt = Math.min(...withTriesLeft.map((s) => (s.probing ? now + 25 : s.nextAttemptAt)));
-        if (withTriesLeft.length === 0 || wakeAt > waitUntil) throw this.unavailable(attempts, withTriesLeft);
-        await sleep(Math.max(5, wakeAt - now));
+        if (withTriesLeft.length === 0 || wakeAt - now > waitBudgetMs) throw this.#unavailable(attempts, withTriesLeft);
+        const sleptFrom = Date.now();
+        await this.#sleep(Math.max(5, wakeAt - now), signal);
+        waitBudgetMs -= Date.now() - sleptFrom;
         continue;
       }
 
       triesByServer.set(server, (triesByServer.get(server) ?? 0) + 1);
-      const halfOpen = !server.isHealthy();
-      if (halfOpen) server.probing = true;
-      const generation = server.generation;
-      const tracker: SendTracker = { bodySent: false };
-      try {
-        const info = await server.send(message, tracker);
-        server.recordSuccess();
-        server.messagesSent++;
-        const rejectedReasons = rejectedDetails(info);
-        return {
-          status: 'sent',
-          server: server.name,
-          messageId: message.messageId,
-          accepted: info.accepted.map(String),
-          rejected: rejectedReasons.map((r) => r.address),
-          rejectedReasons,
-          response: info.response,
-          attempts,
-        };
-      } catch (caught) {
-        const err = caught as Error & NodemailerErrorLike & { response?: string; rejected?: string[] };
-        const failure = classifySmtpError(err, tracker.bodySent);
-        const attempt: SmtpAttempt = {
-          server: server.name,
-          failure,
-          code: err.code,
-          responseCode: err.responseCode || undefined,
-          response: err.response,
-          message: err.message,
-        };
-        attempts.push(attempt);
-        this.logger.warn({ server: server.name, failure, code: err.code, responseCode: err.responseCode }, 'smtp attempt failed');
-
-        if (failure === 'permanent') {
-          // The server answered properly; it is the message that was refused.
-          server.recordSuccess();
-          throw new SmtpError('SMTP_REJECTED', `${server.name} refused the message: ${err.response ?? err.message}`, {
-            server: server.name,
-            smtpCode: err.code,
-            responseCode: attempt.responseCode,
-            response: err.response,
-            command: err.command,
-            attempts,
-            rejected: err.rejected?.map(String),
-          }, { cause: err });
-        }
-        server.recordFailure(failure, err.code, err.message, generation, Date.now());
-        if (failure === 'ambiguous') {
-          return {
-            status: 'unknown',
-            server: server.name,
-            messageId: message.messageId,
-            accepted: [],
-            rejected: [],
-            rejectedReasons: [],
-            response: undefined,
-            attempts,
-            error: new SmtpError(
-              'SMTP_TRANSIENT',
-              `The connection to ${server.name} broke after the whole message was sent (${err.message}); it may have been delivered, so it is not sent again automatically.`,
-              { server: server.name, smtpCode: err.code, attempts },
-              { cause: err },
-            ),
-          };
-        }
-      } finally {
-        if (halfOpen) server.probing = false;
-      }
+      const outcome = await this.#attempt(server, message, attempts, signal);
+      if (outcome) return outcome;
     }
+  }
+
+  /** One try of one server: the result, or undefined after a failure worth trying elsewhere or again (in `attempts`). */
+  async #attempt(server: ServerState, message: PoolMessage, attempts: SmtpAttempt[], signal: AbortSignal | undefined): Promise<PoolSendResult | undefined> {
+    const halfOpen = !server.isHealthy();
+    if (halfOpen) server.probing = true;
+    const generation = server.generation;
+    const tracker: SendTracker = { bodySent: false };
+    const scrub = (text: string | undefined): string | undefined => this.#scrubber.scrub(server.scrubber.scrub(text));
+    try {
+      const info = await server.send(message, tracker, signal);
+      server.recordSuccess();
+      server.messagesSent++;
+      const rejectedReasons = rejectedDetails(info).map((r) => ({ ...r, response: scrub(r.response) }));
+      return {
+        status: 'sent',
+        server: server.name,
+        messageId: message.messageId,
+        accepted: info.accepted.map(String),
+        rejected: rejectedReasons.map((r) => r.address),
+        rejectedReasons,
+        response: scrub(info.response),
+        attempts,
+      };
+    } catch (caught) {
+      const raw = caught as Error & NodemailerErrorLike & { response?: string; rejected?: string[] };
+      const cause = server.scrubber.merge(this.#scrubber).scrubError(raw);
+      const interruption = signal?.aborted ? 'aborted' : this.#closed ? 'closed' : undefined;
+      if (interruption) {
+        // We cut the send short, the server did nothing wrong: its health is left as it was.
+        if (!tracker.bodySent) throw this.#cutOff(attempts, interruption, cause);
+        return this.#ambiguous(server, message, attempts, cause, interruption);
+      }
+      const failure = classifySmtpError(raw, tracker.bodySent);
+      const attempt: SmtpAttempt = {
+        server: server.name,
+        failure,
+        code: raw.code,
+        responseCode: raw.responseCode || undefined,
+        response: scrub(raw.response),
+        message: scrub(raw.message) ?? '',
+        at: new Date(),
+      };
+      attempts.push(attempt);
+      this.#logger.warn({ server: server.name, failure, code: raw.code, responseCode: raw.responseCode }, 'smtp attempt failed');
+
+      if (failure === 'permanent') {
+        // The server answered properly; it is the message that was refused.
+        server.recordSuccess();
+        throw new SmtpError('SMTP_REJECTED', `${server.name} refused the message: ${attempt.response ?? attempt.message}`, {
+          server: server.name,
+          smtpCode: raw.code,
+          responseCode: attempt.responseCode,
+          response: attempt.response,
+          command: scrub(raw.command),
+          attempts,
+          rejected: raw.rejected?.map(String),
+        }, { cause });
+      }
+      server.recordFailure(failure, raw.code, attempt.message, generation, Date.now());
+      if (failure === 'ambiguous') return this.#ambiguous(server, message, attempts, cause, undefined);
+      return undefined;
+    } finally {
+      if (halfOpen) server.probing = false;
+    }
+  }
+
+  /** The connection ended (or we ended it) after the whole message was handed over: it may have been delivered. */
+  #ambiguous(
+    server: ServerState,
+    message: PoolMessage,
+    attempts: SmtpAttempt[],
+    cause: Error & NodemailerErrorLike,
+    interruption: 'aborted' | 'closed' | undefined,
+  ): PoolSendResult {
+    if (interruption) {
+      attempts.push({ server: server.name, failure: 'ambiguous', code: cause.code, responseCode: undefined, response: undefined, message: cause.message, at: new Date() });
+    }
+    const why =
+      interruption === 'aborted'
+        ? `The send to ${server.name} was aborted after the whole message was handed over`
+        : interruption === 'closed'
+          ? `The SMTP pool was closed while ${server.name} had the whole message`
+          : `The connection to ${server.name} broke after the whole message was sent (${cause.message})`;
+    return {
+      status: 'unknown',
+      server: server.name,
+      messageId: message.messageId,
+      accepted: [],
+      rejected: [],
+      rejectedReasons: [],
+      response: undefined,
+      attempts,
+      error: new SmtpError(
+        interruption ? 'ABORTED' : 'SMTP_TRANSIENT',
+        `${why}; it may have been delivered, so it is not sent again automatically.`,
+        { server: server.name, smtpCode: cause.code, attempts },
+        { cause, retryable: false },
+      ),
+    };
   }
 
   /** Opens a connection to each server (and authenticates) without sending; a server that answers is marked healthy. */
   async verify(): Promise<VerifyResult[]> {
-    this.assertOpen();
+    this.#assertOpen();
     return Promise.all(
-      this.sendOrder.map(async (server): Promise<VerifyResult> => {
+      this.#sendOrder.map(async (server): Promise<VerifyResult> => {
         const started = performance.now();
         try {
           await server.verify();
@@ -189,7 +266,7 @@ export class SmtpPool {
             name: server.name,
             ok: false,
             latencyMs: Math.round(performance.now() - started),
-            error: { code: err.code, message: err.message },
+            error: { code: err.code, message: this.#scrubber.scrub(server.scrubber.scrub(err.message)) },
           };
         }
       }),
@@ -199,17 +276,17 @@ export class SmtpPool {
   /** Health and counters per server, in the order sends try them. Holds no credentials. */
   status(): ServerStatus[] {
     const now = Date.now();
-    return this.sendOrder.map((s) => s.status(now, s.name === this.preferred));
+    return this.#sendOrder.map((s) => s.status(now, s.name === this.#preferred));
   }
 
   /** Prefers one server for the sends that follow (it is tried first while healthy); `null` goes back to priority order. */
   use(name: string | null): void {
-    this.assertOpen();
-    if (name !== null && !this.servers.some((s) => s.name === name)) {
+    this.#assertOpen();
+    if (name !== null && !this.#servers.some((s) => s.name === name)) {
       throw ValidationError.of('server', `no server is named "${name}"; configured servers: ${this.serverNames.join(', ')}`);
     }
-    this.preferred = name ?? undefined;
-    this.reorder();
+    this.#preferred = name ?? undefined;
+    this.#reorder();
   }
 
   /**
@@ -217,53 +294,106 @@ export class SmtpPool {
    * removed or changed ones stop taking new sends and close once the sends they carry have settled.
    */
   reload(configs: readonly SmtpServerConfig[]): void {
-    this.assertOpen();
+    this.#assertOpen();
     const resolved = resolveSmtpServerConfigs(configs);
-    const previous = this.servers;
-    this.servers = this.build(resolved, previous);
-    for (const old of previous) if (!this.servers.includes(old)) old.retire();
-    if (this.preferred && !this.servers.some((s) => s.name === this.preferred)) this.preferred = undefined;
-    this.reorder();
-    this.logger.info({ servers: this.serverNames }, 'smtp configuration reloaded');
+    const previous = this.#servers;
+    this.#servers = this.#build(resolved, previous);
+    for (const old of this.#retired) if (old.inFlight === 0) this.#retired.delete(old);
+    for (const old of previous) {
+      if (this.#servers.includes(old)) continue;
+      old.retire();
+      if (old.inFlight > 0) this.#retired.add(old);
+    }
+    // Retired servers' sends may still fail with their replies, so their secrets stay scrubbed too.
+    this.#scrubber = SecretScrubber.for([...this.#servers, ...this.#retired].map((s) => s.config.auth));
+    if (this.#preferred && !this.#servers.some((s) => s.name === this.#preferred)) this.#preferred = undefined;
+    this.#reorder();
+    this.#logger.info({ servers: this.serverNames }, 'smtp configuration reloaded');
   }
 
   /** Replaces every connection (e.g. after a network change) and clears every backoff. */
   reconnect(): void {
-    this.assertOpen();
-    for (const server of this.servers) server.reconnect();
+    this.#assertOpen();
+    for (const server of this.#servers) server.reconnect();
   }
 
-  /** Closes every connection once the sends in flight settle. Later sends fail with `CLOSED`. */
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    for (const server of this.servers) server.retire();
+  /**
+   * Closes the pool; later sends fail with `CLOSED`. Sends waiting out a backoff end at once with `ABORTED`. Without
+   * `force`, connections close with QUIT once the sends in flight settle; with it, every connection closes now and
+   * every send settles at once, so no socket or timer of the pool keeps the process alive.
+   */
+  async close(options: PoolCloseOptions = {}): Promise<void> {
+    if (!this.#closed) {
+      this.#closed = true;
+      this.#closing.abort();
+      for (const server of this.#servers) server.retire();
+    }
+    if (options.force) {
+      for (const server of [...this.#servers, ...this.#retired]) server.forceClose();
+      this.#retired.clear();
+    }
+  }
+
+  /** Shows what a reader of a log needs, never the configuration behind it. */
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    return `SmtpPool { servers: [${this.serverNames.join(', ')}]${this.#closed ? ', closed' : ''} }`;
+  }
+
+  toJSON(): { servers: string[]; closed: boolean } {
+    return { servers: this.serverNames, closed: this.#closed };
   }
 
   /** A server whose configuration is unchanged keeps its state (connections, health); any other starts afresh. */
-  private build(configs: ResolvedSmtpServerConfig[], previous: readonly ServerState[]): ServerState[] {
+  #build(configs: ResolvedSmtpServerConfig[], previous: readonly ServerState[]): ServerState[] {
     return configs.map(
       (config) =>
-        previous.find((s) => s.name === config.name && sameConfig(s.config, config)) ??
-        new ServerState(config, this.backoff, this.maxRequeues),
+        previous.find((s) => s.name === config.name && sameResolvedConfig(s.config, config)) ??
+        new ServerState(config, this.#backoff, this.#maxRequeues),
     );
   }
 
-  private reorder(): void {
-    const position = new Map(this.servers.map((s, i) => [s, i]));
-    const order = [...this.servers].sort((a, b) => b.config.priority - a.config.priority || position.get(a)! - position.get(b)!);
-    const preferred = order.findIndex((s) => s.name === this.preferred);
+  #reorder(): void {
+    const position = new Map(this.#servers.map((s, i) => [s, i]));
+    const order = [...this.#servers].sort((a, b) => b.config.priority - a.config.priority || position.get(a)! - position.get(b)!);
+    const preferred = order.findIndex((s) => s.name === this.#preferred);
     if (preferred > 0) order.unshift(...order.splice(preferred, 1));
-    this.sendOrder = order;
+    this.#sendOrder = order;
   }
 
-  private unavailable(attempts: SmtpAttempt[], waiting: ServerState[]): SmtpError {
+  /** Waits `ms`, or less when `signal` aborts or the pool closes; leaves no timer behind either way. */
+  #sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+    const closing = this.#closing.signal;
+    if (signal?.aborted || closing.aborted) return Promise.resolve();
+    return new Promise((resolve) => {
+      const wake = (): void => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', wake);
+        closing.removeEventListener('abort', wake);
+        resolve();
+      };
+      const timer = setTimeout(wake, ms);
+      signal?.addEventListener('abort', wake, { once: true });
+      closing.addEventListener('abort', wake, { once: true });
+    });
+  }
+
+  /** The send was cut short by the caller or by close() before the message was handed over: nothing was sent. */
+  #cutOff(attempts: SmtpAttempt[], reason: 'aborted' | 'closed', cause: Error | undefined): SmtpError {
+    const last = attempts.at(-1);
+    const message =
+      reason === 'aborted'
+        ? 'The send was aborted before the message was handed to an SMTP server; nothing was sent, so it may be sent again.'
+        : 'The SMTP pool was closed before the message was handed to a server; nothing was sent, so it may be sent again.';
+    return new SmtpError('ABORTED', message, { server: last?.server, attempts }, { retryable: true, ...(cause ? { cause } : {}) });
+  }
+
+  #unavailable(attempts: SmtpAttempt[], waiting: ServerState[]): SmtpError {
     const retryAt = waiting.length ? new Date(Math.min(...waiting.map((s) => s.nextAttemptAt))) : undefined;
     const last = attempts.at(-1);
     const authOnly = attempts.length > 0 && attempts.every((a) => a.failure === 'auth');
     const tried = attempts.length
       ? attempts.map((a) => `${a.server}: ${a.response ?? a.message}`).join('; ')
-      : `every server is backing off after earlier failures (${this.servers.map((s) => s.name).join(', ')})`;
+      : `every server is backing off after earlier failures (${this.#servers.map((s) => s.name).join(', ')})`;
     return new SmtpError(
       authOnly ? 'SMTP_AUTH' : 'SMTP_UNAVAILABLE',
       `No SMTP server accepted the message (${tried}).${retryAt ? ` Try again after ${retryAt.toISOString()}.` : ''}`,
@@ -271,13 +401,9 @@ export class SmtpPool {
     );
   }
 
-  private assertOpen(): void {
-    if (this.closed) throw new AgentSmtpError('CLOSED', 'The SMTP pool is closed; create a new mailer to send again.');
+  #assertOpen(): void {
+    if (this.#closed) throw new AgentSmtpError('CLOSED', 'The SMTP pool is closed; create a new mailer to send again.');
   }
-}
-
-function sameConfig(a: ResolvedSmtpServerConfig, b: ResolvedSmtpServerConfig): boolean {
-  return JSON.stringify(a) === JSON.stringify(b);
 }
 
 function rejectedDetails(info: { rejected: unknown[]; rejectedErrors?: unknown[] }): RejectedRecipient[] {
@@ -286,8 +412,4 @@ function rejectedDetails(info: { rejected: unknown[]; rejectedErrors?: unknown[]
     const err = errors.find((e) => e.recipient === String(address));
     return { address: String(address), responseCode: err?.responseCode, response: err?.response };
   });
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
