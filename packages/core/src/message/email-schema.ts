@@ -41,14 +41,16 @@ export const emailSchema = z
     markdown: z.string().optional(),
     attachments: z.array(attachmentSchema).max(100).optional(),
     headers: z.record(z.string(), z.string()).optional(),
+    /** The Message-ID this replies to, e.g. `<id@example.com>`. */
     inReplyTo: z.string().max(998).optional(),
+    /** Message-IDs of the thread so far, oldest first: an array, or one string separated by spaces. */
     references: z.union([z.string().max(998), z.array(z.string().max(998)).max(100)]).optional(),
     variables: z.record(z.string(), z.unknown()).optional(),
     idempotencyKey: z.string().min(1).max(256).optional(),
     /** When to send, for `enqueue` (a Date or an ISO 8601 time with offset). Default: now. */
     sendAt: z.union([z.date(), z.iso.datetime({ offset: true })]).optional(),
     tags: z.array(z.string().min(1).max(100)).max(50).optional(),
-    metadata: z.record(z.string(), metadataValue).optional(),
+    metadata: z.record(z.string().max(100), metadataValue).optional(),
   })
   .strict();
 

@@ -1,14 +1,21 @@
 import { createHash } from 'node:crypto';
-import type { StoredEmail } from '../store/mail-store.js';
+import type { Metadata, StoredEmail } from '../store/mail-store.js';
 import type { ParsedAddress } from './address.js';
 
 const addresses = (list: ParsedAddress[]): string[] => list.map((a) => `${a.name ?? ''} <${a.address.toLowerCase()}>`);
 
+/** What the caller attached to a message besides its content; a different value under the same key is a conflict too. */
+export interface FingerprintExtras {
+  tags: readonly string[];
+  metadata: Metadata;
+}
+
 /**
  * A hash of what makes a message this message: a retry with the same idempotency key must match it, and
- * anything else under that key is a conflict. Attachment bytes are hashed, not embedded.
+ * anything else under that key is a conflict. Attachment bytes are hashed, not embedded. Tags count as a set and
+ * metadata as a map: only their order may differ.
  */
-export function fingerprintEmail(email: StoredEmail): string {
+export function fingerprintEmail(email: StoredEmail, extras: FingerprintExtras): string {
   const canonical = JSON.stringify([
     addresses([email.from]),
     addresses(email.to),
@@ -22,6 +29,8 @@ export function fingerprintEmail(email: StoredEmail): string {
     Object.entries(email.headers).sort(([a], [b]) => a.localeCompare(b)),
     email.inReplyTo ?? null,
     email.references,
+    [...new Set(extras.tags)].sort(),
+    Object.entries(extras.metadata).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
   ]);
   return createHash('sha256').update(canonical).digest('hex');
 }

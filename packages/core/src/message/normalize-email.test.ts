@@ -30,7 +30,7 @@ describe('normalizeEmail', () => {
       },
       DEFAULT_LIMITS,
     );
-    expect(email.from).toEqual({ name: 'Bot', address: 'bot@Agents.Example', domain: 'agents.example' });
+    expect(email.from).toEqual({ name: 'Bot', address: 'bot@agents.example', domain: 'agents.example' });
     expect(email.to).toEqual([
       { name: 'Ada Lovelace', address: 'ada@example.com', domain: 'example.com' },
       { name: 'Grace', address: 'grace@navy.mil', domain: 'navy.mil' },
@@ -92,8 +92,11 @@ describe('normalizeEmail', () => {
   it('refuses a message over the size limit, naming the limit', () => {
     const limits = { ...DEFAULT_LIMITS, maxMessageBytes: 1024 };
     const err = refusal({ ...base, attachments: [{ filename: 'big.bin', content: Buffer.alloc(2048).toString('base64'), encoding: 'base64' }] }, limits);
-    expect(err.field).toBe('attachments');
+    expect(err.field).toBe('attachments[0].content');
     expect(err.message).toContain('maxMessageBytes');
+    const two = Buffer.alloc(600).toString('base64');
+    const both = refusal({ ...base, attachments: [{ filename: 'a', content: two, encoding: 'base64' }, { filename: 'b', content: two, encoding: 'base64' }] }, limits);
+    expect(both.field).toBe('attachments');
     expect(refusal({ ...base, text: 'x'.repeat(2000) }, limits).field).toBe('text');
   });
 

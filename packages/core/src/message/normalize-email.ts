@@ -2,14 +2,12 @@ import { ValidationError } from '../errors/validation-error.js';
 import { type ParsedAddress, parseAddress, parseAddressList } from './address.js';
 import { emailSchema, type OutgoingEmail } from './email-schema.js';
 import type { MessageLimits } from './limits.js';
+import { assertHeaderCount, assertHeaderLineFits, assertTotalFits, byteLength } from './message-size.js';
+import { type NormalizedAttachment, normalizeAttachment } from './normalize-attachment.js';
+import { assertStorableText, quotable } from './storable-text.js';
 import { toValidationError } from './zod-issues.js';
 
-export interface NormalizedAttachment {
-  filename: string;
-  content: Buffer;
-  contentType: string | undefined;
-  cid: string | undefined;
-}
+export type { NormalizedAttachment };
 
 /** A validated email: every address parsed, every attachment decoded, every header checked. */
 export interface NormalizedEmail {
@@ -33,9 +31,13 @@ export interface NormalizedEmail {
   metadata: Record<string, string | number | boolean | null>;
 }
 
-const LINE_BREAK = /[\r\n\u0000]/;
+const LINE_BREAK = /[\r\n]/;
 // RFC 5322 field-name: printable US-ASCII except colon.
 const HEADER_NAME = /^[\u0021-\u0039\u003b-\u007e]{1,76}$/;
+// RFC 5322 msg-id, `<id-left@id-right>`: printable ASCII without angle brackets or a second @ on either side.
+const MESSAGE_ID = /^<[\u0021-\u003b\u003d\u003f\u0041-\u007e]+@[\u0021-\u003b\u003d\u003f\u0041-\u007e]+>$/;
+const WHITESPACE = /\s+/;
+const MAX_METADATA_KEYS = 50;
 // Headers the SDK writes itself from dedicated fields; setting them by hand would bypass validation.
 const RESERVED_HEADERS = new Map<string, string>([
   ['from', 'from'],
@@ -57,8 +59,9 @@ const RESERVED_HEADERS = new Map<string, string>([
 
 /**
  * Validates an email and brings it into the one form the rest of the SDK uses. Throws `ValidationError`
- * naming the field: an unknown field, a malformed address, a CR or LF in any header value, no recipient,
- * no body, or a message over `limits`.
+ * naming the field: an unknown field, a malformed address, a CR or LF in any header value, a NUL or lone surrogate
+ * in any text (no store could keep it), no recipient, no body, or a message over `limits`. Every length is bounded
+ * before any pattern runs, and every check is linear in its input.
  */
 export function normalizeEmail(input: unknown, limits: MessageLimits): NormalizedEmail {
   const parsed = emailSchema.safeParse(input);
@@ -77,35 +80,28 @@ export function normalizeEmail(input: unknown, limits: MessageLimits): Normalize
     throw ValidationError.of('text', 'is required when html and markdown are not given: every email needs a body');
   }
   assertSingleLine(email.subject, 'subject');
-  if (email.inReplyTo !== undefined) assertSingleLine(email.inReplyTo, 'inReplyTo');
-  const references = email.references === undefined ? [] : Array.isArray(email.references) ? email.references : [email.references];
-  references.forEach((ref, i) => assertSingleLine(ref, Array.isArray(email.references) ? `references[${i}]` : 'references'));
+  if (email.inReplyTo !== undefined) assertMessageId(email.inReplyTo, 'inReplyTo');
+  const references = messageIdList(email.references);
 
-  const headers: Record<string, string> = {};
-  for (const [name, value] of Object.entries(email.headers ?? {})) {
-    const field = `headers.${name}`;
-    if (!HEADER_NAME.test(name)) throw ValidationError.of(field, 'is not a valid header name (printable ASCII, no spaces or colons)');
-    const reserved = RESERVED_HEADERS.get(name.toLowerCase());
-    if (reserved) {
-      throw ValidationError.of(field, reserved.startsWith('(') ? `cannot be set by hand ${reserved}` : `cannot be set as a custom header; use the "${reserved}" field`);
-    }
-    assertSingleLine(value, field);
-    headers[name] = value;
-  }
+  const headers = checkHeaders(email.headers ?? {});
+  // Bounded before anything is decoded or rendered; the size of the message as sent is checked again after rendering.
+  const bodyBytes: [string, number][] = [
+    ['text', byteLength(email.text)],
+    ['html', byteLength(email.html)],
+    ['markdown', byteLength(email.markdown)],
+  ];
+  assertTotalFits(bodyBytes, limits);
+  if (email.text !== undefined) assertStorableText(email.text, 'text');
+  if (email.html !== undefined) assertStorableText(email.html, 'html');
+  if (email.markdown !== undefined) assertStorableText(email.markdown, 'markdown');
+  const attachments = (email.attachments ?? []).map((attachment, i) => normalizeAttachment(attachment, i, limits));
+  assertTotalFits([...bodyBytes, ['attachments', attachments.reduce((sum, a) => sum + a.content.length, 0)]], limits);
 
-  let bytes = byteLength(email.text) + byteLength(email.html) + byteLength(email.markdown);
-  const attachments = (email.attachments ?? []).map((attachment, i): NormalizedAttachment => {
-    assertSingleLine(attachment.filename, `attachments[${i}].filename`);
-    if (attachment.contentType !== undefined) assertSingleLine(attachment.contentType, `attachments[${i}].contentType`);
-    if (attachment.cid !== undefined) assertSingleLine(attachment.cid, `attachments[${i}].cid`);
-    const content = decodeContent(attachment.content, attachment.encoding, `attachments[${i}].content`);
-    bytes += content.length;
-    return { filename: attachment.filename, content, contentType: attachment.contentType, cid: attachment.cid };
-  });
-  if (bytes > limits.maxMessageBytes) {
-    const field = attachments.length ? 'attachments' : (email.html?.length ?? 0) > (email.text?.length ?? 0) ? 'html' : 'text';
-    throw ValidationError.of(field, `message is ${formatBytes(bytes)}, over the ${formatBytes(limits.maxMessageBytes)} limit (limits.maxMessageBytes); send less content or a link instead`);
-  }
+  if (email.idempotencyKey !== undefined) assertStorableText(email.idempotencyKey, 'idempotencyKey');
+  const tags = email.tags ?? [];
+  tags.forEach((tag, i) => assertStorableText(tag, `tags[${i}]`));
+  const metadata = checkMetadata(email.metadata ?? {});
+  if (email.variables !== undefined) assertStorableValues(email.variables, 'variables');
 
   return {
     from: email.from === undefined ? undefined : parseAddress(email.from, 'from'),
@@ -124,35 +120,92 @@ export function normalizeEmail(input: unknown, limits: MessageLimits): Normalize
     variables: email.variables,
     idempotencyKey: email.idempotencyKey,
     sendAt: email.sendAt === undefined ? undefined : new Date(email.sendAt),
-    tags: email.tags ?? [],
-    metadata: email.metadata ?? {},
+    tags,
+    metadata,
   };
 }
 
-/** Refuses a line break in a value that ends up in a header: it would let the value write new headers. */
+/**
+ * Refuses a value that ends up in a header and could not: a line break (it would let the value write headers of
+ * its own), a NUL or a lone surrogate (no store could keep it).
+ */
 export function assertSingleLine(value: string, field: string): void {
   if (LINE_BREAK.test(value)) throw ValidationError.of(field, 'must not contain a line break (CR or LF)');
+  assertStorableText(value, field);
 }
 
-const BASE64 = /^[A-Za-z0-9+/\s]*={0,2}\s*$/;
-
-function decodeContent(content: string | Uint8Array, encoding: 'utf8' | 'base64' | undefined, field: string): Buffer {
-  if (typeof content !== 'string') return Buffer.from(content.buffer, content.byteOffset, content.byteLength);
-  if (encoding === 'base64') {
-    if (!BASE64.test(content)) throw ValidationError.of(field, 'is not valid base64 (set encoding: "utf8" for plain text)');
-    return Buffer.from(content, 'base64');
+function checkHeaders(input: Record<string, string>): Record<string, string> {
+  const headers: Record<string, string> = {};
+  const names = Object.keys(input);
+  assertHeaderCount(names.length, 'headers');
+  for (const name of names) {
+    const value = input[name]!;
+    const field = `headers.${quotable(name, 100)}`;
+    if (!HEADER_NAME.test(name)) throw ValidationError.of(field, 'is not a valid header name (printable ASCII, no spaces or colons)');
+    const reserved = RESERVED_HEADERS.get(name.toLowerCase());
+    if (reserved) {
+      throw ValidationError.of(field, reserved.startsWith('(') ? `cannot be set by hand ${reserved}` : `cannot be set as a custom header; use the "${reserved}" field`);
+    }
+    assertHeaderLineFits(name, value, field);
+    assertSingleLine(value, field);
+    headers[name] = value;
   }
-  return Buffer.from(content, 'utf8');
+  return headers;
 }
 
-function byteLength(value: string | undefined): number {
-  return value === undefined ? 0 : Buffer.byteLength(value, 'utf8');
+function assertMessageId(value: string, field: string): void {
+  if (!MESSAGE_ID.test(value)) {
+    throw ValidationError.of(field, `"${quotable(value)}" is not a Message-ID; pass the Message-ID of the earlier message, e.g. <id@example.com>`);
+  }
 }
 
-function formatBytes(bytes: number): string {
-  if (bytes >= 1024 * 1024) return `${(bytes / (1024 * 1024)).toFixed(1)} MiB`;
-  if (bytes >= 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
-  return `${bytes} B`;
+/** `references` as a list: an array, or one string of Message-IDs separated by whitespace as in the header. */
+function messageIdList(references: string | string[] | undefined): string[] {
+  if (references === undefined) return [];
+  if (Array.isArray(references)) {
+    references.forEach((ref, i) => assertMessageId(ref, `references[${i}]`));
+    return references;
+  }
+  const ids = references.split(WHITESPACE).filter((id) => id !== '');
+  ids.forEach((id) => assertMessageId(id, 'references'));
+  return ids;
+}
+
+function checkMetadata(metadata: Record<string, string | number | boolean | null>): Record<string, string | number | boolean | null> {
+  const keys = Object.keys(metadata);
+  if (keys.length > MAX_METADATA_KEYS) throw ValidationError.of('metadata', `has ${keys.length} keys; the most is ${MAX_METADATA_KEYS}`);
+  for (const key of keys) {
+    assertStorableText(key, `metadata.${quotable(key, 100)}`);
+    const value = metadata[key];
+    if (typeof value === 'string') assertStorableText(value, `metadata.${key}`);
+  }
+  return metadata;
+}
+
+/**
+ * Walks template variables (keys and string values, at any depth) for text no store could keep: a value that
+ * reaches the rendered message would be refused there, but by then the field it came from is lost.
+ */
+function assertStorableValues(variables: Record<string, unknown>, field: string): void {
+  const stack: [value: unknown, path: string][] = [[variables, field]];
+  const seen = new Set<object>();
+  while (stack.length > 0) {
+    const [value, path] = stack.pop()!;
+    if (typeof value === 'string') {
+      assertStorableText(value, path);
+      continue;
+    }
+    if (typeof value !== 'object' || value === null || value instanceof Date || seen.has(value)) continue;
+    seen.add(value);
+    if (Array.isArray(value)) {
+      for (let i = 0; i < value.length; i++) stack.push([value[i], `${path}.${i}`]);
+      continue;
+    }
+    for (const key of Object.keys(value)) {
+      assertStorableText(key, `${path}.${quotable(key, 100)}`);
+      stack.push([(value as Record<string, unknown>)[key], `${path}.${key}`]);
+    }
+  }
 }
 
 export type { OutgoingEmail };

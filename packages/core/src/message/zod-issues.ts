@@ -1,12 +1,14 @@
 import type { z } from 'zod/v4';
 import { ValidationError, type ValidationIssue } from '../errors/validation-error.js';
+import { quotable } from './storable-text.js';
 
 /** Formats a zod path the way a user writes it: `to[1].address`, `headers.X-Campaign`. */
 export function formatPath(path: readonly PropertyKey[]): string {
   let out = '';
   for (const key of path) {
+    // A key comes from the caller's input and the path is stored with the error: no NUL or lone surrogate in it.
     if (typeof key === 'number') out += `[${key}]`;
-    else out += out ? `.${String(key)}` : String(key);
+    else out += out ? `.${quotable(String(key), 100)}` : quotable(String(key), 100);
   }
   return out || '(input)';
 }

@@ -6,7 +6,9 @@ import { ValidationError } from '../errors/validation-error.js';
 import { type ParsedAddress, parseAddress } from '../message/address.js';
 import { fingerprintEmail } from '../message/fingerprint.js';
 import type { MessageLimits } from '../message/limits.js';
+import { assertMessageFits } from '../message/message-size.js';
 import { assertSingleLine, type NormalizedEmail, normalizeEmail } from '../message/normalize-email.js';
+import { assertStorableText } from '../message/storable-text.js';
 import { toStoredEmail } from '../message/stored-email.js';
 import type { NewOutboxRecord } from '../store/mail-store.js';
 import type { TemplateEngine } from '../template/template-engine.js';
@@ -29,9 +31,21 @@ export interface ComposeContext {
 export function composeEmail(input: unknown, context: ComposeContext): NormalizedEmail {
   const email = normalizeEmail(input, context.limits);
   applyDefaults(email, context);
-  if (email.variables) renderTemplates(email, email.variables, context.templates);
-  else if (email.markdown !== undefined) setMarkdownBody(email, email.markdown, email.markdown);
+  if (email.variables) renderTemplates(email, email.variables, context.templates, context.limits);
+  else if (email.markdown !== undefined) setMarkdownBody(email, email.markdown, email.markdown, context.limits);
+  checkFinalMessage(email, context.limits);
   return email;
+}
+
+/**
+ * The last step: what will be stored and sent, after rendering and defaults, fits every header line and the size
+ * limit, and holds no text a store could not keep (a template's output is checked as well as its inputs).
+ */
+function checkFinalMessage(email: NormalizedEmail, limits: MessageLimits): void {
+  assertMessageFits(email, limits);
+  assertSingleLine(email.subject, 'subject');
+  if (email.text !== undefined) assertStorableText(email.text, 'text');
+  if (email.html !== undefined) assertStorableText(email.html, 'html');
 }
 
 /** The outbox record for a composed email: id and Message-ID are assigned here, once. */
@@ -46,10 +60,11 @@ export function toNewOutboxRecord(
     ownerId: owner.ownerId,
     agentId: owner.agentId,
     idempotencyKey: email.idempotencyKey,
-    fingerprint: email.idempotencyKey === undefined ? undefined : fingerprintEmail(stored),
+    fingerprint: email.idempotencyKey === undefined ? undefined : fingerprintEmail(stored, { tags: email.tags, metadata: email.metadata }),
     messageId: `<${randomUUID()}@${stored.from.domain}>`,
     email: stored,
-    sendAt: email.sendAt ?? new Date(),
+    // Undefined is "now" by the store's clock: this process's clock may be off.
+    sendAt: email.sendAt,
     maxAttempts,
     tags: email.tags,
     metadata: email.metadata,
@@ -67,12 +82,15 @@ function applyDefaults(email: NormalizedEmail, context: ComposeContext): void {
 }
 
 /** Renders subject, text and html; in strict mode one error names every missing variable of all three. */
-function renderTemplates(email: NormalizedEmail, variables: Record<string, unknown>, templates: TemplateEngine): void {
+function renderTemplates(email: NormalizedEmail, variables: Record<string, unknown>, templates: TemplateEngine, limits: MessageLimits): void {
   const missing = new Set<string>();
   const problems: string[] = [];
+  // A character is at least one byte, so output longer than the byte limit is over it: rendering stops there and
+  // the final size check refuses it, instead of a small template expanding a large value without bound.
+  const maxLength = limits.maxMessageBytes;
   const renderField = (source: string, escape: 'html' | 'none', field: string): string => {
     try {
-      return templates.render(source, variables, { escape });
+      return templates.render(source, variables, { escape, maxLength });
     } catch (err) {
       if (!(err instanceof TemplateError) || err.position !== undefined) throw withField(err, field);
       err.missing.forEach((name) => missing.add(name));
@@ -87,7 +105,7 @@ function renderTemplates(email: NormalizedEmail, variables: Record<string, unkno
     // Rendered twice: raw for the text part, Markdown-escaped before conversion, so a value can add neither
     // markup nor Markdown (a link, an image) to the HTML.
     const text = renderField(email.markdown, 'none', 'markdown');
-    if (!problems.length) setMarkdownBody(email, text, templates.render(email.markdown, variables, { escape: 'markdown' }));
+    if (!problems.length) setMarkdownBody(email, text, templates.render(email.markdown, variables, { escape: 'markdown', maxLength }), limits);
   }
   if (problems.length) {
     const message = missing.size ? `Missing template variables: ${[...missing].join(', ')}; pass them in variables` : problems.join('; ');
@@ -98,10 +116,15 @@ function renderTemplates(email: NormalizedEmail, variables: Record<string, unkno
 }
 
 /** Markdown becomes the HTML part, and (unless `text` was given) the plain-text part as written. */
-function setMarkdownBody(email: NormalizedEmail, text: string, escapedSource: string): void {
-  // The Markdown itself is the author's (it may hold HTML, as Markdown allows); only values are escaped.
-  if (email.html === undefined) email.html = marked.parse(escapedSource, { async: false, gfm: true });
+function setMarkdownBody(email: NormalizedEmail, text: string, escapedSource: string, limits: MessageLimits): void {
   if (email.text === undefined) email.text = text;
+  if (email.html !== undefined) return;
+  if (escapedSource.length > limits.maxMessageBytes) {
+    // Not converted: the Markdown alone is over the limit, so the message is refused whatever it becomes.
+    throw ValidationError.of('markdown', `renders to more than ${limits.maxMessageBytes} bytes, over the message limit (limits.maxMessageBytes); send less content or a link instead`);
+  }
+  // The Markdown itself is the author's (it may hold HTML, as Markdown allows); only values are escaped.
+  email.html = marked.parse(escapedSource, { async: false, gfm: true });
 }
 
 function withField(err: unknown, field: string): unknown {

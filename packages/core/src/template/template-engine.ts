@@ -13,6 +13,12 @@ export interface RenderOptions {
   escape?: TemplateEscape;
   /** Fail with one `TemplateError` naming every missing variable instead of rendering it as ''. Default: false. */
   strict?: boolean;
+  /**
+   * Stop once the output is longer than this many characters and return what was rendered so far (which is then
+   * longer than `maxLength`), so a caller enforcing a size limit refuses it without a small template having
+   * expanded a large value thousands of times in memory first. Default: no limit.
+   */
+  maxLength?: number;
 }
 
 /** A template parsed once, ready to render many times. */
@@ -28,6 +34,13 @@ export interface TemplateEngineOptions {
   strict?: boolean;
   /** Compiled templates kept; the least recently used is dropped beyond this. Default: 500. */
   cacheSize?: number;
+  /**
+   * Memory the cache may hold, in bytes, estimated as 4 bytes per character of source (the source is both the
+   * cache key and, in pieces, the compiled text) plus 64 per compiled part. The least recently used templates are
+   * dropped beyond it, and a template costing more than an eighth of it is compiled on every use and never cached,
+   * so one huge source cannot flush the rest. Default: 8 MiB (so sources up to about 256 K characters are cached).
+   */
+  cacheBytes?: number;
 }
 
 interface SectionPart {
@@ -278,13 +291,16 @@ function escapeMarkdown(text: string): string {
 function renderParts(parts: readonly Part[], variables: Record<string, unknown>, options: RenderOptions | undefined): string {
   const escape = options?.escape === 'html' ? escapeHtml : options?.escape === 'markdown' ? escapeMarkdown : undefined;
   const strict = options?.strict === true;
-  // Allocated only when a strict render actually finds a fault, so the common path stays allocation-free.
-  let missing: string[] | undefined;
-  let unprintable: string[] | undefined;
+  const maxLength = options?.maxLength ?? Number.POSITIVE_INFINITY;
+  // Allocated only when a strict render actually finds a fault, so the common path stays allocation-free. Sets,
+  // because a template may name a hundred thousand distinct missing variables.
+  let missing: Set<string> | undefined;
+  let unprintable: Set<string> | undefined;
   let out = '';
 
   let i = 0;
   while (i < parts.length) {
+    if (out.length > maxLength) return out;
     const part = parts[i] as Part;
     i++;
     if (part.kind === 'text') {
@@ -294,19 +310,12 @@ function renderParts(parts: readonly Part[], variables: Record<string, unknown>,
     } else {
       const value = resolve(variables, part.path);
       if (value === undefined || value === null) {
-        if (strict) {
-          missing ??= [];
-          if (!missing.includes(part.name)) missing.push(part.name);
-        }
+        if (strict) (missing ??= new Set()).add(part.name);
         continue;
       }
       const text = format(value);
       if (text === undefined) {
-        if (strict) {
-          unprintable ??= [];
-          const fault = describeUnprintable(part.name, value);
-          if (!unprintable.includes(fault)) unprintable.push(fault);
-        }
+        if (strict) (unprintable ??= new Set()).add(describeUnprintable(part.name, value));
         continue;
       }
       out += escape ? escape(text) : text;
@@ -314,23 +323,32 @@ function renderParts(parts: readonly Part[], variables: Record<string, unknown>,
   }
 
   if (missing !== undefined || unprintable !== undefined) {
-    const faults = missing === undefined ? [] : [`Missing template variables: ${missing.join(', ')}`];
+    const faults = missing === undefined ? [] : [`Missing template variables: ${[...missing].join(', ')}`];
     if (unprintable !== undefined) faults.push(...unprintable);
-    throw new TemplateError(faults.join('. '), { missing: missing ?? [] });
+    throw new TemplateError(faults.join('. '), { missing: missing === undefined ? [] : [...missing] });
   }
   return out;
 }
 
 /** Parses `source` once; the result renders with a flat loop, skipping hidden sections in one jump. */
 export function compileTemplate(source: string): CompiledTemplate {
+  return compileCounted(source).template;
+}
+
+function compileCounted(source: string): { template: CompiledTemplate; parts: number } {
   const { parts, variables } = parse(source);
   // Frozen because an engine hands the same compiled template to every caller of the same source.
-  return Object.freeze({
+  const template = Object.freeze({
     source,
     variables: Object.freeze(variables),
     render: (values: Record<string, unknown>, options?: RenderOptions) => renderParts(parts, values, options),
   });
+  return { template, parts: parts.length };
 }
+
+const BYTES_PER_SOURCE_CHAR = 4;
+const BYTES_PER_PART = 64;
+const DEFAULT_CACHE_BYTES = 8 * 1024 * 1024;
 
 /** True when `source` holds a tag or a `{{`, i.e. when rendering could change it. */
 export function hasTemplateTags(source: string): boolean {
@@ -340,12 +358,19 @@ export function hasTemplateTags(source: string): boolean {
   return false;
 }
 
-/** Compiles templates once per source string and keeps the most recently used ones. */
+interface CacheEntry {
+  readonly template: CompiledTemplate;
+  readonly bytes: number;
+}
+
+/** Compiles templates once per source string and keeps the most recently used ones, bounded by count and bytes. */
 export class TemplateEngine {
   readonly #strict: boolean;
   readonly #cacheSize: number;
+  readonly #cacheBytes: number;
   // A Map iterates in insertion order, so re-inserting on every hit makes the first key the least recently used.
-  readonly #cache = new Map<string, CompiledTemplate>();
+  readonly #cache = new Map<string, CacheEntry>();
+  #cachedBytes = 0;
 
   constructor(options: TemplateEngineOptions = {}) {
     const cacheSize = options.cacheSize ?? 500;
@@ -354,8 +379,20 @@ export class TemplateEngine {
         setting: 'cacheSize',
       });
     }
+    const cacheBytes = options.cacheBytes ?? DEFAULT_CACHE_BYTES;
+    if (!Number.isInteger(cacheBytes) || cacheBytes < 0) {
+      throw new ConfigError(`TemplateEngine cacheBytes must be a whole number of bytes, 0 or more (got ${String(cacheBytes)})`, {
+        setting: 'cacheBytes',
+      });
+    }
     this.#strict = options.strict ?? false;
     this.#cacheSize = cacheSize;
+    this.#cacheBytes = cacheBytes;
+  }
+
+  /** Estimated bytes the cache holds now (see `cacheBytes`). */
+  get cachedBytes(): number {
+    return this.#cachedBytes;
   }
 
   compile(source: string): CompiledTemplate {
@@ -363,27 +400,30 @@ export class TemplateEngine {
     if (cached !== undefined) {
       this.#cache.delete(source);
       this.#cache.set(source, cached);
-      return cached;
+      return cached.template;
     }
-    const compiled = compileTemplate(source);
-    if (this.#cacheSize > 0) {
-      this.#cache.set(source, compiled);
-      if (this.#cache.size > this.#cacheSize) {
-        const oldest = this.#cache.keys().next();
-        if (oldest.done !== true) this.#cache.delete(oldest.value);
+    const { template, parts } = compileCounted(source);
+    const bytes = source.length * BYTES_PER_SOURCE_CHAR + parts * BYTES_PER_PART;
+    if (this.#cacheSize > 0 && bytes <= this.#cacheBytes / 8) {
+      this.#cache.set(source, { template, bytes });
+      this.#cachedBytes += bytes;
+      for (const [key, entry] of this.#cache) {
+        if (this.#cache.size <= this.#cacheSize && this.#cachedBytes <= this.#cacheBytes) break;
+        this.#cache.delete(key);
+        this.#cachedBytes -= entry.bytes;
       }
     }
-    return compiled;
+    return template;
   }
 
   render(source: string, variables: Record<string, unknown>, options: RenderOptions = {}): string {
-    return this.compile(source).render(variables, { escape: options.escape, strict: options.strict ?? this.#strict });
+    return this.compile(source).render(variables, { escape: options.escape, strict: options.strict ?? this.#strict, maxLength: options.maxLength });
   }
 }
 
 let defaultEngine: TemplateEngine | undefined;
 
-/** Renders with a shared engine (non-strict by default, 500 cached templates). */
+/** Renders with a shared engine (non-strict by default, at most 500 cached templates and 8 MiB). */
 export function renderTemplate(source: string, variables: Record<string, unknown>, options?: RenderOptions): string {
   defaultEngine ??= new TemplateEngine();
   return defaultEngine.render(source, variables, options);
