@@ -35,6 +35,7 @@ export type {
   StoredEmail,
   StoredAttachment,
   Lease,
+  ClaimOptions,
   EnqueueResult as OutboxEnqueueResult,
   Settlement,
   MessageError,

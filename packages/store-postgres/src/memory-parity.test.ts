@@ -63,7 +63,7 @@ async function transcript(store: MailStore): Promise<unknown[]> {
   log('stale settle b', await store.outbox.settle(b.id, 1, { status: 'sent', server: 'stale', accepted: [], rejected: [], response: '250' }));
   log('settle b sent', show(await store.outbox.settle(b.id, 2, { status: 'sent', server: 'p', accepted: ['ada@example.com'], rejected: ['x@example.com'], response: '250 ok' })));
   const transient = { code: 'SMTP_TRANSIENT', message: '451 later', responseCode: 451, retryable: true };
-  log('settle a retry', show(await store.outbox.settle(a.id, 1, { status: 'retry', at: minutes(5), error: transient, server: 'p' })));
+  log('settle a retry', show(await store.outbox.settle(a.id, 1, { status: 'retry', delayMs: 5 * 60_000, error: transient, server: 'p' })));
 
   const secondClaim = await store.outbox.claim({ workerId: 'w2', limit: 10, leaseMs: 30_000, now: at10 });
   log('claim 2', secondClaim.filter((r) => r.ownerId === ownerId).map(show));

@@ -1,4 +1,4 @@
-import type { OutboxEnqueueResult as EnqueueResult, Lease, NewOutboxRecord, OutboxRecord, OutboxStore, Settlement } from '@agent-smtp/core';
+import type { ClaimOptions, OutboxEnqueueResult as EnqueueResult, Lease, NewOutboxRecord, OutboxRecord, OutboxStore, Settlement } from '@agent-smtp/core';
 import type { PostgresClient } from './postgres-client.js';
 import { iso, json, nullable, toOutboxRecord, type Row } from './row-mappers.js';
 
@@ -17,7 +17,7 @@ export class PostgresOutboxStore implements OutboxStore {
 
   async enqueue(input: NewOutboxRecord, options: { claim?: Lease } = {}): Promise<EnqueueResult> {
     const rows = await this.rows(
-      `select * from ${this.schema}.enqueue($1, $2, $3, $4, $5, $6, $7::jsonb, $8::timestamptz, $9, $10::text[], $11::jsonb, $12, $13)`,
+      `select * from ${this.schema}.enqueue($1, $2, $3, $4, $5, $6, $7::jsonb, $8::timestamptz, $9, $10::text[], $11::jsonb, $12, $13, $14)`,
       [
         input.id,
         input.ownerId,
@@ -32,20 +32,22 @@ export class PostgresOutboxStore implements OutboxStore {
         json(input.metadata ?? {}),
         options.claim ? options.claim.workerId : null,
         options.claim ? ms(options.claim.leaseMs) : null,
+        input.delayMs ? ms(input.delayMs) : null,
       ],
     );
     const row = rows[0]!;
     return { created: row.created === true, record: toOutboxRecord(row) };
   }
 
-  async claim(options: Lease & { limit: number; ownerId?: string; now?: Date }): Promise<OutboxRecord[]> {
-    if (options.limit <= 0) return [];
-    const rows = await this.rows(`select * from ${this.schema}.claim($1, $2, $3, $4::timestamptz, $5)`, [
+  async claim(options: ClaimOptions): Promise<OutboxRecord[]> {
+    if (options.limit <= 0 || options.ids?.length === 0) return [];
+    const rows = await this.rows(`select * from ${this.schema}.claim($1, $2, $3, $4::timestamptz, $5, $6::text[])`, [
       options.workerId,
       Math.floor(options.limit),
       ms(options.leaseMs),
       iso(options.now),
       options.ownerId ?? null,
+      options.ids ? [...options.ids] : null,
     ]);
     return rows.map(toOutboxRecord);
   }
@@ -58,7 +60,7 @@ export class PostgresOutboxStore implements OutboxStore {
   async settle(id: string, attempt: number, settlement: Settlement): Promise<OutboxRecord | undefined> {
     const sent = settlement.status === 'sent' ? settlement : undefined;
     const rows = await this.rows(
-      `select * from ${this.schema}.settle($1, $2, $3, $4, $5::text[], $6::text[], $7, $8::jsonb, $9::timestamptz)`,
+      `select * from ${this.schema}.settle($1, $2, $3, $4, $5::text[], $6::text[], $7, $8::jsonb, $9::bigint)`,
       [
         id,
         attempt,
@@ -68,7 +70,7 @@ export class PostgresOutboxStore implements OutboxStore {
         sent ? sent.rejected : null,
         sent ? nullable(sent.response) : null,
         settlement.status === 'sent' ? null : json(settlement.error),
-        settlement.status === 'retry' ? iso(settlement.at) : null,
+        settlement.status === 'retry' ? ms(settlement.delayMs) : null,
       ],
     );
     return rows[0] ? toOutboxRecord(rows[0]) : undefined;

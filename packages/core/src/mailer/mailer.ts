@@ -16,10 +16,10 @@ import type { BackoffOptions } from '../pool/backoff.js';
 import type { ServerStatus } from '../pool/server-state.js';
 import { type RejectedRecipient, SmtpPool, type VerifyResult } from '../pool/smtp-pool.js';
 import { OutboxWorker, type WorkerOptions } from '../outbox/outbox-worker.js';
-import { deferredRecipients, queueFollowUp } from '../outbox/follow-up.js';
-import { keepLeased, settleDurably } from '../outbox/lease.js';
-import { DEFAULT_RETRY, describeError, failureSettlement, type RetryOptions, settlementOf } from '../outbox/settlement.js';
-import type { MailEvent, MailStore, MessageError, OutboxRecord, OutboxStatus, Settlement } from '../store/mail-store.js';
+import { deliver } from '../outbox/deliver.js';
+import { FollowUpDelivery } from '../outbox/follow-up-delivery.js';
+import { DEFAULT_RETRY, type RetryOptions } from '../outbox/settlement.js';
+import type { MailEvent, MailStore, MessageError, OutboxRecord, OutboxStatus } from '../store/mail-store.js';
 import { MemoryStore } from '../store/memory-store.js';
 import { TemplateEngine } from '../template/template-engine.js';
 
@@ -45,7 +45,13 @@ export interface MailerOptions {
    * Queued sends: tries per message (default 10), the backoff between them and how long to keep trying
    * (`retry`: 30 s doubling to 1 h, for up to 24 h), and the lease of a direct send (2 min, renewed while sending).
    */
-  outbox?: { maxAttempts?: number; retry?: RetryOptions; leaseMs?: number };
+  outbox?: {
+    maxAttempts?: number;
+    retry?: RetryOptions;
+    leaseMs?: number;
+    /** Waits between tries to record an outcome while the store fails. Default: 50, 200, 800, 2000, 4000 ms. */
+    recordRetryDelaysMs?: readonly number[];
+  };
   /** pino-compatible; everything logged through it is redacted. Default: logs nothing. */
   logger?: Logger;
   /** Environment read when `servers` is not given and by `reload()` without arguments. Default: `process.env`. */
@@ -130,11 +136,16 @@ export class Mailer {
   private readonly maxAttempts: number;
   private readonly leaseMs: number;
   private readonly retry: Required<RetryOptions>;
+  private readonly recordRetryDelaysMs: readonly number[] | undefined;
   private readonly directWorkerId = `direct:${process.pid}:${randomUUID().slice(0, 8)}`;
   /** Where the servers come from: the environment, the caller's function, or the list given in code. */
   private readonly loadServers: () => readonly SmtpServerConfig[];
   private readonly inFlight = new Map<string, Promise<unknown>>();
   private readonly workers = new Set<OutboxWorker>();
+  /** Sends and enqueues in progress: `close()` waits for them. */
+  private readonly running = new Set<Promise<unknown>>();
+  private readonly followUps: FollowUpDelivery;
+  private closing: Promise<void> | undefined;
 
   constructor(options: MailerOptions = {}) {
     this.env = options.env ?? process.env;
@@ -146,6 +157,7 @@ export class Mailer {
     this.maxAttempts = options.outbox?.maxAttempts ?? 10;
     this.leaseMs = options.outbox?.leaseMs ?? 120_000;
     this.retry = { ...DEFAULT_RETRY, ...options.outbox?.retry };
+    this.recordRetryDelaysMs = options.outbox?.recordRetryDelaysMs;
     const source = options.servers;
     this.loadServers = typeof source === 'function' ? source : source ? () => source : () => this.serversFromEnv();
     const servers = this.loadServers();
@@ -160,6 +172,17 @@ export class Mailer {
     };
     this.ownsStore = options.store === undefined;
     this.store = options.store ?? new MemoryStore();
+    this.followUps = new FollowUpDelivery({
+      store: this.store,
+      pool: this.pool,
+      logger: this.logger,
+      ownerId: this.ownerId,
+      leaseMs: this.leaseMs,
+      workerId: this.directWorkerId,
+      retry: this.retry,
+      followUpRetry: this.retry,
+      recordRetryDelaysMs: this.recordRetryDelaysMs,
+    });
   }
 
   /**
@@ -168,12 +191,13 @@ export class Mailer {
    * message goes through the outbox, so it has a record and, if this process dies mid-send, a worker finishes
    * it. With an `idempotencyKey` seen before, returns the first result and sends nothing.
    */
-  async send(input: OutgoingEmail): Promise<SendResult> {
+  async send(input: OutgoingEmail, options: { signal?: AbortSignal } = {}): Promise<SendResult> {
+    this.assertOpen();
     const email = this.prepare(input);
     if (email.sendAt && email.sendAt.getTime() > Date.now() + 1_000) {
       throw ValidationError.of('sendAt', 'is in the future: send() sends now; use enqueue() to schedule a message');
     }
-    return this.once(email.idempotencyKey, () => this.sendNow(email));
+    return this.track(this.once(email.idempotencyKey, () => this.sendNow(email, options.signal)));
   }
 
   /**
@@ -181,15 +205,16 @@ export class Mailer {
    * `sendAt` (default: now). With an `idempotencyKey` seen before, queues nothing and returns the first record.
    */
   async enqueue(input: OutgoingEmail): Promise<EnqueueResult> {
+    this.assertOpen();
     const email = this.prepare(input);
-    return this.once(email.idempotencyKey, async () => {
+    return this.track(this.once(email.idempotencyKey, async () => {
       const { created, record } = await this.insert(email, undefined);
       if (created) {
         await this.audit('enqueue', 'ok', { id: record.id, to: envelopeRecipients(record.email), sendAt: record.sendAt.toISOString() }, record.id);
         for (const worker of this.workers) worker.notify();
       }
       return { id: record.id, messageId: record.messageId, status: record.status, sendAt: record.sendAt, replayed: !created };
-    });
+    }));
   }
 
   /** Cancels a queued message that no worker has claimed yet. Returns whether it was cancelled. */
@@ -205,7 +230,7 @@ export class Mailer {
    * several machines, may share one Postgres store. `stop()` finishes what the worker claimed.
    */
   startWorker(options: WorkerOptions = {}): OutboxWorker {
-    const worker = new OutboxWorker(this.store, this.pool, this.logger, { ownerId: this.ownerId, agentId: this.agentId }, { retry: this.retry, ...options });
+    const worker = new OutboxWorker(this.store, this.pool, this.logger, { ownerId: this.ownerId, agentId: this.agentId }, { retry: this.retry, recordRetryDelaysMs: this.recordRetryDelaysMs, ...options });
     this.workers.add(worker);
     return worker;
   }
@@ -214,7 +239,8 @@ export class Mailer {
   async getStatus(id: string): Promise<MessageStatusReport | undefined> {
     const record = await this.store.outbox.get(this.ownerId, id);
     if (!record) return undefined;
-    return { ...record, history: await this.store.events.list(this.ownerId, { messageId: id }), followUps: [] };
+    const [history, followUps] = await Promise.all([this.store.events.list(this.ownerId, { messageId: id }), this.followUpsOf(record)]);
+    return { ...record, history, followUps };
   }
 
   /** Connects to (and authenticates with) every server without sending; reports latency or the error for each. */
@@ -250,12 +276,53 @@ export class Mailer {
     await this.audit('reconnect', 'ok', {});
   }
 
-  /** Stops the workers (finishing what they claimed), closes the connections, and the store if the mailer made it. */
-  async close(): Promise<void> {
-    await Promise.all([...this.workers].map((w) => w.stop()));
+  /**
+   * Stops taking sends, waits up to `timeoutMs` (default 10 s) for the sends and workers in flight, then cuts off
+   * what is still running by closing every connection: a message cut off before the server had all of it goes back
+   * to the queue (or, for `send()`, fails retryably), one cut off after is `unknown`; none is lost. Then closes the
+   * store if the mailer made it. Leaves no timer behind. Follow-ups not yet due stay queued for a worker.
+   */
+  async close(options: { timeoutMs?: number } = {}): Promise<void> {
+    this.closing ??= this.shutdown(options.timeoutMs ?? 10_000);
+    return this.closing;
+  }
+
+  private async shutdown(timeoutMs: number): Promise<void> {
+    const settled = (p: Promise<unknown>) => p.then(
+      () => undefined,
+      () => undefined,
+    );
+    const work = Promise.all([...[...this.workers].map((w) => w.stop()), ...[...this.running].map(settled), this.followUps.stop()]);
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = await Promise.race([work.then(() => false), new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), timeoutMs)))]);
+    clearTimeout(timer);
+    if (timedOut) this.logger.warn({ timeoutMs, sends: this.running.size }, 'close: sends still running after the timeout; closing their connections');
+    // With the connections gone, whatever still runs settles at once (classified by how far it got).
+    await this.pool.close({ force: timedOut });
+    await work;
     this.workers.clear();
-    await this.pool.close();
     if (this.ownsStore) await this.store.close?.();
+  }
+
+  private assertOpen(): void {
+    if (this.closing) throw new AgentSmtpError('CLOSED', 'This mailer is closed; create a new one to send again.');
+  }
+
+  /** Keeps `work` in the set `close()` waits for. */
+  private track<T>(work: Promise<T>): Promise<T> {
+    this.running.add(work);
+    const forget = () => this.running.delete(work);
+    work.then(forget, forget);
+    return work;
+  }
+
+  /** The follow-ups queued for this message's deferred recipients, one per attempt at most (their key says which). */
+  private async followUpsOf(record: OutboxRecord): Promise<FollowUpStatus[]> {
+    const attempts = Array.from({ length: record.attempt }, (_, i) => i + 1);
+    const found = await Promise.all(attempts.map((a) => this.store.outbox.findByIdempotencyKey(this.ownerId, `deferred:${record.id}:${a}`)));
+    return found
+      .filter((f): f is OutboxRecord => f !== undefined)
+      .map((f) => ({ id: f.id, status: f.status, recipients: f.email.envelopeTo ?? [], accepted: f.accepted, rejected: f.rejected, error: f.error }));
   }
 
   /** Runs `task` once per idempotency key at a time in this process; concurrent callers get the first's result. */
@@ -285,7 +352,7 @@ export class Mailer {
     return result;
   }
 
-  private async sendNow(email: NormalizedEmail): Promise<SendResult> {
+  private async sendNow(email: NormalizedEmail, signal: AbortSignal | undefined): Promise<SendResult> {
     const lease = { workerId: this.directWorkerId, leaseMs: this.leaseMs };
     const { created, record: existing } = await this.insert(email, lease);
     let record = existing;
@@ -297,41 +364,26 @@ export class Mailer {
       if (!reclaimed) return resultOf((await this.store.outbox.get(this.ownerId, existing.id)) ?? existing, true);
       record = reclaimed;
     }
-
-    const message = buildPoolMessage(record.email, record.messageId);
-    let settlement: Settlement;
-    let failure: unknown;
-    let rejectedReasons: RejectedRecipient[] = [];
-    const heartbeat = keepLeased(this.store.outbox, record, this.leaseMs, this.logger);
-    try {
-      const outcome = await this.pool.send(message);
-      settlement = settlementOf(outcome);
-      rejectedReasons = outcome.rejectedReasons;
-    } catch (caught) {
-      failure = caught;
-      settlement = failureSettlement(record, caught, false);
-    } finally {
-      heartbeat.stop();
-    }
-    // From here on the SMTP server has answered: bookkeeping never throws, or a caller would resend.
-    const deferred = deferredRecipients(rejectedReasons);
-    const followUpId = deferred.length ? await queueFollowUp(this.store.outbox, record, deferred, this.retry, this.logger) : undefined;
-    if (followUpId) for (const worker of this.workers) worker.notify();
-    const settled = await settleDurably(this.store.outbox, record, settlement, this.logger);
-    const to = message.envelope.to;
-    if (failure !== undefined) {
-      const error = describeError(failure);
-      await this.audit('send', 'error', { id: record.id, to, code: error.code, responseCode: error.responseCode }, record.id);
-      throw failure;
-    }
-    await this.audit(
-      'send',
-      'ok',
-      { id: record.id, to, status: settlement.status, server: settlement.server, ...(deferred.length ? { deferred, followUp: followUpId } : {}) },
-      record.id,
-    );
-    this.logger.info({ id: record.id, server: settlement.server, status: settlement.status }, 'email sent');
-    return { ...resultOf(settled ?? { ...record, ...settledFields(settlement) }, false), rejectedReasons, deferred: followUpId ? deferred : [], followUpId };
+    const delivery = await deliver(record, {
+      store: this.store,
+      pool: this.pool,
+      logger: this.logger,
+      leaseMs: this.leaseMs,
+      workerId: this.directWorkerId,
+      retry: false,
+      followUpRetry: this.retry,
+      recordRetryDelaysMs: this.recordRetryDelaysMs,
+      signal,
+      onFollowUp: (followUp) => this.followUps.track(followUp),
+    });
+    if (delivery.failure !== undefined) throw delivery.failure;
+    this.logger.info({ id: record.id, server: delivery.settlement.server, status: delivery.settlement.status }, 'email sent');
+    return {
+      ...resultOf(delivery.record, false),
+      rejectedReasons: delivery.rejectedReasons,
+      deferred: delivery.deferred,
+      followUpId: delivery.followUp?.id,
+    };
   }
 
   private prepare(input: OutgoingEmail): NormalizedEmail {
@@ -372,11 +424,6 @@ function resultOf(record: OutboxRecord, replayed: boolean): SendResult {
     response: record.response,
     replayed,
   };
-}
-
-function settledFields(settlement: Settlement): Partial<OutboxRecord> {
-  if (settlement.status === 'sent') return settlement;
-  return { status: settlement.status === 'retry' ? 'queued' : settlement.status, server: settlement.server, error: settlement.error };
 }
 
 /** The stored failure of an earlier send under the same key, as the error it was (retryable as it was). */

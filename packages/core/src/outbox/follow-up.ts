@@ -13,7 +13,8 @@ export function deferredRecipients(rejected: readonly RejectedRecipient[]): stri
 /**
  * Queues the same message (same Message-ID) for the recipients a server deferred while it accepted the others.
  * Its key is derived from this attempt, so a retried call queues one follow-up, not two. Returns its id, or
- * undefined when it could not be queued (logged: those recipients are then reported as rejected only).
+ * undefined when it could not be queued (logged: those recipients are then reported as rejected only). Its first
+ * try is a backoff from now by the store's clock.
  */
 export async function queueFollowUp(
   outbox: OutboxStore,
@@ -21,7 +22,7 @@ export async function queueFollowUp(
   deferred: readonly string[],
   retry: Required<RetryOptions>,
   logger: Logger,
-): Promise<string | undefined> {
+): Promise<OutboxRecord | undefined> {
   try {
     const { record: followUp } = await outbox.enqueue({
       id: `msg_${randomUUID()}`,
@@ -31,12 +32,12 @@ export async function queueFollowUp(
       fingerprint: undefined,
       messageId: record.messageId,
       email: { ...record.email, envelopeTo: [...deferred] },
-      sendAt: new Date(Date.now() + backoffDelay(1, retry.baseMs, retry.maxMs)),
+      delayMs: backoffDelay(1, retry.baseMs, retry.maxMs),
       maxAttempts: record.maxAttempts,
       tags: record.tags,
       metadata: { ...record.metadata, followUpOf: record.id },
     });
-    return followUp.id;
+    return followUp;
   } catch (err) {
     logger.error({ err, id: record.id, deferred: deferred.length }, 'could not queue the deferred recipients');
     return undefined;

@@ -19,22 +19,27 @@ export function keepLeased(outbox: OutboxStore, record: OutboxRecord, leaseMs: n
   return { stop: () => clearInterval(timer) };
 }
 
+/** About 7 s of tries: a store that restarts or fails over in that time loses no outcome. */
+export const DEFAULT_RECORD_RETRY_DELAYS_MS: readonly number[] = [50, 200, 800, 2_000, 4_000];
+
 /**
  * Records how an attempt ended, retrying a failing store (the settle is fenced by the attempt, so a retry cannot
  * overwrite anything). Never throws: once the SMTP server has answered, a bookkeeping failure must not turn into
- * an error that invites a resend. If the store stays down, the lease expires and a worker takes the message over,
- * marked as a possible duplicate.
+ * an error that invites a resend. When the full outcome cannot be written, the bare outcome is (no server text),
+ * so a value the store cannot hold never leaves a delivered message to be taken over. If the store stays down,
+ * the lease expires and a worker takes the message over once, marked as a possible duplicate (`claim`).
  */
 export async function settleDurably(
   outbox: OutboxStore,
   record: OutboxRecord,
   settlement: Settlement,
   logger: Logger,
-  retryDelaysMs: readonly number[] = [50, 200, 800, 2_000],
+  retryDelaysMs: readonly number[] = DEFAULT_RECORD_RETRY_DELAYS_MS,
 ): Promise<OutboxRecord | undefined> {
   for (let attempt = 0; ; attempt++) {
     try {
-      const settled = await outbox.settle(record.id, record.attempt, settlement);
+      // Every other try is the bare outcome: a store that refuses a value refuses it every time.
+      const settled = await outbox.settle(record.id, record.attempt, attempt % 2 === 1 ? bareSettlement(settlement) : settlement);
       if (!settled) logger.warn({ id: record.id, attempt: record.attempt }, 'lease was taken over; outcome not recorded');
       return settled;
     } catch (err) {
@@ -46,4 +51,11 @@ export async function settleDurably(
       await new Promise((resolve) => setTimeout(resolve, delay));
     }
   }
+}
+
+/** The outcome without any text a server wrote. */
+function bareSettlement(settlement: Settlement): Settlement {
+  if (settlement.status === 'sent') return { ...settlement, response: undefined };
+  const error = { code: settlement.error.code.replace(/[^A-Z_]/g, '') || 'UNKNOWN', message: 'The details of this outcome could not be stored.', retryable: settlement.error.retryable };
+  return { ...settlement, error };
 }

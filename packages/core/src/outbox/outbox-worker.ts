@@ -1,14 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Logger } from '../logger/logger.js';
-import { buildPoolMessage } from '../message/build-pool-message.js';
 import type { SmtpPool } from '../pool/smtp-pool.js';
-import type { MailStore, OutboxRecord, Settlement } from '../store/mail-store.js';
-import { deferredRecipients, queueFollowUp } from './follow-up.js';
-import { keepLeased, settleDurably } from './lease.js';
-import { DEFAULT_RETRY, failureSettlement, type RetryOptions, settlementOf } from './settlement.js';
+import type { MailStore, OutboxRecord } from '../store/mail-store.js';
+import { deliver } from './deliver.js';
+import { DEFAULT_RETRY, type RetryOptions } from './settlement.js';
 
-/** Who the worker works for: it claims only this owner's messages and audits in its name. */
+/** Who the worker works for: it claims only this owner's messages. */
 export interface WorkerIdentity {
   ownerId: string;
   agentId: string | undefined;
@@ -24,6 +22,11 @@ export interface WorkerOptions {
   /** Names this worker in leases and events. Default: host, pid and a random suffix. */
   workerId?: string;
   retry?: RetryOptions;
+  /**
+   * Waits between tries to record an outcome while the store fails, after the server answered. Default: 50, 200,
+   * 800, 2000, 4000 ms. Past them the lease expires and the message is taken over once, marked possibleDuplicate.
+   */
+  recordRetryDelaysMs?: readonly number[];
 }
 
 /** Sends queued messages until stopped. Several workers, in several processes, may share one store. */
@@ -33,6 +36,7 @@ export class OutboxWorker {
   private readonly pollMs: number;
   private readonly leaseMs: number;
   private readonly retry: Required<RetryOptions>;
+  private readonly recordRetryDelaysMs: readonly number[] | undefined;
   private readonly inFlight = new Set<Promise<void>>();
   private stopping = false;
   private wake: (() => void) | undefined;
@@ -51,6 +55,7 @@ export class OutboxWorker {
     this.pollMs = options.pollMs ?? 1_000;
     this.leaseMs = options.leaseMs ?? 60_000;
     this.retry = { ...DEFAULT_RETRY, ...options.retry };
+    this.recordRetryDelaysMs = options.recordRetryDelaysMs;
     this.loop = this.run();
   }
 
@@ -99,42 +104,16 @@ export class OutboxWorker {
   }
 
   private async process(record: OutboxRecord): Promise<void> {
-    let settlement: Settlement;
-    let deferred: string[] = [];
-    const message = buildPoolMessage(record.email, record.messageId);
-    const heartbeat = keepLeased(this.store.outbox, record, this.leaseMs, this.logger);
-    try {
-      const outcome = await this.pool.send(message);
-      settlement = settlementOf(outcome);
-      deferred = deferredRecipients(outcome.rejectedReasons);
-    } catch (caught) {
-      settlement = failureSettlement(record, caught, this.retry);
-    } finally {
-      heartbeat.stop();
-    }
-    // Queued before the settle: if this process dies in between, the retried attempt queues the same follow-up.
-    const followUp = deferred.length ? await queueFollowUp(this.store.outbox, record, deferred, this.retry, this.logger) : undefined;
-    const settled = await settleDurably(this.store.outbox, record, settlement, this.logger);
-    if (settled) this.logger.info({ id: record.id, attempt: record.attempt, status: settled.status }, 'outbox message settled');
-    const failed = settlement.status === 'failed' || settlement.status === 'retry';
-    await this.store.audit
-      .append({
-        ownerId: record.ownerId,
-        agentId: this.identity.agentId,
-        action: 'send',
-        outcome: failed ? 'error' : 'ok',
-        messageId: record.id,
-        detail: {
-          to: message.envelope.to,
-          status: settlement.status,
-          attempt: record.attempt,
-          worker: this.workerId,
-          ...(settlement.server ? { server: settlement.server } : {}),
-          ...(deferred.length ? { deferred, followUp } : {}),
-          ...(settlement.status !== 'sent' ? { code: settlement.error.code } : {}),
-        },
-      })
-      .catch((err: unknown) => this.logger.warn({ err, id: record.id }, 'could not write the audit entry'));
+    await deliver(record, {
+      store: this.store,
+      pool: this.pool,
+      logger: this.logger,
+      leaseMs: this.leaseMs,
+      workerId: this.workerId,
+      retry: this.retry,
+      followUpRetry: this.retry,
+      recordRetryDelaysMs: this.recordRetryDelaysMs,
+    });
   }
 
   private sleep(ms: number, wakeOnCompletion: boolean): Promise<void> {

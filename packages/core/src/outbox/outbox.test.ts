@@ -101,7 +101,7 @@ describe('outbox: enqueue and workers', () => {
     sink.behavior = {};
     const sent = await waitForStatus(mailer, queued.id, 'sent');
     expect(sent.attempt).toBe(2);
-    expect(sent.history.map((e) => e.type)).toEqual(['queued', 'claimed', 'retry', 'claimed', 'sent']);
+    expect(sent.history.map((e) => e.type)).toEqual(['queued', 'claimed', 'attempt_failed', 'retry', 'claimed', 'sent']);
     expect(sink.messages).toHaveLength(1);
   });
 

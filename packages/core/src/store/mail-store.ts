@@ -104,7 +104,13 @@ export interface NewOutboxRecord {
   fingerprint: string | undefined;
   messageId: string;
   email: StoredEmail;
-  sendAt: Date;
+  /**
+   * When the message may go out first. Undefined means now by the store's clock: the app's clock may be off, and
+   * every due time the SDK computes is measured on the store's.
+   */
+  sendAt?: Date | undefined;
+  /** Holds the first try back this long after `sendAt` (a follow-up for deferred recipients waits out a backoff). */
+  delayMs?: number | undefined;
   maxAttempts: number;
   tags: string[];
   metadata: Metadata;
@@ -115,16 +121,28 @@ export interface Lease {
   leaseMs: number;
 }
 
+export interface ClaimOptions extends Lease {
+  limit: number;
+  ownerId?: string | undefined;
+  /** Only these messages (a process delivering the follow-ups it queued itself). */
+  ids?: readonly string[] | undefined;
+  /** The store's clock by default; tests may pass a time. */
+  now?: Date | undefined;
+}
+
 export interface EnqueueResult {
   /** False when a record with the same `(ownerId, idempotencyKey)` existed; `record` is that one, unchanged. */
   created: boolean;
   record: OutboxRecord;
 }
 
-/** How an attempt ended. `retry` puts the message back in the queue for `at`. */
+/**
+ * How an attempt ended. `retry` puts the message back in the queue `delayMs` from now by the store's clock (never
+ * the app's: a skewed app clock would otherwise delay mail or burn every retry at once).
+ */
 export type Settlement =
   | { status: 'sent'; server: string; accepted: string[]; rejected: string[]; response: string | undefined }
-  | { status: 'retry'; at: Date; error: MessageError; server?: string | undefined }
+  | { status: 'retry'; delayMs: number; error: MessageError; server?: string | undefined }
   | { status: 'failed'; error: MessageError; server?: string | undefined }
   | { status: 'unknown'; error: MessageError; server?: string | undefined };
 
@@ -140,9 +158,13 @@ export interface OutboxStore {
    * come, and `sending` ones whose lease expired (their earlier attempt may have delivered them, so they are
    * marked `possibleDuplicate`). Each claim increments `attempt`. Safe with many workers in many processes:
    * no message is held by two leases at once. With `ownerId`, only that owner's messages: a worker sends
-   * through one owner's servers, so it must never take another owner's mail.
+   * through one owner's servers, so it must never take another owner's mail. With `ids`, only those messages.
+   *
+   * Takeovers are bounded: an expired one that was taken over once already (`possibleDuplicate`), or that used its
+   * last attempt, is not sent again but becomes `unknown` (`LEASE_EXPIRED`), so whatever keeps a worker from
+   * recording an outcome, a message reaches a server at most one extra time in its life.
    */
-  claim(options: Lease & { limit: number; ownerId?: string; now?: Date }): Promise<OutboxRecord[]>;
+  claim(options: ClaimOptions): Promise<OutboxRecord[]>;
   /**
    * Extends the lease of attempt `attempt` by `leaseMs` from now, while its send is still running. Returns false
    * when the message is no longer `sending` under that attempt. A worker calls it as a heartbeat, so a slow send
@@ -165,7 +187,17 @@ export interface OutboxStore {
 // ─── events ──────────────────────────────────────────────────────────────────────────────────────────────────
 
 /** What happened to a message. The outbox writes its own transitions; tracking and bounces add more later. */
-export type MailEventType = 'queued' | 'claimed' | 'reclaimed' | 'sent' | 'retry' | 'failed' | 'unknown' | 'cancelled';
+export type MailEventType =
+  | 'queued'
+  | 'claimed'
+  | 'reclaimed'
+  /** One SMTP server's refusal or failure within an attempt (a failover's earlier tries included). */
+  | 'attempt_failed'
+  | 'sent'
+  | 'retry'
+  | 'failed'
+  | 'unknown'
+  | 'cancelled';
 
 export interface MailEvent {
   id: string;

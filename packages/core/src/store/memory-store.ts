@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type {
   AuditEntry,
+  ClaimOptions,
   AuditStore,
   CounterStore,
   CredentialStore,
@@ -52,6 +53,12 @@ export class MemoryStore implements MailStore {
 
 const key = (...parts: string[]): string => parts.join('\u0000');
 
+const leaseExpiredError = (attempt: number) => ({
+  code: 'LEASE_EXPIRED',
+  message: `The worker sending attempt ${attempt} stopped before recording the outcome; it may have been delivered, so it is not sent again.`,
+  retryable: false,
+});
+
 class MemoryOutboxStore implements OutboxStore {
   private readonly byId = new Map<string, OutboxRecord>();
   private readonly byKey = new Map<string, string>();
@@ -70,10 +77,13 @@ class MemoryOutboxStore implements OutboxStore {
 
     const now = new Date();
     const claim = options.claim;
+    const { delayMs, ...fields } = input;
+    const sendAt = input.sendAt ?? now;
     const record: OutboxRecord = {
-      ...structuredClone(input),
+      ...structuredClone(fields),
+      sendAt,
       status: claim ? 'sending' : 'queued',
-      nextAttemptAt: input.sendAt,
+      nextAttemptAt: delayMs ? new Date(sendAt.getTime() + delayMs) : sendAt,
       attempt: claim ? 1 : 0,
       leaseOwner: claim?.workerId,
       leaseExpiresAt: claim ? new Date(now.getTime() + claim.leaseMs) : undefined,
@@ -94,10 +104,11 @@ class MemoryOutboxStore implements OutboxStore {
     return { created: true, record: structuredClone(record) };
   }
 
-  async claim(options: Lease & { limit: number; ownerId?: string; now?: Date }): Promise<OutboxRecord[]> {
+  async claim(options: ClaimOptions): Promise<OutboxRecord[]> {
     const now = options.now ?? new Date();
     const due: OutboxRecord[] = [];
-    for (const record of this.byId.values()) {
+    const candidates = options.ids ? options.ids.flatMap((id) => this.byId.get(id) ?? []) : this.byId.values();
+    for (const record of candidates) {
       if (options.ownerId !== undefined && record.ownerId !== options.ownerId) continue;
       if (
         (record.status === 'queued' && record.nextAttemptAt <= now) ||
@@ -111,11 +122,9 @@ class MemoryOutboxStore implements OutboxStore {
     for (const record of due) {
       if (claimed.length >= options.limit) break;
       const expired = record.status === 'sending';
-      if (expired && record.attempt >= record.maxAttempts) {
-        // Out of attempts with the last one's outcome unknown: stop here rather than send once more.
-        this.finish(record, 'unknown', now, {
-          error: { code: 'LEASE_EXPIRED', message: `The worker sending attempt ${record.attempt} stopped before recording the outcome.`, retryable: false },
-        });
+      if (expired && (record.possibleDuplicate || record.attempt >= record.maxAttempts)) {
+        // Taken over once already, or out of attempts, with the last outcome unknown: stop rather than send again.
+        this.finish(record, 'unknown', now, { error: leaseExpiredError(record.attempt) });
         continue;
       }
       record.attempt += 1;
@@ -151,9 +160,10 @@ class MemoryOutboxStore implements OutboxStore {
       });
       this.finish(record, 'sent', now, {});
     } else if (settlement.status === 'retry') {
-      Object.assign(record, { status: 'queued', nextAttemptAt: settlement.at, error: settlement.error, server: settlement.server });
+      const at = new Date(now.getTime() + settlement.delayMs);
+      Object.assign(record, { status: 'queued', nextAttemptAt: at, error: settlement.error, server: settlement.server });
       this.release(record, now);
-      this.events.record(record, 'retry', { at: settlement.at.toISOString(), code: settlement.error.code, server: settlement.server });
+      this.events.record(record, 'retry', { at: at.toISOString(), code: settlement.error.code, server: settlement.server });
     } else {
       this.finish(record, settlement.status, now, { error: settlement.error, server: settlement.server });
     }

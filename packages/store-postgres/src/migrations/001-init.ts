@@ -8,7 +8,7 @@
  * level security, where a schema has it, applies to the caller.
  */
 // The outbox row as the functions that also return a flag (enqueue: created, cancel: cancelled) list it.
-const outboxColumns = String.raw`  id text,
+export const outboxColumns = String.raw`  id text,
   owner_id text,
   agent_id text,
   idempotency_key text,

@@ -1,4 +1,5 @@
 import { migration001 } from './001-init.js';
+import { migration002 } from './002-store-clock.js';
 
 export interface Migration {
   /** Applied in ascending order; recorded in `<schema>.migrations`. */
@@ -9,4 +10,7 @@ export interface Migration {
 }
 
 /** Every migration, oldest first. Add new ones at the end; never edit one that was released. */
-export const migrations: readonly Migration[] = [{ version: 1, name: '001_init', sql: migration001 }];
+export const migrations: readonly Migration[] = [
+  { version: 1, name: '001_init', sql: migration001 },
+  { version: 2, name: '002_store_clock', sql: migration002 },
+];

@@ -1,0 +1,152 @@
+import type { SmtpAttempt } from '../errors/smtp-error.js';
+import { SmtpError } from '../errors/smtp-error.js';
+import type { Logger } from '../logger/logger.js';
+import { buildPoolMessage } from '../message/build-pool-message.js';
+import type { PoolSendResult, RejectedRecipient, SmtpPool } from '../pool/smtp-pool.js';
+import type { MailStore, OutboxRecord, Settlement } from '../store/mail-store.js';
+import { deferredRecipients, queueFollowUp } from './follow-up.js';
+import { keepLeased, settleDurably } from './lease.js';
+import { failureSettlement, type RetryOptions, settlementOf } from './settlement.js';
+import { storableOptional, storableText } from './storable.js';
+
+/** What `deliver` needs: where the record lives, the servers of its owner, and how to retry. */
+export interface DeliveryContext {
+  store: MailStore;
+  pool: SmtpPool;
+  logger: Logger;
+  /** The lease the record was claimed under; the heartbeat renews it while the send runs. */
+  leaseMs: number;
+  /** Names who sent it in the audit entry (a worker id, or `direct:…`). */
+  workerId: string;
+  /** Transient failures: retried with this backoff (a worker), or `false` (a direct send, whose caller is told). */
+  retry: Required<RetryOptions> | false;
+  /** The backoff of a follow-up for deferred recipients. */
+  followUpRetry: Required<RetryOptions>;
+  /** Aborts a send that has not reached the server yet (see `SmtpPool.send`). */
+  signal?: AbortSignal | undefined;
+  /** Waits between tries to record the outcome when the store fails (see `settleDurably`). */
+  recordRetryDelaysMs?: readonly number[] | undefined;
+  /** Told of each follow-up queued, so this process can see that it gets delivered. */
+  onFollowUp?: ((followUp: OutboxRecord) => void) | undefined;
+}
+
+export interface Delivery {
+  /** The record as settled; when the settle could not be written, the record with the outcome applied. */
+  record: OutboxRecord;
+  settlement: Settlement;
+  /** The error when it definitely was not sent (what a direct send throws). */
+  failure: unknown;
+  rejectedReasons: RejectedRecipient[];
+  /** Recipients deferred (4xx) and queued in the follow-up. */
+  deferred: string[];
+  followUp: OutboxRecord | undefined;
+}
+
+/**
+ * Sends one stored record that is claimed under a lease, and records what happened: the one code path that sends
+ * mail, for direct sends and workers alike. Heartbeat, send, classify, one event per failed server attempt, a
+ * follow-up for deferred recipients, settle, audit. Never throws: once the server has answered, no bookkeeping
+ * failure may turn into an error that invites a resend.
+ */
+export async function deliver(record: OutboxRecord, context: DeliveryContext): Promise<Delivery> {
+  const { store, logger } = context;
+  const startedAt = Date.now();
+  const message = buildPoolMessage(record.email, record.messageId);
+  let outcome: PoolSendResult | undefined;
+  let failure: unknown;
+  const heartbeat = keepLeased(store.outbox, record, context.leaseMs, logger);
+  try {
+    outcome = await context.pool.send(message, { signal: context.signal });
+  } catch (caught) {
+    failure = caught;
+  } finally {
+    heartbeat.stop();
+  }
+  // The claim's time is on the store's clock: add what has passed here to know the store's now.
+  const storeNow = record.updatedAt.getTime() + (Date.now() - startedAt);
+  const settlement = outcome ? settlementOf(outcome) : failureSettlement(record, failure, context.retry, storeNow);
+  const rejectedReasons = outcome?.rejectedReasons ?? [];
+
+  await recordAttempts(store, record, outcome?.attempts ?? (SmtpError.isInstance(failure) ? (failure as SmtpError).attempts : []), logger);
+  const deferred = deferredRecipients(rejectedReasons);
+  // Queued before the settle: if this process dies in between, the retried attempt queues the same follow-up.
+  const followUp = deferred.length ? await queueFollowUp(store.outbox, record, deferred, context.followUpRetry, logger) : undefined;
+  if (followUp) context.onFollowUp?.(followUp);
+  const settled = await settleDurably(store.outbox, record, settlement, logger, context.recordRetryDelaysMs);
+  if (settled) logger.info({ id: record.id, attempt: record.attempt, status: settled.status, server: settlement.server }, 'outbox message settled');
+
+  await audit(store, record, settlement, message.envelope.to, context.workerId, followUp ? { deferred, followUp: followUp.id } : undefined, logger);
+  return {
+    record: settled ?? { ...record, ...settledFields(settlement) },
+    settlement,
+    failure: settlement.status === 'failed' || settlement.status === 'retry' ? failure : undefined,
+    rejectedReasons,
+    deferred: followUp ? deferred : [],
+    followUp,
+  };
+}
+
+/** Each server's refusal within the attempt, as history: a failover's earlier tries would otherwise vanish. */
+async function recordAttempts(store: MailStore, record: OutboxRecord, attempts: readonly SmtpAttempt[], logger: Logger): Promise<void> {
+  for (const attempt of attempts) {
+    // An ambiguous end is the outcome itself (`unknown`), not a refusal.
+    if (attempt.failure === 'ambiguous') continue;
+    try {
+      await store.events.append({
+        ownerId: record.ownerId,
+        messageId: record.id,
+        type: 'attempt_failed',
+        attempt: record.attempt,
+        detail: {
+          server: storableText(attempt.server, 200),
+          failure: attempt.failure,
+          ...(attempt.code ? { code: storableText(attempt.code, 100) } : {}),
+          ...(attempt.responseCode ? { responseCode: attempt.responseCode } : {}),
+          ...(attempt.response || attempt.message ? { response: storableOptional(attempt.response ?? attempt.message) } : {}),
+        },
+      });
+    } catch (err) {
+      logger.warn({ err, id: record.id }, 'could not record a failed SMTP attempt');
+      return;
+    }
+  }
+}
+
+/** Best effort: a failing audit write is logged, never turned into an error after the work was done. */
+async function audit(
+  store: MailStore,
+  record: OutboxRecord,
+  settlement: Settlement,
+  to: string[],
+  worker: string,
+  followUp: { deferred: string[]; followUp: string } | undefined,
+  logger: Logger,
+): Promise<void> {
+  const failed = settlement.status === 'failed' || settlement.status === 'retry';
+  try {
+    await store.audit.append({
+      ownerId: record.ownerId,
+      agentId: record.agentId,
+      action: 'send',
+      outcome: failed ? 'error' : 'ok',
+      messageId: record.id,
+      detail: {
+        id: record.id,
+        to,
+        status: settlement.status,
+        attempt: record.attempt,
+        worker,
+        ...(settlement.server ? { server: settlement.server } : {}),
+        ...(followUp ?? {}),
+        ...(settlement.status !== 'sent' ? { code: settlement.error.code, ...(settlement.error.responseCode ? { responseCode: settlement.error.responseCode } : {}) } : {}),
+      },
+    });
+  } catch (err) {
+    logger.warn({ err, id: record.id }, 'could not write the audit entry');
+  }
+}
+
+function settledFields(settlement: Settlement): Partial<OutboxRecord> {
+  if (settlement.status === 'sent') return settlement;
+  return { status: settlement.status === 'retry' ? 'queued' : settlement.status, server: settlement.server, error: settlement.error };
+}
