@@ -67,7 +67,8 @@ async function waitFor<T>(probe: () => T | undefined, what: string, timeoutMs = 
 
 describe('parseCliArgs', () => {
   it('defaults to stdio on 127.0.0.1:8000', () => {
-    expect(parseCliArgs([])).toEqual({ transport: 'stdio', host: '127.0.0.1', port: 8000, help: false, version: false });
+    expect(parseCliArgs([])).toEqual({ transport: 'stdio', host: '127.0.0.1', port: 8000, maxMessageBytes: 10 * 1024 * 1024, help: false, version: false });
+    expect(parseCliArgs(['--max-message-bytes', '100000']).maxMessageBytes).toBe(100_000);
     expect(parseCliArgs(['--transport', 'http', '--host', '::1', '--port=0'])).toMatchObject({ transport: 'http', host: '::1', port: 0 });
     expect(parseCliArgs(['-h']).help).toBe(true);
   });
@@ -77,6 +78,8 @@ describe('parseCliArgs', () => {
     [['--port', '70000'], '--port'],
     [['--port', '80a'], '--port'],
     [['--port', '-1'], undefined],
+    [['--max-message-bytes', '10MB'], '--max-message-bytes'],
+    [['--max-message-bytes', '12'], '--max-message-bytes'],
     [['--nope'], undefined],
     [['extra'], undefined],
   ])('refuses %j with a ConfigError', (argv, setting) => {
@@ -186,6 +189,79 @@ describe('agent-smtp-mcp as a process', () => {
     expect(logs.length).toBeGreaterThan(0);
     for (const line of logs) expect(() => JSON.parse(line), line).not.toThrow();
     expect(stderr).toContain('email sent');
+  });
+
+  async function connectStdio(args: string[] = []): Promise<{ client: Client; stderr: () => string }> {
+    sink = await startSmtpSink();
+    const transport = new StdioClientTransport({
+      command: process.execPath,
+      args: [...NODE_ARGS, '--transport', 'stdio', ...args],
+      env: sinkEnv(sink),
+      cwd: REPO_ROOT,
+      stderr: 'pipe',
+    });
+    let stderr = '';
+    transport.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+    client = new Client({ name: 'stdio-test', version: '1.0.0' });
+    await client.connect(transport);
+    return { client, stderr: () => stderr };
+  }
+
+  function attachment(bytes: number): { filename: string; content_base64: string } {
+    return { filename: 'data.bin', content_base64: Buffer.alloc(bytes, 7).toString('base64') };
+  }
+
+  it('delivers an 8 MiB attachment over stdio, though its JSON line passes the MCP SDK\'s 10 MB read buffer', async () => {
+    const { client: c } = await connectStdio();
+    const result = (await c.callTool(
+      { name: 'send_email', arguments: { to: 'ada@example.com', subject: 'Big file', body: 'Attached.', attachments: [attachment(8 * 1024 * 1024)] } },
+      undefined,
+      { timeout: 60_000 },
+    )) as CallToolResult;
+    expect(result.isError).toBeFalsy();
+    const [received] = await sink!.waitForMessages(1);
+    expect(received!.attachments.map((a) => a.size)).toEqual([8 * 1024 * 1024]);
+  }, 90_000);
+
+  it('answers requests over its limits with error results the model can act on, and keeps serving', async () => {
+    // 100 kB messages: requests up to 2 x 100000 + 64 KiB = 265,536 bytes are read.
+    const { client: c, stderr } = await connectStdio(['--max-message-bytes', '100000']);
+    const overRequest = (await c.callTool({
+      name: 'send_email',
+      arguments: { to: 'ada@example.com', subject: 'Too big to read', body: 'x', attachments: [attachment(300_000)] },
+    })) as CallToolResult;
+    expect(overRequest.isError).toBe(true);
+    const overRequestText = (overRequest.content[0] as { text: string }).text;
+    expect(overRequestText).toMatch(/^Error VALIDATION_ERROR: The request is 390\.\d KiB, over the 259\.\d KiB this server reads in one call/);
+    expect(overRequestText).toContain('Nothing was sent');
+    // Within what is read, but over the message limit: the mailer's own refusal, naming the limit.
+    const overMessage = (await c.callTool({
+      name: 'send_email',
+      arguments: { to: 'ada@example.com', subject: 'Too big to send', body: 'x', attachments: [attachment(150_000)] },
+    })) as CallToolResult;
+    expect(overMessage.isError).toBe(true);
+    expect((overMessage.content[0] as { text: string }).text).toContain('limits.maxMessageBytes');
+
+    const ok = (await c.callTool({ name: 'send_email', arguments: { to: 'ada@example.com', subject: 'Still here', body: 'x', attachments: [attachment(50_000)] } })) as CallToolResult;
+    expect(ok.isError).toBeFalsy();
+    await c.close();
+    client = undefined;
+    // The client closed stdin and waited for the exit: everything the server sent is in.
+    expect(sink!.messages.map((m) => m.subject)).toEqual(['Still here']);
+    expect(stderr()).toContain('Refused a 390.');
+    expect(stderr()).toContain('"reason":"stdin closed"');
+  });
+
+  it('exits 1 with a one-line reason when a message over the limit names no id to answer, stdin still open', async () => {
+    sink = await startSmtpSink();
+    const run = runCli(['--max-message-bytes', '1024'], sinkEnv(sink));
+    // Not JSON at all, so no id: the client that sent it would wait forever for an answer.
+    run.child.stdin!.write(`${'x'.repeat(200_000)}\n`);
+    expect(await run.exit).toEqual({ code: 1, signal: null });
+    const reasons = run.stderr().split('\n').filter((line) => line.startsWith('agent-smtp-mcp:'));
+    expect(reasons).toEqual([expect.stringMatching(/^agent-smtp-mcp: received a 195\.3 KiB message on stdin, over the 66\.0 KiB limit .*could not read its id/)]);
+    for (const line of run.stderr().trim().split('\n').filter((l) => !l.startsWith('agent-smtp-mcp:'))) expect(() => JSON.parse(line), line).not.toThrow();
+    expect(run.stdout()).toBe('');
   });
 
   it('serves Streamable HTTP, prints the URL on stderr, and exits 0 on SIGTERM', async () => {

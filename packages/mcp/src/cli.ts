@@ -2,19 +2,33 @@
 import { realpathSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { AgentSmtpError, ConfigError, createMailer, describeSmtpEnv, loadSmtpServersFromEnv, type Mailer, redact, safeLogger } from '@agent-smtp/core';
-import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
+import {
+  AgentSmtpError,
+  ConfigError,
+  createMailer,
+  DEFAULT_LIMITS,
+  describeSmtpEnv,
+  loadSmtpServersFromEnv,
+  type Mailer,
+  redact,
+  safeLogger,
+} from '@agent-smtp/core';
 import { createMcpServer } from './create-mcp-server.js';
 import { assertSafeBinding, MCP_TOKEN_ENV, type McpHttpServer, startMcpHttpServer } from './http-server.js';
 import { createJsonLineLogger } from './json-line-logger.js';
+import { createStdioServerTransport, maxRequestBytesFor } from './stdio-transport.js';
 import { VERSION } from './version.js';
 
 const BIN = 'agent-smtp-mcp';
+/** 100 MiB: a request twice that size still fits comfortably in one process. Larger files belong behind a link. */
+const MAX_MESSAGE_BYTES_CEILING = 100 * 1024 * 1024;
 
 export interface CliOptions {
   transport: 'stdio' | 'http';
   host: string;
   port: number;
+  /** The mailer's `limits.maxMessageBytes`; the largest request either transport reads follows from it. */
+  maxMessageBytes: number;
   help: boolean;
   version: boolean;
 }
@@ -30,7 +44,7 @@ export interface CliIo {
 
 /** Parses the command line (without `node` and the script). Throws `ConfigError` for anything it does not accept. */
 export function parseCliArgs(argv: readonly string[]): CliOptions {
-  let values: { transport?: string; host?: string; port?: string; help?: boolean; version?: boolean };
+  let values: { transport?: string; host?: string; port?: string; 'max-message-bytes'?: string; help?: boolean; version?: boolean };
   try {
     ({ values } = parseArgs({
       args: [...argv],
@@ -40,6 +54,7 @@ export function parseCliArgs(argv: readonly string[]): CliOptions {
         transport: { type: 'string' },
         host: { type: 'string' },
         port: { type: 'string' },
+        'max-message-bytes': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' },
       },
@@ -63,7 +78,15 @@ export function parseCliArgs(argv: readonly string[]): CliOptions {
   }
   const host = values.host ?? '127.0.0.1';
   if (host.trim() === '') throw new ConfigError('--host is empty: pass an address such as 127.0.0.1.', { setting: '--host' });
-  return { transport, host, port, help: values.help ?? false, version: values.version ?? false };
+  const sizeText = values['max-message-bytes'] ?? String(DEFAULT_LIMITS.maxMessageBytes);
+  const maxMessageBytes = Number(sizeText);
+  if (!/^\d+$/.test(sizeText) || maxMessageBytes < 1024 || maxMessageBytes > MAX_MESSAGE_BYTES_CEILING) {
+    throw new ConfigError(
+      `--max-message-bytes is ${JSON.stringify(sizeText)} but must be a whole number of bytes from 1024 to ${MAX_MESSAGE_BYTES_CEILING} (default ${DEFAULT_LIMITS.maxMessageBytes}).`,
+      { setting: '--max-message-bytes' },
+    );
+  }
+  return { transport, host, port, maxMessageBytes, help: values.help ?? false, version: values.version ?? false };
 }
 
 /** `--help`: usage, options, and every environment variable the CLI reads. */
@@ -88,13 +111,16 @@ export function helpText(): string {
   return `${BIN} ${VERSION}: email tools for AI agents over MCP (stdio or Streamable HTTP), sending through your SMTP server.
 
 Usage:
-  ${BIN} [--transport stdio|http] [--host <address>] [--port <port>]
+  ${BIN} [--transport stdio|http] [--host <address>] [--port <port>] [--max-message-bytes <bytes>]
 
 Options:
   --transport <stdio|http>  stdio (default): MCP over stdin/stdout, for Claude Desktop and other local clients.
                             http: stateless Streamable HTTP at POST /mcp, plus GET /health.
   --host <address>          HTTP: interface to bind. Default 127.0.0.1. Anything but loopback needs ${MCP_TOKEN_ENV}.
   --port <port>             HTTP: port to bind. Default 8000; 0 picks a free port.
+  --max-message-bytes <n>   Largest email (text and attachments, decoded) send_email accepts. Default ${DEFAULT_LIMITS.maxMessageBytes} (10 MiB).
+                            A request may be up to 2 x this + 64 KiB (base64 and JSON escaping); a larger one is
+                            answered with an error and not read.
   -h, --help                Show this help.
   -v, --version             Print the version.
 
@@ -102,7 +128,8 @@ Environment:
 ${env}
 
 Logs are JSON lines on stderr; in stdio mode stdout carries the protocol only.
-Exit codes: 0 stopped (SIGINT, SIGTERM, or stdin closed in stdio mode); 2 bad configuration; 1 other failure.
+Exit codes: 0 stopped (SIGINT, SIGTERM, or stdin closed in stdio mode); 2 bad configuration; 1 other failure,
+such as a stdio message that could not be read or answered (one line on stderr says why).
 `;
 }
 
@@ -152,15 +179,32 @@ export async function main(
         { setting: 'SMTP_HOST' },
       );
     }
-    mailer = createMailer({ logger, env });
+    mailer = createMailer({ logger, env, limits: { maxMessageBytes: options.maxMessageBytes } });
     if (options.transport === 'stdio') {
-      const server = createMcpServer({ mailer });
+      const server = createMcpServer({ mailer, logger });
+      const transport = createStdioServerTransport({ maxMessageBytes: options.maxMessageBytes });
+      let closing = false;
       server.server.onerror = (err) => log.warn({ err }, 'MCP protocol error');
-      await server.connect(new StdioServerTransport());
-      closeMcp = () => server.close();
+      // The transport closes on its own only when it can no longer serve (a message it could not answer, a broken
+      // pipe). Staying up would leave a process that reads nothing and answers nothing: stop, and say why.
+      server.server.onclose = () => {
+        if (!closing) stop.fail(transport.failure?.message ?? 'the MCP stdio transport closed unexpectedly');
+      };
+      await server.connect(transport);
+      closeMcp = () => {
+        closing = true;
+        return server.close();
+      };
       log.info({ transport: 'stdio', version: VERSION, servers: mailer.status().servers.map((s) => s.name) }, 'agent-smtp MCP server ready');
     } else {
-      http = await startMcpHttpServer({ mailer, host: options.host, port: options.port, token, logger });
+      http = await startMcpHttpServer({
+        mailer,
+        host: options.host,
+        port: options.port,
+        token,
+        logger,
+        maxRequestBytes: maxRequestBytesFor(options.maxMessageBytes),
+      });
       io.stderr(`${BIN}: listening on ${http.url}/mcp (health: ${http.url}/health, auth: ${token ? 'bearer token' : 'none, loopback only'})\n`);
     }
   } catch (err) {
@@ -169,21 +213,38 @@ export async function main(
     return fail(err);
   }
 
-  const reason = await stop.promise;
+  const { reason, failure } = await stop.promise;
   log.info({ reason }, 'shutting down');
   await http?.close();
   await closeMcp?.();
   await mailer.close();
-  return 0;
+  if (failure === undefined) return 0;
+  io.stderr(`${BIN}: ${oneLine(failure)}\n`);
+  return 1;
 }
 
-/** Resolves on SIGINT, SIGTERM, an abort, or (stdio) the end of stdin; a second signal then kills the process. */
-function waitForStop(signal: AbortSignal | undefined, watchStdin: boolean): { promise: Promise<string>; dispose: () => void } {
+interface Stop {
+  /** Why the server stops; `failure` is set when it stops because it can no longer serve (exit 1). */
+  promise: Promise<{ reason: string; failure?: string }>;
+  dispose: () => void;
+  fail: (failure: string) => void;
+}
+
+/**
+ * Resolves on SIGINT, SIGTERM, an abort, (stdio) the end of stdin, or `fail()`; a second signal then kills the
+ * process.
+ */
+function waitForStop(signal: AbortSignal | undefined, watchStdin: boolean): Stop {
   let dispose = (): void => {};
-  const promise = new Promise<string>((resolve) => {
+  let fail = (_failure: string): void => {};
+  const promise = new Promise<{ reason: string; failure?: string }>((resolve) => {
     const done = (reason: string) => () => {
       dispose();
-      resolve(reason);
+      resolve({ reason });
+    };
+    fail = (failure) => {
+      dispose();
+      resolve({ reason: 'transport failed', failure });
     };
     const onInt = done('SIGINT');
     const onTerm = done('SIGTERM');
@@ -206,7 +267,7 @@ function waitForStop(signal: AbortSignal | undefined, watchStdin: boolean): { pr
     };
     if (signal?.aborted) onAbort();
   });
-  return { promise, dispose: () => dispose() };
+  return { promise, dispose: () => dispose(), fail: (failure) => fail(failure) };
 }
 
 function oneLine(err: unknown): string {
