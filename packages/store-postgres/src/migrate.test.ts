@@ -63,6 +63,27 @@ describe('migrate() on PGlite', () => {
     for (const r of results) expect(r.map((m) => m.version)).toEqual(migrations.map((m) => m.version));
   });
 
+  it('moves a database migrated by an earlier release forward, keeping its rows and their transitions', async () => {
+    const schema = uniqueSchema();
+    const q = quoteSchemaName(schema);
+    // The schema as the first release left it, with a queued and a claimed message written by its functions.
+    await db.query(buildMigrateStatement(schema, q, migrations.slice(0, 1)));
+    const email = JSON.stringify({ from: { address: 'a@example.com', domain: 'example.com' }, to: [], cc: [], bcc: [], replyTo: [], subject: 'Old', attachments: [], headers: {}, references: [] });
+    await db.query(`select * from ${q}.enqueue('msg_old_queued', 'owner', null, 'k1', 'f1', '<a@example.com>', $1::jsonb, now() - interval '1 minute', 3)`, [email]);
+    await db.query(`select * from ${q}.enqueue('msg_old_sending', 'owner', null, null, null, '<b@example.com>', $1::jsonb, now(), 3, '{}', '{}', 'w-old', 60000)`, [email]);
+
+    const store = createPostgresStore({ client: db, schema });
+    expect((await store.migrate()).map((m) => m.version)).toEqual(migrations.map((m) => m.version));
+    expect(await store.outbox.findByIdempotencyKey('owner', 'k1')).toMatchObject({ id: 'msg_old_queued', status: 'queued', fingerprint: 'f1' });
+    const [claimed] = await store.outbox.claim({ workerId: 'w-new', limit: 10, leaseMs: 60_000, ownerId: 'owner' });
+    expect(claimed).toMatchObject({ id: 'msg_old_queued', attempt: 1 });
+    const error = { code: 'SMTP_TRANSIENT', message: '451', retryable: true };
+    const retried = await store.outbox.settle('msg_old_queued', 1, { status: 'retry', delayMs: 60_000, error });
+    expect(retried!.nextAttemptAt.getTime() - retried!.updatedAt.getTime()).toBe(60_000);
+    expect(await store.outbox.settle('msg_old_sending', 1, { status: 'sent', server: 's', accepted: [], rejected: [], response: '250' })).toMatchObject({ status: 'sent' });
+    expect((await store.events.list('owner', { messageId: 'msg_old_sending' })).map((e) => e.type)).toEqual(['queued', 'claimed', 'sent']);
+  });
+
   it('applies only the migrations not yet recorded', async () => {
     const schema = uniqueSchema();
     const q = `"${schema}"`;

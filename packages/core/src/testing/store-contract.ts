@@ -188,6 +188,41 @@ export function runStoreContract(options: StoreContractOptions): void {
         expect(after).toMatchObject({ status: 'unknown', error: { code: 'LEASE_EXPIRED', retryable: false } });
       });
 
+      it('takes a message over once at most: a second expired lease makes it unknown instead', async () => {
+        const ownerId = owner();
+        const { record: r } = await store.outbox.enqueue(record(ownerId), { claim: { workerId: 'crashed', leaseMs: 100 } });
+        await sleep(250);
+        expect(await claimOne(r.id, 100, 'rescuer')).toMatchObject({ attempt: 2, possibleDuplicate: true });
+        await sleep(250);
+        // The rescuer also never recorded an outcome: a third send could be a third copy.
+        expect(await claimOne(r.id)).toBeUndefined();
+        expect(await store.outbox.get(ownerId, r.id)).toMatchObject({ status: 'unknown', attempt: 2, possibleDuplicate: true, error: { code: 'LEASE_EXPIRED', retryable: false } });
+        expect((await store.events.list(ownerId, { messageId: r.id })).map((e) => e.type)).toEqual(['queued', 'claimed', 'reclaimed', 'unknown']);
+      });
+
+      it('claims only the ids asked for', async () => {
+        const ownerId = owner();
+        const { record: a } = await store.outbox.enqueue(record(ownerId));
+        const { record: b } = await store.outbox.enqueue(record(ownerId));
+        const claimed = await store.outbox.claim({ workerId: 'w', limit: 10, leaseMs: 60_000, ownerId, ids: [b.id, 'msg_missing'] });
+        expect(claimed.map((r) => r.id)).toEqual([b.id]);
+        expect(await store.outbox.claim({ workerId: 'w', limit: 10, leaseMs: 60_000, ownerId, ids: [] })).toEqual([]);
+        expect((await store.outbox.get(ownerId, a.id))!.status).toBe('queued');
+      });
+
+      it('takes "now" and delays from its own clock', async () => {
+        const ownerId = owner();
+        const { record: now } = await store.outbox.enqueue(record(ownerId, { sendAt: undefined }));
+        expect(now.sendAt.getTime()).toBe(now.createdAt.getTime());
+        expect(now.nextAttemptAt.getTime()).toBe(now.sendAt.getTime());
+        expect(await claimOne(now.id)).toMatchObject({ id: now.id });
+        const { record: later } = await store.outbox.enqueue(record(ownerId, { sendAt: undefined, delayMs: 300 }));
+        expect(later.nextAttemptAt.getTime() - later.sendAt.getTime()).toBe(300);
+        expect(await claimOne(later.id)).toBeUndefined();
+        await sleep(400);
+        expect(await claimOne(later.id)).toMatchObject({ id: later.id, attempt: 1 });
+      });
+
       it('puts a retry back in the queue until its time, then fails or gives unknown for good', async () => {
         const ownerId = owner();
         const { record: r } = await store.outbox.enqueue(record(ownerId), { claim: { workerId: 'w', leaseMs: 60_000 } });
