@@ -27,8 +27,11 @@ export type SinkDataAction = SinkReply | 'hang' | 'drop';
 export interface SinkBehavior {
   /** Instead of the greeting, e.g. 421 to refuse the connection. */
   connect?: (session: SinkSession) => SinkReply | undefined;
-  /** Before the credentials are checked, e.g. 535 even with the right password. */
-  auth?: (user: string, session: SinkSession) => SinkReply | undefined;
+  /**
+   * Before the credentials are checked, e.g. 535 even with the right password. `password` is what the client sent,
+   * so a test can play a server that echoes the exchange back.
+   */
+  auth?: (user: string, session: SinkSession, password: string) => SinkReply | undefined;
   mailFrom?: (address: string, session: SinkSession) => SinkReply | undefined;
   /** Per recipient: refusing some of them gives the client a partial rejection. */
   rcptTo?: (address: string, session: SinkSession) => SinkReply | undefined;
@@ -100,8 +103,11 @@ export interface SmtpSink {
   /** Messages kept so far, oldest first. The same array for the sink's whole life. */
   readonly messages: ReceivedMessage[];
   behavior: SinkBehavior;
-  /** Cumulative since start (clear() leaves them): connections opened, messages accepted with 2xx, commands refused by behavior. */
-  readonly stats: { connections: number; messages: number; rejected: number };
+  /**
+   * Cumulative since start (clear() leaves them): connections opened, messages accepted with 2xx, commands refused by
+   * behavior, QUIT commands received, and client connections closed (by either side).
+   */
+  readonly stats: { connections: number; messages: number; rejected: number; quits: number; closed: number };
   /**
    * A server config a mailer can use directly: host, port, secure, starttls (`required` for a STARTTLS sink,
    * `disabled` for a plain one), auth, and tls `{ ca: certificate, servername: 'localhost' }`. Overrides are shallow.
@@ -141,7 +147,7 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}): Promise<Smtp
   }
 
   const messages: ReceivedMessage[] = [];
-  const stats = { connections: 0, messages: 0, rejected: 0 };
+  const stats = { connections: 0, messages: 0, rejected: 0, quits: 0, closed: 0 };
   const waiters = new Set<Waiter>();
   /** Every accepted TCP socket; for TLS sessions these are the plain sockets underneath. */
   const sockets = new Set<Socket>();
@@ -208,7 +214,7 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}): Promise<Smtp
     onAuth(auth, session, callback) {
       const user = auth.username ?? '';
       const hook = sink.behavior.auth;
-      const reply = hook && ask('auth', () => hook(user, sinkSession(session)));
+      const reply = hook && ask('auth', () => hook(user, sinkSession(session), auth.password ?? ''));
       if (reply && reply.code >= 400) {
         stats.rejected++;
         callback(smtpError(reply, 'auth'));
@@ -219,6 +225,10 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}): Promise<Smtp
         return;
       }
       callback(null, { user });
+    },
+
+    onClose() {
+      stats.closed++;
     },
 
     onMailFrom(address, session, callback) {
@@ -283,6 +293,7 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}): Promise<Smtp
   };
 
   const server = new SMTPServer(serverOptions);
+  countQuits(server, stats);
   // smtp-server re-emits client socket errors (resets from clients that time out on a hung sink, TLS failures) on
   // the server; unhandled they would crash the test process, and every one of them is the client's to report.
   server.on('error', () => undefined);
@@ -381,6 +392,28 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}): Promise<Smtp
     },
   };
   return sink;
+}
+
+/**
+ * smtp-server has no hook for QUIT, so each new connection's QUIT handler is wrapped to count it: that is how a test
+ * learns that a client closed politely rather than just dropping the socket.
+ */
+function countQuits(server: SMTPServer, stats: { quits: number }): void {
+  type Connection = { handler_QUIT: (command: unknown, callback: () => void) => void };
+  const internals = server as unknown as { connect(socket: unknown, options: unknown): void; connections: Set<Connection> };
+  const connect = internals.connect.bind(server);
+  internals.connect = (socket, options) => {
+    const before = new Set(internals.connections);
+    connect(socket, options);
+    for (const connection of internals.connections) {
+      if (before.has(connection)) continue;
+      const quit = connection.handler_QUIT.bind(connection);
+      connection.handler_QUIT = (command, callback) => {
+        stats.quits++;
+        quit(command, callback);
+      };
+    }
+  };
 }
 
 function isReply(value: unknown): value is SinkReply {
