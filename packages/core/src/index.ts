@@ -1,5 +1,5 @@
 export { createMailer, Mailer } from './mailer/mailer.js';
-export type { MailerOptions, MailerStatus, SendResult, EnqueueResult, MessageStatusReport } from './mailer/mailer.js';
+export type { MailerOptions, MailerStatus, SendResult, EnqueueResult, MessageStatusReport, FollowUpStatus } from './mailer/mailer.js';
 
 export { emailSchema, attachmentSchema, addressListSchema } from './message/email-schema.js';
 export type { OutgoingEmail, AttachmentInput } from './message/email-schema.js';
