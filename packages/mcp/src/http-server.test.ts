@@ -5,7 +5,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { afterEach, describe, expect, it } from 'vitest';
-import { isLoopbackHost, type McpHttpServer, startMcpHttpServer } from './index.js';
+import { isLoopbackHost, type McpHttpServer, type McpHttpServerOptions, startMcpHttpServer } from './index.js';
 
 const PASSWORD = 'hunter2-very-secret';
 const USER = 'smtp-login-name';
@@ -23,11 +23,13 @@ afterEach(async () => {
   http = mailer = sink = undefined;
 });
 
-async function start(options: { token?: string; auth?: boolean; unnamed?: boolean } = {}): Promise<McpHttpServer> {
+type Limits = Pick<McpHttpServerOptions, 'maxRequestBytes' | 'maxInFlightBytes' | 'maxConcurrentRequests' | 'retryAfterSeconds'>;
+
+async function start(options: { token?: string; auth?: boolean; unnamed?: boolean; limits?: Limits } = {}): Promise<McpHttpServer> {
   sink = await startSmtpSink(options.auth ? { auth: { user: USER, pass: PASSWORD } } : {});
   const config = options.unnamed ? sink.serverConfig() : sink.serverConfig({ name: 'sink' });
   mailer = createMailer({ servers: [config], defaults: { from: 'agent@example.com' }, env: {} });
-  http = await startMcpHttpServer({ mailer, port: 0, ...(options.token ? { token: options.token } : {}) });
+  http = await startMcpHttpServer({ mailer, port: 0, ...(options.token ? { token: options.token } : {}), ...options.limits });
   return http;
 }
 
@@ -37,6 +39,47 @@ async function connectClient(url: string, headers?: Record<string, string>): Pro
   const transport = new StreamableHTTPClientTransport(new URL(`${url}/mcp`), headers ? { requestInit: { headers } } : undefined);
   await client.connect(transport);
   return client;
+}
+
+/**
+ * A request whose headers and first half of the body are sent now and the rest on `finish()`: it is in flight (and
+ * holds its announced bytes of the server's budget) for as long as the test wants.
+ */
+function holdRequest(url: string, body: string): { finish: () => Promise<RawResponse> } {
+  const { hostname, port } = new URL(url);
+  const bytes = Buffer.from(body);
+  let req!: ReturnType<typeof request>;
+  const response = new Promise<RawResponse>((resolve, reject) => {
+    req = request(
+      { host: hostname, port, method: 'POST', path: '/mcp', headers: { ...mcpHeaders, 'Content-Length': String(bytes.length) }, agent: false },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
+      },
+    );
+    req.on('error', reject);
+  });
+  req.write(bytes.subarray(0, bytes.length >> 1));
+  return {
+    finish: () => {
+      req.end(bytes.subarray(bytes.length >> 1));
+      return response;
+    },
+  };
+}
+
+type RawResponse = { status: number; headers: Record<string, string | string[] | undefined>; body: string };
+
+/** A tools/call of send_email with an attachment of `attachmentBytes`, as the raw JSON-RPC body. */
+function sendEmailBody(id: number, attachmentBytes = 0): string {
+  const attachments = attachmentBytes ? [{ filename: 'a.bin', content_base64: Buffer.alloc(attachmentBytes, 1).toString('base64') }] : undefined;
+  return JSON.stringify({
+    jsonrpc: '2.0',
+    id,
+    method: 'tools/call',
+    params: { name: 'send_email', arguments: { to: 'ada@example.com', subject: `request ${id}`, body: 'x', ...(attachments ? { attachments } : {}) } },
+  });
 }
 
 /** A raw request, so tests control the Host header and see status, headers and body exactly. */
@@ -126,7 +169,7 @@ describe('startMcpHttpServer', () => {
   });
 
   it('answers unknown paths with 404 JSON, a bad body with 400 and an oversized one with 413', async () => {
-    const server = await start();
+    const server = await start({ limits: { maxRequestBytes: 64 * 1024 } });
     const missing = await raw(server.url, { path: '/nope' });
     expect(missing.status).toBe(404);
     expect(JSON.parse(missing.body).error).toContain('/nope');
@@ -135,8 +178,98 @@ describe('startMcpHttpServer', () => {
     expect(bad.status).toBe(400);
     expect(JSON.parse(bad.body)).toMatchObject({ error: { code: -32700 } });
 
-    const big = await raw(server.url, { method: 'POST', path: '/mcp', headers: mcpHeaders, body: `"${'x'.repeat(10 * 1024 * 1024)}"` });
+    const big = await raw(server.url, { method: 'POST', path: '/mcp', headers: mcpHeaders, body: `"${'x'.repeat(100 * 1024)}"` });
     expect(big.status).toBe(413);
+    expect(JSON.parse(big.body).error.message).toContain('maxRequestBytes');
+  });
+
+  describe('under load', () => {
+    const post = (url: string, body: string): Promise<RawResponse> => raw(url, { method: 'POST', path: '/mcp', headers: mcpHeaders, body });
+
+    /** Waits until the server holds `count` requests: from then on they hold their share of its budget. */
+    async function waitForInFlight(server: McpHttpServer, count: number): Promise<void> {
+      const deadline = Date.now() + 15_000;
+      while (server.inFlight().requests < count) {
+        if (Date.now() > deadline) throw new Error(`only ${server.inFlight().requests} of ${count} requests arrived`);
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+    }
+
+    function expectBusy(res: RawResponse): void {
+      expect(res.status).toBe(503);
+      expect(res.headers['retry-after']).toBe('2');
+      expect(JSON.parse(res.body)).toMatchObject({ jsonrpc: '2.0', id: null, error: { code: -32000, message: expect.stringContaining('Retry after 2 s') } });
+    }
+
+    const subjectsOf = (responses: RawResponse[]): string[] => responses.map((res) => `request ${JSON.parse(res.body).id}`).sort();
+
+    it('refuses requests over the in-flight byte cap with 503 and Retry-After, and serves the rest', async () => {
+      // ~400 kB bodies (300 kB attachments as base64): two fit in 1 MB, a third does not.
+      const server = await start({ limits: { maxRequestBytes: 500_000, maxInFlightBytes: 1_000_000, retryAfterSeconds: 2 } });
+      const held = [holdRequest(server.url, sendEmailBody(1, 300_000)), holdRequest(server.url, sendEmailBody(2, 300_000))];
+      await waitForInFlight(server, 2);
+      expect(server.inFlight().bytes).toBeGreaterThan(800_000);
+      const refused = await Promise.all([3, 4, 5].map((id) => post(server.url, sendEmailBody(id, 300_000))));
+      for (const res of refused) expectBusy(res);
+      // A small request still fits in what the held ones leave.
+      const small = await post(server.url, sendEmailBody(6));
+      const finished = await Promise.all(held.map((h) => h.finish()));
+      const served = [small, ...finished];
+      for (const res of served) {
+        expect(res.status).toBe(200);
+        expect(JSON.parse(res.body).result.isError).toBeFalsy();
+      }
+      // Every response is in, and a send is answered only after the SMTP server's 250: the sink has all it will get.
+      expect(sink!.messages.map((m) => m.subject).sort()).toEqual(subjectsOf(served));
+      expect(server.inFlight()).toEqual({ requests: 0, bytes: 0 });
+
+      const after = await post(server.url, sendEmailBody(7, 300_000));
+      expect(after.status).toBe(200);
+      expect(sink!.messages.map((m) => m.subject).sort()).toEqual(subjectsOf([...served, after]));
+    });
+
+    it('refuses requests over the concurrency cap with 503 and Retry-After', async () => {
+      const server = await start({ limits: { maxConcurrentRequests: 1, retryAfterSeconds: 2 } });
+      const held = holdRequest(server.url, sendEmailBody(1));
+      await waitForInFlight(server, 1);
+      expectBusy(await post(server.url, sendEmailBody(2)));
+      const finished = await held.finish();
+      expect(finished.status).toBe(200);
+      const after = await post(server.url, sendEmailBody(3));
+      expect(after.status).toBe(200);
+      expect(sink!.messages.map((m) => m.subject).sort()).toEqual(subjectsOf([finished, after]));
+    });
+
+    it('counts a body of unannounced length (chunked) as it arrives, and refuses it once over the cap', async () => {
+      const server = await start({ limits: { maxRequestBytes: 500_000, maxInFlightBytes: 600_000, retryAfterSeconds: 2 } });
+      const held = holdRequest(server.url, sendEmailBody(1, 300_000));
+      await waitForInFlight(server, 1);
+      const chunked = await new Promise<RawResponse>((resolve, reject) => {
+        const { hostname, port } = new URL(server.url);
+        const req = request({ host: hostname, port, method: 'POST', path: '/mcp', headers: mcpHeaders, agent: false }, (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
+        });
+        req.on('error', reject);
+        // Two writes before end(): Node sends them chunked, with no Content-Length.
+        const body = Buffer.from(sendEmailBody(2, 300_000));
+        req.write(body.subarray(0, 1000));
+        req.end(body.subarray(1000));
+      });
+      expectBusy(chunked);
+      expect((await held.finish()).status).toBe(200);
+      expect(sink!.messages.map((m) => m.subject)).toEqual(['request 1']);
+    });
+
+    it('refuses limits that could never serve the largest request', async () => {
+      sink = await startSmtpSink();
+      mailer = createMailer({ servers: [sink.serverConfig()], env: {} });
+      const failure = await startMcpHttpServer({ mailer, port: 0, maxRequestBytes: 2_000_000, maxInFlightBytes: 1_000_000 }).catch((err: unknown) => err);
+      expect(failure).toMatchObject({ code: 'CONFIG_ERROR', setting: 'maxInFlightBytes' });
+      const zero = await startMcpHttpServer({ mailer, port: 0, maxConcurrentRequests: 0 }).catch((err: unknown) => err);
+      expect(zero).toMatchObject({ code: 'CONFIG_ERROR', setting: 'maxConcurrentRequests' });
+    });
   });
 
   it('GET /health reports status, version and per-server health without credentials', async () => {

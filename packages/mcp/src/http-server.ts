@@ -2,9 +2,11 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { isIPv4, isIPv6 } from 'node:net';
-import { ConfigError, type Logger, type Mailer, safeLogger } from '@agent-smtp/core';
+import { ConfigError, DEFAULT_LIMITS, type Logger, type Mailer, safeLogger } from '@agent-smtp/core';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { createMcpServer } from './create-mcp-server.js';
+import { RequestBudget, type RequestTicket } from './request-budget.js';
+import { maxRequestBytesFor } from './stdio-transport.js';
 import { VERSION } from './version.js';
 
 export interface McpHttpServerOptions {
@@ -18,12 +20,29 @@ export interface McpHttpServerOptions {
   token?: string;
   /** pino-compatible; everything logged through it is redacted. Default: logs nothing. */
   logger?: Logger;
+  /**
+   * Largest request body, in bytes; a larger one gets `413`. Default `maxRequestBytesFor(DEFAULT_LIMITS.maxMessageBytes)`
+   * (about 20 MiB), so that every email the default limits accept fits, base64 attachments and JSON escaping included.
+   * A mailer with other `limits.maxMessageBytes` wants `maxRequestBytesFor(thatLimit)`.
+   */
+  maxRequestBytes?: number;
+  /**
+   * Bytes of request bodies held at once, across all requests in flight (a request holds its body's bytes until its
+   * response is sent). Over it, a request gets `503` with `Retry-After`. Default 64 MiB; at least `maxRequestBytes`.
+   */
+  maxInFlightBytes?: number;
+  /** Requests to `/mcp` in flight at once; over it, `503` with `Retry-After`. Default 32. */
+  maxConcurrentRequests?: number;
+  /** Seconds a refused client is told to wait (`Retry-After`). Default 1. */
+  retryAfterSeconds?: number;
 }
 
 export interface McpHttpServer {
   /** `http://host:port`, with the port actually bound. The MCP endpoint is `${url}/mcp`. */
   url: string;
   port: number;
+  /** What is in flight now: requests to `/mcp` being read or answered, and the bytes of their bodies. */
+  inFlight(): { requests: number; bytes: number };
   /** Stops accepting connections and resolves once the requests in flight have finished. */
   close(): Promise<void>;
 }
@@ -31,8 +50,10 @@ export interface McpHttpServer {
 /** The environment variable the CLI reads the bearer token from; named in the error when one is needed. */
 export const MCP_TOKEN_ENV = 'AGENT_SMTP_MCP_TOKEN';
 
-const MAX_BODY_BYTES = 10 * 1024 * 1024;
 const CLOSE_GRACE_MS = 5_000;
+const DEFAULT_MAX_IN_FLIGHT_BYTES = 64 * 1024 * 1024;
+const DEFAULT_MAX_CONCURRENT_REQUESTS = 32;
+const DEFAULT_RETRY_AFTER_SECONDS = 1;
 
 /** True for `localhost`, `127.0.0.0/8`, `::1` (with or without brackets) and IPv4-mapped `::ffff:127.x.y.z`. */
 export function isLoopbackHost(host: string): boolean {
@@ -75,6 +96,8 @@ export async function startMcpHttpServer(options: McpHttpServerOptions): Promise
     throw new ConfigError(`port is ${String(requestedPort)} but must be a whole number from 0 to 65535.`, { setting: 'port' });
   }
   assertSafeBinding(host, token);
+  const limits = requestLimits(options);
+  const budget = new RequestBudget(limits.maxConcurrentRequests, limits.maxInFlightBytes);
   const loopback = isLoopbackHost(host);
   const expectedTokenDigest = token === undefined ? undefined : sha256(token);
 
@@ -121,9 +144,26 @@ export async function startMcpHttpServer(options: McpHttpServerOptions): Promise
       return;
     }
 
-    const body = await readBody(req);
+    const declared = contentLength(req);
+    if (declared !== undefined && declared > limits.maxRequestBytes) {
+      req.resume();
+      sendJson(res, 413, rpcError(-32000, tooLarge(limits.maxRequestBytes)), { Connection: 'close' });
+      return;
+    }
+    // Admitted before the body is read, so a refused request costs no memory: its body is drained, not kept.
+    const ticket = budget.admit(declared ?? 0);
+    if (!ticket) {
+      refuseBusy(req, res);
+      return;
+    }
+    res.once('close', ticket.release);
+    const body = await readBody(req, limits.maxRequestBytes, declared === undefined ? ticket : undefined);
     if (body === 'too-large') {
-      sendJson(res, 413, rpcError(-32000, `Request body larger than ${MAX_BODY_BYTES} bytes.`), { Connection: 'close' });
+      sendJson(res, 413, rpcError(-32000, tooLarge(limits.maxRequestBytes)), { Connection: 'close' });
+      return;
+    }
+    if (body === 'busy') {
+      refuseBusy(req, res);
       return;
     }
     let parsed: unknown;
@@ -134,7 +174,7 @@ export async function startMcpHttpServer(options: McpHttpServerOptions): Promise
       return;
     }
 
-    const server = createMcpServer({ mailer });
+    const server = createMcpServer({ mailer, logger: options.logger });
     const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
     res.on('close', () => {
       void transport.close();
@@ -142,6 +182,17 @@ export async function startMcpHttpServer(options: McpHttpServerOptions): Promise
     });
     await server.connect(transport);
     await transport.handleRequest(req, res, parsed);
+  };
+
+  const refuseBusy = (req: IncomingMessage, res: ServerResponse): void => {
+    req.resume();
+    logger.warn({ inFlight: budget.inFlight, maxConcurrentRequests: budget.maxRequests, maxInFlightBytes: budget.maxBytes }, 'MCP HTTP request refused: busy');
+    sendJson(
+      res,
+      503,
+      rpcError(-32000, `Server busy: too many requests, or too many bytes of them, in flight. Retry after ${limits.retryAfterSeconds} s.`),
+      { 'Retry-After': String(limits.retryAfterSeconds) },
+    );
   };
 
   const httpServer: Server = createServer((req, res) => {
@@ -171,6 +222,7 @@ export async function startMcpHttpServer(options: McpHttpServerOptions): Promise
   return {
     url,
     port,
+    inFlight: () => budget.inFlight,
     close() {
       closing ??= new Promise<void>((resolve, reject) => {
         const force = setTimeout(() => httpServer.closeAllConnections(), CLOSE_GRACE_MS);
@@ -217,23 +269,62 @@ function sha256(value: string): Buffer {
   return createHash('sha256').update(value, 'utf8').digest();
 }
 
-function readBody(req: IncomingMessage): Promise<Buffer | 'too-large'> {
-  const declared = Number(req.headers['content-length']);
-  if (Number.isFinite(declared) && declared > MAX_BODY_BYTES) {
-    req.resume();
-    return Promise.resolve('too-large');
+interface RequestLimits {
+  maxRequestBytes: number;
+  maxInFlightBytes: number;
+  maxConcurrentRequests: number;
+  retryAfterSeconds: number;
+}
+
+function requestLimits(options: McpHttpServerOptions): RequestLimits {
+  const limits = {
+    maxRequestBytes: options.maxRequestBytes ?? maxRequestBytesFor(DEFAULT_LIMITS.maxMessageBytes),
+    maxInFlightBytes: options.maxInFlightBytes ?? DEFAULT_MAX_IN_FLIGHT_BYTES,
+    maxConcurrentRequests: options.maxConcurrentRequests ?? DEFAULT_MAX_CONCURRENT_REQUESTS,
+    retryAfterSeconds: options.retryAfterSeconds ?? DEFAULT_RETRY_AFTER_SECONDS,
+  };
+  for (const [setting, value] of Object.entries(limits)) {
+    if (!Number.isSafeInteger(value) || value < 1) {
+      throw new ConfigError(`${setting} is ${String(value)} but must be a whole number of at least 1.`, { setting });
+    }
   }
+  if (limits.maxInFlightBytes < limits.maxRequestBytes) {
+    throw new ConfigError(
+      `maxInFlightBytes (${limits.maxInFlightBytes}) is less than maxRequestBytes (${limits.maxRequestBytes}): the largest request could never be served. Raise maxInFlightBytes or lower maxRequestBytes.`,
+      { setting: 'maxInFlightBytes' },
+    );
+  }
+  return limits;
+}
+
+function contentLength(req: IncomingMessage): number | undefined {
+  const header = req.headers['content-length'];
+  if (header === undefined) return undefined;
+  const length = Number(header);
+  return Number.isSafeInteger(length) && length >= 0 ? length : undefined;
+}
+
+function tooLarge(maxRequestBytes: number): string {
+  return `Request body larger than ${maxRequestBytes} bytes (maxRequestBytes): send smaller attachments, or a link to the files instead.`;
+}
+
+/**
+ * Reads the body up to `maxBytes`. A body of unannounced length (chunked) takes its bytes from `ticket` as they
+ * arrive, and stops with 'busy' when the budget runs out; an announced one was admitted for its whole length.
+ */
+function readBody(req: IncomingMessage, maxBytes: number, ticket: RequestTicket | undefined): Promise<Buffer | 'too-large' | 'busy'> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
+    const stop = (outcome: 'too-large' | 'busy'): void => {
+      req.off('data', onData);
+      req.resume();
+      resolve(outcome);
+    };
     const onData = (chunk: Buffer): void => {
       size += chunk.length;
-      if (size > MAX_BODY_BYTES) {
-        req.off('data', onData);
-        req.resume();
-        resolve('too-large');
-        return;
-      }
+      if (size > maxBytes) return stop('too-large');
+      if (ticket && !ticket.grow(chunk.length)) return stop('busy');
       chunks.push(chunk);
     };
     req.on('data', onData);
