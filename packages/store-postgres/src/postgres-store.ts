@@ -1,6 +1,7 @@
-import type { AuditStore, CounterStore, CredentialStore, EventStore, MailStore, OutboxStore, SuppressionStore } from '@agent-smtp/core';
+import type { AuditStore, CounterStore, CredentialStore, EventStore, Logger, MailStore, OutboxStore, SuppressionStore } from '@agent-smtp/core';
+import { safeLogger } from '@agent-smtp/core';
 import { runMigrations } from './migrate.js';
-import type { PostgresClient } from './postgres-client.js';
+import { listenForConnectionErrors, rerunWhenSessionEnded, type PostgresClient } from './postgres-client.js';
 import { PostgresOutboxStore } from './postgres-outbox-store.js';
 import {
   PostgresAuditStore,
@@ -17,6 +18,11 @@ export interface PostgresStoreOptions {
   client: PostgresClient;
   /** The schema that holds the tables and functions: lower-case letters, digits and `_`. Default `agent_smtp`. */
   schema?: string;
+  /**
+   * Where the store reports connections PostgreSQL dropped (a warning per lost idle connection of a `pg` Pool) and
+   * statements it ran again because of one (debug). A pino logger fits. Default: logs nothing.
+   */
+  logger?: Logger;
 }
 
 export interface AppliedMigration {
@@ -38,14 +44,20 @@ export interface PostgresStore extends MailStore {
 /**
  * Creates a store over any client with `query(text, params)`. It never ends the client: `close` is absent on
  * purpose, since the pool usually serves the rest of the application too.
+ *
+ * Connections PostgreSQL drops do not take the process down: on a client with `'error'` events (a `pg` Pool or
+ * Client) the store listens for them, and a statement the server ended together with its session runs again on
+ * another connection (see `rerunWhenSessionEnded`).
  */
 export function createPostgresStore(options: PostgresStoreOptions): PostgresStore {
   const schema = options.schema ?? 'agent_smtp';
   const quoted = quoteSchemaName(schema);
-  const { client } = options;
-  if (!client || typeof client.query !== 'function') {
+  if (!options.client || typeof options.client.query !== 'function') {
     throw new TypeError('createPostgresStore needs a client with a query(text, params) method: a pg Pool or Client, or a PGlite instance.');
   }
+  const logger = safeLogger(options.logger);
+  listenForConnectionErrors(options.client, logger);
+  const client = rerunWhenSessionEnded(options.client, logger);
   const outbox: OutboxStore = new PostgresOutboxStore(client, quoted);
   const events: EventStore = new PostgresEventStore(client, quoted);
   const suppressions: SuppressionStore = new PostgresSuppressionStore(client, quoted);

@@ -230,6 +230,7 @@ export class Mailer {
    * several machines, may share one Postgres store. `stop()` finishes what the worker claimed.
    */
   startWorker(options: WorkerOptions = {}): OutboxWorker {
+    this.assertOpen();
     const worker = new OutboxWorker(this.store, this.pool, this.logger, { ownerId: this.ownerId, agentId: this.agentId }, { retry: this.retry, recordRetryDelaysMs: this.recordRetryDelaysMs, ...options });
     this.workers.add(worker);
     return worker;
