@@ -28,7 +28,7 @@ export interface McpHttpServerOptions {
   maxRequestBytes?: number;
   /**
    * Bytes of request bodies held at once, across all requests in flight (a request holds its body's bytes until its
-   * response is sent). Over it, a request gets `503` with `Retry-After`. Default 64 MiB; at least `maxRequestBytes`.
+   * response is sent). Over it, a request gets `503` with `Retry-After`. Default 32 MiB; at least `maxRequestBytes`.
    */
   maxInFlightBytes?: number;
   /** Requests to `/mcp` in flight at once; over it, `503` with `Retry-After`. Default 32. */
@@ -51,7 +51,7 @@ export interface McpHttpServer {
 export const MCP_TOKEN_ENV = 'AGENT_SMTP_MCP_TOKEN';
 
 const CLOSE_GRACE_MS = 5_000;
-const DEFAULT_MAX_IN_FLIGHT_BYTES = 64 * 1024 * 1024;
+const DEFAULT_MAX_IN_FLIGHT_BYTES = 32 * 1024 * 1024;
 const DEFAULT_MAX_CONCURRENT_REQUESTS = 32;
 const DEFAULT_RETRY_AFTER_SECONDS = 1;
 
