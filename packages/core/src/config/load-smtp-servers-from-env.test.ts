@@ -337,3 +337,20 @@ describe('loadSmtpServersFromEnv: values resolveSmtpServerConfigs would refuse a
   });
 });
 
+
+// Issue 7 item 14: `SMTP_HOST=user:password@host` repeated the password in the configuration error.
+describe('loadSmtpServersFromEnv with credentials in SMTP_HOST', () => {
+  it.each([
+    ['user:SECRET@smtp.example.com', 'SMTP_HOST'],
+    ['smtp://agent%40example.com:SECRET@smtp.example.com:587', 'SMTP_HOST'],
+    ['SECRET@smtp.example.com', 'SMTP_HOST_2'],
+    ['a:b@c:SECRET@smtp.example.com', 'SMTP_HOST'],
+  ])('%s in %s is refused without repeating the password', (template, variable) => {
+    const value = template.replace('SECRET', SECRET);
+    const env = variable === 'SMTP_HOST' ? { SMTP_HOST: value } : { SMTP_HOST: 'ok.example.com', [variable]: value };
+    const error = configError(env, variable);
+    expect(error.message).toContain('smtp.example.com');
+    expect(error.message).toContain(variable === 'SMTP_HOST' ? 'SMTP_PASSWORD' : 'SMTP_PASSWORD_2');
+    expect(error.message).not.toContain(encodeURIComponent(SECRET));
+  });
+});

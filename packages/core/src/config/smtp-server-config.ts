@@ -178,7 +178,7 @@ function configIssue(issues: readonly z.core.$ZodIssue[], config: SmtpServerConf
 
 /**
  * The known key nearest to `key`: the same letters in another case, a listed alias, one that starts with the other,
- * or the closest by edit distance (transpositions count as one edit) within a third of the key's length.
+ * or the closest by edit distance (transpositions count as one edit) within a third of the key's length (at least 2).
  */
 export function nearestKey(key: string, known: readonly string[]): string | undefined {
   const lower = key.toLowerCase();
@@ -194,7 +194,7 @@ export function nearestKey(key: string, known: readonly string[]): string | unde
       bestDistance = distance;
     }
   }
-  return bestDistance <= Math.max(1, Math.floor(key.length / 3)) ? best : undefined;
+  return bestDistance <= Math.max(2, Math.ceil(key.length / 3)) ? best : undefined;
 }
 
 /** Optimal string alignment distance; keys are short (the caller caps nothing, so it is bounded here). */
