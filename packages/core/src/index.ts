@@ -20,6 +20,9 @@ export type { SmtpPoolOptions, PoolMessage, PoolSendResult, RejectedRecipient, V
 export type { ServerStatus } from './pool/server-state.js';
 export type { BackoffOptions } from './pool/backoff.js';
 export { classifySmtpError } from './pool/classify-smtp-error.js';
+export type { PoolSendOptions, PoolCloseOptions } from './pool/smtp-pool.js';
+export { SecretScrubber, MIN_SCRUBBED_SECRET_LENGTH, REDACTED_SECRET } from './secrets/secret-scrubber.js';
+export type { ScrubbedCredential } from './secrets/secret-scrubber.js';
 
 export { TemplateEngine, compileTemplate, hasTemplateTags, renderTemplate } from './template/template-engine.js';
 export type { CompiledTemplate, RenderOptions, TemplateEngineOptions, TemplateEscape } from './template/template-engine.js';

@@ -94,6 +94,8 @@ export class SmtpPool {
   #sendOrder: ServerState[] = [];
   #preferred: string | undefined;
   #closed = false;
+  /** Set by close({ force: true }): connection failures from then on are ours, not the servers'. */
+  #forceClosed = false;
   /** Aborted by close(): wakes every send waiting out a backoff. */
   readonly #closing = new AbortController();
   /** The credentials of every configured server, removed from whatever any server says. */
@@ -175,7 +177,8 @@ export class SmtpPool {
     } catch (caught) {
       const raw = caught as Error & NodemailerErrorLike & { response?: string; rejected?: string[] };
       const cause = server.scrubber.merge(this.#scrubber).scrubError(raw);
-      const interruption = signal?.aborted ? 'aborted' : this.#closed ? 'closed' : undefined;
+      // Only failures we caused count as interruptions: a server's own refusal that races an abort stays what it is.
+      const interruption = raw.code === 'EABORT' ? 'aborted' : this.#forceClosed && !raw.responseCode ? 'closed' : undefined;
       if (interruption) {
         // We cut the send short, the server did nothing wrong: its health is left as it was.
         if (!tracker.bodySent) throw this.#cutOff(attempts, interruption, cause);
@@ -329,6 +332,7 @@ export class SmtpPool {
       for (const server of this.#servers) server.retire();
     }
     if (options.force) {
+      this.#forceClosed = true;
       for (const server of [...this.#servers, ...this.#retired]) server.forceClose();
       this.#retired.clear();
     }
