@@ -1,7 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { newOutboxRecord } from '../testing/outbox-record-fixture.js';
+import { createMailer } from '../mailer/mailer.js';
+import { newOutboxRecord, sampleStoredEmail } from '../testing/outbox-record-fixture.js';
+import { startSmtpSink } from '../testing/smtp-sink.js';
 import { runStoreContract } from '../testing/store-contract.js';
-import { MemoryStore } from './memory-store.js';
+import type { Settlement } from './mail-store.js';
+import { DEFAULT_MAX_RETAINED_BYTES, MemoryStore } from './memory-store.js';
 
 runStoreContract({ name: 'MemoryStore', create: () => new MemoryStore() });
 
@@ -39,4 +42,113 @@ describe('MemoryStore retention', () => {
     expect(audit.length).toBeLessThanOrEqual(20);
     expect(audit[0]!.action).toBe('a99');
   });
+});
+
+describe('MemoryStore retention by bytes', () => {
+  const lease = { workerId: 'w', leaseMs: 60_000 };
+  const sent: Settlement = { status: 'sent', server: 's', accepted: ['ada@example.com'], rejected: [], response: '250 ok' };
+  /** 1,000 characters of text, HTML and base64 each: 3,000 bytes of content. */
+  const email = () =>
+    sampleStoredEmail({ text: 't'.repeat(1_000), html: 'h'.repeat(1_000), attachments: [{ filename: 'a.bin', contentType: 'application/octet-stream', contentBase64: 'A'.repeat(1_000) }] });
+  const record = (id: string, idempotencyKey?: string) => newOutboxRecord('o', { id, idempotencyKey, email: email() });
+
+  async function finish(store: MemoryStore, id: string, settlement: Settlement = sent, key?: string): Promise<void> {
+    const { record: claimed } = await store.outbox.enqueue(record(id, key), { claim: lease });
+    await store.outbox.settle(claimed.id, 1, settlement);
+  }
+
+  it('strips the content of the oldest finished messages past maxRetainedBytes, keeps the rest of them, never touches queued or sending ones', async () => {
+    const store = new MemoryStore({ maxRetainedBytes: 10_000 });
+    // Each far bigger than the cap on its own: unfinished records are not the cap's to touch.
+    const big = sampleStoredEmail({ text: 'q'.repeat(50_000), attachments: [{ filename: 'big.bin', contentBase64: 'B'.repeat(50_000) }] });
+    await store.outbox.enqueue(newOutboxRecord('o', { id: 'queued', email: big, sendAt: new Date(Date.now() + 3_600_000) }));
+    await store.outbox.enqueue(newOutboxRecord('o', { id: 'sending', email: big }), { claim: lease });
+
+    const peaks: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      await finish(store, `m${i}`, sent, `k${i}`);
+      peaks.push(store.retainedBytes);
+    }
+    expect(peaks).toEqual([3_000, 6_000, 9_000, 9_000, 9_000, 9_000]);
+
+    for (const id of ['queued', 'sending']) expect((await store.outbox.get('o', id))!.email).toEqual(big);
+    for (const id of ['m3', 'm4', 'm5']) expect((await store.outbox.get('o', id))!.email).toEqual(email());
+    for (const id of ['m0', 'm1', 'm2']) {
+      const stripped = (await store.outbox.get('o', id))!;
+      const { text: _t, html: _h, ...rest } = email();
+      expect(stripped.email).toEqual({ ...rest, attachments: [{ filename: 'a.bin', contentType: 'application/octet-stream', contentBase64: '' }] });
+      expect(stripped).toMatchObject({ status: 'sent', accepted: ['ada@example.com'], response: '250 ok' });
+      expect((await store.events.list('o', { messageId: id })).map((e) => e.type)).toEqual(['queued', 'claimed', 'sent']);
+    }
+    // The idempotency key of a stripped message still replays it rather than sending it again.
+    expect(await store.outbox.enqueue(record('again', 'k0'))).toMatchObject({ created: false, record: { id: 'm0', status: 'sent' } });
+
+    // The queued and sending ones count once they finish.
+    await store.outbox.settle('sending', 1, sent);
+    expect(store.retainedBytes).toBeLessThanOrEqual(10_000);
+    expect((await store.outbox.get('o', 'sending'))!.email.text).toBeUndefined();
+    expect((await store.outbox.get('o', 'queued'))!.email).toEqual(big);
+  });
+
+  it('drops a retryable failure whole when it would lose its content, so that a retry under its key sends it afresh', async () => {
+    const store = new MemoryStore({ maxRetainedBytes: 6_000 });
+    const error = { code: 'SMTP_UNAVAILABLE', message: 'all servers down', retryable: true };
+    await finish(store, 'failed', { status: 'failed', error }, 'retry-me');
+    await finish(store, 'm1');
+    expect(store.retainedBytes).toBe(6_000);
+    await finish(store, 'm2');
+    expect(store.retainedBytes).toBe(6_000);
+    expect(await store.outbox.get('o', 'failed')).toBeUndefined();
+    expect(await store.outbox.findByIdempotencyKey('o', 'retry-me')).toBeUndefined();
+    const again = await store.outbox.enqueue(record('failed-2', 'retry-me'));
+    expect(again).toMatchObject({ created: true, record: { id: 'failed-2', status: 'queued' } });
+    expect(again.record.email).toEqual(email());
+  });
+
+  it('stops counting a failure reclaimed for another try, and counts it again when it finishes', async () => {
+    const store = new MemoryStore();
+    await finish(store, 'f', { status: 'failed', error: { code: 'SMTP_UNAVAILABLE', message: 'down', retryable: true } });
+    expect(store.retainedBytes).toBe(3_000);
+    await store.outbox.reclaim('o', 'f', lease);
+    expect(store.retainedBytes).toBe(0);
+    await store.outbox.settle('f', 2, sent);
+    expect(store.retainedBytes).toBe(3_000);
+  });
+
+  it('200 sends of 1 MiB through a mailer on the default MemoryStore keep at most 64 MiB of content', async () => {
+    const sink = await startSmtpSink({ parse: false });
+    const store = new MemoryStore();
+    const mailer = createMailer({ servers: [sink.serverConfig()], store, env: {}, defaults: { from: 'agent@example.com' } });
+    const body = 'x'.repeat(1024 * 1024 - 100);
+    try {
+      // Queued for later, never finished here: it keeps its content however much the others send.
+      const waiting = await mailer.enqueue({ to: 'ada@example.com', subject: 'later', text: body, sendAt: new Date(Date.now() + 3_600_000) });
+      const heap = (): number => {
+        (globalThis as { gc?: () => void }).gc?.();
+        return process.memoryUsage().heapUsed;
+      };
+      const before = heap();
+      let peak = 0;
+      const ids: string[] = [];
+      for (let i = 0; i < 200; i += 4) {
+        const results = await Promise.all([0, 1, 2, 3].map((j) => mailer.send({ to: 'ada@example.com', subject: `big-${i + j}`, text: body })));
+        ids.push(...results.map((r) => r.id));
+        peak = Math.max(peak, store.retainedBytes);
+      }
+      expect(sink.messages).toHaveLength(200);
+      expect(peak).toBeLessThanOrEqual(DEFAULT_MAX_RETAINED_BYTES);
+      sink.clear(); // the sink's own copies are not the store's to answer for
+      const grown = heap() - before;
+      // Everything still answers for its status; only the oldest lost their text.
+      const statuses = await Promise.all(ids.map((id) => store.outbox.get('default', id)));
+      expect(statuses.map((r) => r?.status)).toEqual(ids.map(() => 'sent'));
+      expect(statuses[0]!.email.text).toBeUndefined();
+      expect(statuses.at(-1)!.email.text).toBe(body);
+      expect((await store.outbox.get('default', waiting.id))!.email.text).toBe(body);
+      console.info(`MemoryStore after 200 sends of 1 MiB: ${(store.retainedBytes / 2 ** 20).toFixed(1)} MiB retained content, heap +${(grown / 2 ** 20).toFixed(1)} MiB${'gc' in globalThis ? ' (after gc)' : ' (no gc exposed)'}`);
+    } finally {
+      await mailer.close();
+      await sink.close();
+    }
+  }, 120_000);
 });

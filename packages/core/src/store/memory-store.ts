@@ -16,6 +16,7 @@ import type {
   OutboxStore,
   Settlement,
   StoredCredential,
+  StoredEmail,
   Suppression,
   SuppressionStore,
 } from './mail-store.js';
@@ -27,7 +28,19 @@ export interface MemoryStoreOptions {
   maxEvents?: number;
   /** Audit entries kept: at least this many of the newest (trimmed in batches). Default: 10000. */
   maxAuditEntries?: number;
+  /**
+   * Message content finished messages may keep, in bytes: text, HTML and attachments (counted as their base64
+   * characters). Past it, the oldest finished messages lose their content (text and HTML removed, attachments
+   * kept with their filename and type but empty `contentBase64`) and keep everything else: status, recipients,
+   * subject, headers, server reply, idempotency key, events. A failed message that may be tried again under its
+   * idempotency key is dropped whole instead, so that a retry sends it afresh. Queued and sending messages are never
+   * touched, whatever their size. Default: 64 MiB (67108864).
+   */
+  maxRetainedBytes?: number;
 }
+
+/** Default of `MemoryStoreOptions.maxRetainedBytes`. */
+export const DEFAULT_MAX_RETAINED_BYTES = 64 * 1024 * 1024;
 
 /**
  * Keeps everything in this process: the default store. Right for one process and for tests; lost when the
@@ -40,18 +53,37 @@ export class MemoryStore implements MailStore {
   readonly audit: AuditStore;
   readonly counters: CounterStore;
   readonly credentials: CredentialStore;
+  readonly #outbox: MemoryOutboxStore;
 
   constructor(options: MemoryStoreOptions = {}) {
     this.events = new MemoryEventStore(options.maxEvents ?? 200_000);
-    this.outbox = new MemoryOutboxStore(this.events, options.maxMessages ?? 100_000);
+    this.outbox = this.#outbox = new MemoryOutboxStore(this.events, options.maxMessages ?? 100_000, options.maxRetainedBytes ?? DEFAULT_MAX_RETAINED_BYTES);
     this.suppressions = new MemorySuppressionStore();
     this.audit = new MemoryAuditStore(options.maxAuditEntries ?? 10_000);
     this.counters = new MemoryCounterStore();
     this.credentials = new MemoryCredentialStore();
   }
+
+  /** Bytes of message content finished messages keep now: at most `maxRetainedBytes`. */
+  get retainedBytes(): number {
+    return this.#outbox.retainedBytes;
+  }
 }
 
 const key = (...parts: string[]): string => parts.join('\u0000');
+
+/**
+ * The size of what a finished record can do without, from string lengths alone (no serialising on the send path).
+ * A character of ASCII text, HTML or base64 is one byte in V8's strings; other text counts low, which is fine for
+ * a cap whose job is to stop 1 MiB bodies piling up.
+ */
+const contentBytes = (email: StoredEmail): number =>
+  (email.text?.length ?? 0) + (email.html?.length ?? 0) + email.attachments.reduce((sum, a) => sum + a.contentBase64.length, 0);
+
+const withoutContent = ({ text: _text, html: _html, ...email }: StoredEmail): StoredEmail => ({
+  ...email,
+  attachments: email.attachments.map((a) => ({ ...a, contentBase64: '' })),
+});
 
 const leaseExpiredError = (attempt: number) => ({
   code: 'LEASE_EXPIRED',
@@ -64,11 +96,22 @@ class MemoryOutboxStore implements OutboxStore {
   private readonly byKey = new Map<string, string>();
   /** Ids of finished records, oldest first: pruning drops from here without scanning unfinished ones. */
   private readonly finished = new Set<string>();
+  /**
+   * Finished records that still keep their content, oldest first, with its size: the byte cap strips from here,
+   * so it never walks records already stripped.
+   */
+  private readonly withContent = new Map<string, number>();
+  private keptBytes = 0;
 
   constructor(
     private readonly events: MemoryEventStore,
     private readonly maxMessages: number,
+    private readonly maxRetainedBytes: number,
   ) {}
+
+  get retainedBytes(): number {
+    return this.keptBytes;
+  }
 
   async enqueue(input: NewOutboxRecord, options: { claim?: Lease } = {}): Promise<EnqueueResult> {
     const idempotency = input.idempotencyKey === undefined ? undefined : key(input.ownerId, input.idempotencyKey);
@@ -174,6 +217,7 @@ class MemoryOutboxStore implements OutboxStore {
     const record = this.byId.get(id);
     if (!record || record.ownerId !== ownerId || record.status !== 'failed' || !record.error?.retryable) return undefined;
     this.finished.delete(record.id);
+    this.forgetContent(record.id);
     const now = new Date();
     Object.assign(record, {
       status: 'sending',
@@ -208,6 +252,7 @@ class MemoryOutboxStore implements OutboxStore {
     Object.assign(record, fields, { status });
     this.release(record, now);
     this.finished.add(record.id);
+    this.retainContent(record);
     this.events.record(record, status, {
       ...(record.server ? { server: record.server } : {}),
       ...(record.error && status !== 'sent' ? { code: record.error.code } : {}),
@@ -224,12 +269,43 @@ class MemoryOutboxStore implements OutboxStore {
   private prune(): void {
     for (const id of this.finished) {
       if (this.byId.size <= this.maxMessages) break;
-      const record = this.byId.get(id)!;
-      this.finished.delete(id);
-      this.byId.delete(id);
-      if (record.idempotencyKey !== undefined) this.byKey.delete(key(record.ownerId, record.idempotencyKey));
-      this.events.forget(id);
+      this.drop(this.byId.get(id)!);
     }
+  }
+
+  /** Forgets a finished record entirely: it, its idempotency key and its events. */
+  private drop(record: OutboxRecord): void {
+    this.finished.delete(record.id);
+    this.forgetContent(record.id);
+    this.byId.delete(record.id);
+    if (record.idempotencyKey !== undefined) this.byKey.delete(key(record.ownerId, record.idempotencyKey));
+    this.events.forget(record.id);
+  }
+
+  /** Counts a newly finished record's content, then strips the oldest until the total fits `maxRetainedBytes`. */
+  private retainContent(record: OutboxRecord): void {
+    const size = contentBytes(record.email);
+    if (size === 0) return;
+    this.withContent.set(record.id, size);
+    this.keptBytes += size;
+    for (const id of this.withContent.keys()) {
+      if (this.keptBytes <= this.maxRetainedBytes) break;
+      const oldest = this.byId.get(id)!;
+      // A retryable failure is reclaimed with its content under the same key: without it a retry would send an
+      // empty message, so it goes whole and a retry starts afresh.
+      if (oldest.status === 'failed' && oldest.error?.retryable) this.drop(oldest);
+      else {
+        this.forgetContent(id);
+        oldest.email = withoutContent(oldest.email);
+      }
+    }
+  }
+
+  private forgetContent(id: string): void {
+    const size = this.withContent.get(id);
+    if (size === undefined) return;
+    this.withContent.delete(id);
+    this.keptBytes -= size;
   }
 }
 
