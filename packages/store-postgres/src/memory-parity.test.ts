@@ -22,6 +22,8 @@ async function transcript(store: MailStore): Promise<unknown[]> {
   const ownerId = `owner-${randomUUID()}`;
   const names = new Map<string, string>();
   const out: unknown[] = [];
+  /** Times a store took from its own clock (a retry's due time), by the name they are shown under. */
+  const stamps = new Map<number, string>();
   const show = (r: OutboxRecord | undefined): unknown =>
     r && {
       ...r,
@@ -32,6 +34,7 @@ async function transcript(store: MailStore): Promise<unknown[]> {
       error: r.error && JSON.parse(JSON.stringify(r.error)),
       createdAt: r.createdAt instanceof Date,
       updatedAt: r.updatedAt instanceof Date,
+      nextAttemptAt: stamps.get(r.nextAttemptAt.getTime()) ?? r.nextAttemptAt,
     };
   const add = (name: string, patch: Partial<NewOutboxRecord> = {}): NewOutboxRecord => {
     const input = newRecord(ownerId, patch);
@@ -63,7 +66,10 @@ async function transcript(store: MailStore): Promise<unknown[]> {
   log('stale settle b', await store.outbox.settle(b.id, 1, { status: 'sent', server: 'stale', accepted: [], rejected: [], response: '250' }));
   log('settle b sent', show(await store.outbox.settle(b.id, 2, { status: 'sent', server: 'p', accepted: ['ada@example.com'], rejected: ['x@example.com'], response: '250 ok' })));
   const transient = { code: 'SMTP_TRANSIENT', message: '451 later', responseCode: 451, retryable: true };
-  log('settle a retry', show(await store.outbox.settle(a.id, 1, { status: 'retry', delayMs: 5 * 60_000, error: transient, server: 'p' })));
+  // A retry's due time is the store's now plus the delay: compare the delay, not two clocks' readings.
+  const retried = (await store.outbox.settle(a.id, 1, { status: 'retry', delayMs: 5 * 60_000, error: transient, server: 'p' }))!;
+  stamps.set(retried.nextAttemptAt.getTime(), `settle time + ${retried.nextAttemptAt.getTime() - retried.updatedAt.getTime()} ms`);
+  log('settle a retry', show(retried));
 
   const secondClaim = await store.outbox.claim({ workerId: 'w2', limit: 10, leaseMs: 30_000, now: at10 });
   log('claim 2', secondClaim.filter((r) => r.ownerId === ownerId).map(show));
@@ -91,7 +97,12 @@ async function transcript(store: MailStore): Promise<unknown[]> {
   const events = await store.events.list(ownerId);
   log(
     'events',
-    events.map((e) => [names.get(e.messageId), e.type, e.attempt, e.detail]),
+    events.map((e) => [
+      names.get(e.messageId),
+      e.type,
+      e.attempt,
+      typeof e.detail.at === 'string' ? { ...e.detail, at: stamps.get(Date.parse(e.detail.at)) ?? e.detail.at } : e.detail,
+    ]),
   );
   return out;
 }

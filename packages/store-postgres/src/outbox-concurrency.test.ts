@@ -164,8 +164,9 @@ describe.skipIf(!DATABASE_URL)(`on a server (${server})`, () => {
       const claims: OutboxRecord[] = [];
       const settled: OutboxRecord[] = [];
       let stale = 0;
+      // A message taken over once and overrun again ends `unknown` (bounded takeovers): done is sent or unknown.
       const unsent = async (): Promise<number> =>
-        ((await db.client.query(`select count(*)::int as n from "${db.store.schema}".outbox where owner_id = $1 and status <> 'sent'`, [ownerId]))
+        ((await db.client.query(`select count(*)::int as n from "${db.store.schema}".outbox where owner_id = $1 and status not in ('sent', 'unknown')`, [ownerId]))
           .rows[0] as { n: number }).n;
       const worker = async (n: number): Promise<void> => {
         const store = stores[n % 2]!;
@@ -190,8 +191,12 @@ describe.skipIf(!DATABASE_URL)(`on a server (${server})`, () => {
       await Promise.all([0, 1, 2, 3].map(worker));
 
       expect(stale).toBeGreaterThan(0); // the test did provoke takeovers
-      expect(settled).toHaveLength(200); // exactly one settle per message won
-      expect(new Set(settled.map((r) => r.id)).size).toBe(200);
+      const { rows: finals } = await db.client.query(`select id, status, attempt from "${db.store.schema}".outbox where owner_id = $1`, [ownerId]);
+      const unknown = (finals as { id: string; status: string; attempt: number }[]).filter((r) => r.status === 'unknown');
+      // At most one settle per message won; a message without one was overrun twice and is unknown, never sent a third time.
+      expect(new Set(settled.map((r) => r.id)).size).toBe(settled.length);
+      expect(settled.length + unknown.length).toBe(200);
+      for (const r of finals as { attempt: number }[]) expect(r.attempt).toBeLessThanOrEqual(2);
       const byId = new Map<string, OutboxRecord[]>();
       for (const c of claims) byId.set(c.id, [...(byId.get(c.id) ?? []), c]);
       for (const [, list] of byId) {

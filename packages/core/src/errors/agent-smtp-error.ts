@@ -26,7 +26,11 @@ export type AgentSmtpErrorCode =
    * The caller's signal aborted the send, or the pool was closed while it ran, before the message was handed to a
    * server: nothing was sent, so the same message may be sent again (`retryable` is true).
    */
-  | 'ABORTED';
+  | 'ABORTED'
+  /** A message's lease expired with the outcome of its send unrecorded; it may have been delivered (records only). */
+  | 'LEASE_EXPIRED'
+  /** Something failed inside the service (its storage, a dependency), not because of the request. */
+  | 'INTERNAL_ERROR';
 
 export interface AgentSmtpErrorOptions {
   retryable?: boolean;

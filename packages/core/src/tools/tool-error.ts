@@ -15,14 +15,12 @@ const HINTS: Record<string, string> = {
   NOT_FOUND: 'Nothing with that id exists for this user. Check the id returned by send_email.',
   CONFIG_ERROR: 'The email configuration is wrong. Tell the user; retrying will not help.',
   CLOSED: 'The mailer was shut down. Tell the user.',
+  ABORTED: 'The send was cut off before the email reached a mail server; nothing was sent. Call again with the same idempotency_key.',
+  LEASE_EXPIRED: 'The service stopped while sending this email, so it may or may not have been delivered. Do not resend it; tell the user.',
 };
 
-/**
- * The code a tool reports for a failure that is not one of ours (a store's raw driver error, a bug in a
- * dependency). No code in `AgentSmtpErrorCode` names "something failed inside the service" yet; until one
- * (`INTERNAL_ERROR`) is added, the closest is a failure that may pass, which is what a store outage is.
- */
-export const UNEXPECTED_FAILURE_CODE: AgentSmtpErrorCode = 'SMTP_TRANSIENT';
+/** The code a tool reports for a failure that is not one of ours (a store's raw driver error, a bug in a dependency). */
+export const UNEXPECTED_FAILURE_CODE: AgentSmtpErrorCode = 'INTERNAL_ERROR';
 
 /**
  * Turns an error into a result a model can act on. Our own typed errors keep their code, message and fields.
