@@ -1,48 +1,14 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { useTestResources } from '../__fixtures__/test-resources.js';
-import { createMailer, type Mailer, type MailerOptions } from '../mailer/mailer.js';
+import { createMailer, type Mailer } from '../mailer/mailer.js';
 import { MemoryStore } from '../store/memory-store.js';
-import type { SmtpSinkOptions } from '../testing/smtp-sink.js';
+import { sleep, useOutboxSetup, waitFor, waitForStatus } from './__fixtures__/outbox-setup.js';
 
 // The promises of DESIGN §3 (never lost, never silently duplicated, bounded) under the faults of issue 7: each
 // test asserts on what the SMTP sink received, not only on what the SDK says.
 
-const resources = useTestResources();
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function setup(sinkOptions: SmtpSinkOptions = {}, options: Partial<MailerOptions> = {}) {
-  const sink = await resources.sink(sinkOptions);
-  const store = options.store ?? new MemoryStore();
-  const mailer = resources.track(
-    createMailer({
-      servers: [sink.serverConfig({ name: 'sink', maxRetries: 0 })],
-      store,
-      defaults: { from: 'agent@example.com' },
-      env: {},
-      pool: { maxRetryWaitMs: 0, backoff: { baseMs: 20, maxMs: 40 } },
-      outbox: { maxAttempts: 3, retry: { baseMs: 100, maxMs: 200 } },
-      ...options,
-    }),
-  );
-  return { sink, store, mailer };
-}
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 8_000): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
-
-const statusIs = (mailer: Mailer, id: string, status: string) =>
-  waitFor(`${id} to be ${status}`, async () => {
-    const report = await mailer.getStatus(id);
-    return report?.status === status ? report : undefined;
-  });
+const { resources, setup } = useOutboxSetup();
+const statusIs = (mailer: Mailer, id: string, status: string) => waitForStatus(mailer, id, status, 8_000);
 
 /** A TCP listener that accepts connections and never says a word: a server hung before its greeting. */
 async function silentServer(): Promise<{ port: number; sockets: Socket[]; close(): Promise<void> }> {

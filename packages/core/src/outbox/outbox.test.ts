@@ -1,39 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { useTestResources } from '../__fixtures__/test-resources.js';
-import { createMailer, type Mailer, type MailerOptions } from '../mailer/mailer.js';
+import { createMailer } from '../mailer/mailer.js';
 import { MemoryStore } from '../store/memory-store.js';
 import { newOutboxRecord, sampleStoredEmail } from '../testing/outbox-record-fixture.js';
-import type { SmtpSinkOptions } from '../testing/smtp-sink.js';
+import { sleep, useOutboxSetup, waitForStatus } from './__fixtures__/outbox-setup.js';
 
-const resources = useTestResources();
-
-async function setup(sinkOptions: SmtpSinkOptions = {}, options: Partial<MailerOptions> = {}) {
-  const sink = await resources.sink(sinkOptions);
-  const store = new MemoryStore();
-  const mailer = createMailer({
-    servers: [sink.serverConfig({ name: 'sink', maxRetries: 0 })],
-    store,
-    defaults: { from: 'agent@example.com' },
-    env: {},
-    pool: { maxRetryWaitMs: 0, backoff: { baseMs: 20, maxMs: 40 } },
-    outbox: { maxAttempts: 3, retry: { baseMs: 100, maxMs: 200 } },
-    ...options,
-  });
-  resources.track(mailer);
-  return { sink, store, mailer };
-}
+const { resources, setup } = useOutboxSetup();
 
 const email = (subject: string) => ({ to: 'ada@example.com', subject, text: 'queued body' });
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-async function waitForStatus(mailer: Mailer, id: string, status: string, timeoutMs = 5_000) {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const report = await mailer.getStatus(id);
-    if (report?.status === status) return report;
-    if (Date.now() > until) throw new Error(`message ${id} is ${report?.status}, not ${status}`);
-    await sleep(20);
-  }
-}
 
 describe('outbox: enqueue and workers', () => {
   it('queues a message and a worker sends it, with the history of what happened', async () => {
