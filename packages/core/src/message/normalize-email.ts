@@ -1,7 +1,7 @@
 import { ValidationError } from '../errors/validation-error.js';
 import { type ParsedAddress, parseAddress, parseAddressList } from './address.js';
 import { emailSchema, type OutgoingEmail } from './email-schema.js';
-import type { MessageLimits } from './limits.js';
+import { DEFAULT_MAX_MARKDOWN_BYTES, type MessageLimits } from './limits.js';
 import { assertHeaderCount, assertHeaderLineFits, assertTotalFits, byteLength } from './message-size.js';
 import { type NormalizedAttachment, normalizeAttachment } from './normalize-attachment.js';
 import { assertStorableText, quotable } from './storable-text.js';
@@ -91,6 +91,10 @@ export function normalizeEmail(input: unknown, limits: MessageLimits): Normalize
     ['markdown', byteLength(email.markdown)],
   ];
   assertTotalFits(bodyBytes, limits);
+  const maxMarkdownBytes = limits.maxMarkdownBytes ?? DEFAULT_MAX_MARKDOWN_BYTES;
+  if (email.html === undefined && bodyBytes[2]![1] > maxMarkdownBytes) {
+    throw ValidationError.of('markdown', `is ${bodyBytes[2]![1]} bytes; the most converted to HTML is ${maxMarkdownBytes} (limits.maxMarkdownBytes); send a long body as html instead`);
+  }
   if (email.text !== undefined) assertStorableText(email.text, 'text');
   if (email.html !== undefined) assertStorableText(email.html, 'html');
   if (email.markdown !== undefined) assertStorableText(email.markdown, 'markdown');

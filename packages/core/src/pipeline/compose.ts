@@ -5,7 +5,7 @@ import { TemplateError } from '../errors/template-error.js';
 import { ValidationError } from '../errors/validation-error.js';
 import { type ParsedAddress, parseAddress } from '../message/address.js';
 import { fingerprintEmail } from '../message/fingerprint.js';
-import type { MessageLimits } from '../message/limits.js';
+import { DEFAULT_MAX_MARKDOWN_BYTES, type MessageLimits } from '../message/limits.js';
 import { assertMessageFits } from '../message/message-size.js';
 import { assertSingleLine, type NormalizedEmail, normalizeEmail } from '../message/normalize-email.js';
 import { assertStorableText } from '../message/storable-text.js';
@@ -118,13 +118,45 @@ function renderTemplates(email: NormalizedEmail, variables: Record<string, unkno
 /** Markdown becomes the HTML part, and (unless `text` was given) the plain-text part as written. */
 function setMarkdownBody(email: NormalizedEmail, text: string, escapedSource: string, limits: MessageLimits): void {
   if (email.text === undefined) email.text = text;
-  if (email.html !== undefined) return;
-  if (escapedSource.length > limits.maxMessageBytes) {
-    // Not converted: the Markdown alone is over the limit, so the message is refused whatever it becomes.
-    throw ValidationError.of('markdown', `renders to more than ${limits.maxMessageBytes} bytes, over the message limit (limits.maxMessageBytes); send less content or a link instead`);
-  }
   // The Markdown itself is the author's (it may hold HTML, as Markdown allows); only values are escaped.
-  email.html = marked.parse(escapedSource, { async: false, gfm: true });
+  if (email.html === undefined) email.html = convertMarkdown(escapedSource, limits);
+}
+
+// marked's inline rules (e-mail autolinks, emphasis) rescan a whitespace-free run from each of its positions, so
+// one long "word" costs the square of its length; between the word cap and the size cap the work stays bounded.
+const MAX_MARKDOWN_WORD = 1000;
+
+/** Markdown to HTML within bounded work: sizes and word lengths are checked before the converter sees the text. */
+function convertMarkdown(source: string, limits: MessageLimits): string {
+  const maxBytes = limits.maxMarkdownBytes ?? DEFAULT_MAX_MARKDOWN_BYTES;
+  // A character is at least one byte, so a cheap length check settles most cases before the byte count.
+  if (source.length > maxBytes || Buffer.byteLength(source, 'utf8') > maxBytes) {
+    throw ValidationError.of('markdown', `is over ${maxBytes} bytes after rendering, the most converted to HTML (limits.maxMarkdownBytes); send a long body as html instead`);
+  }
+  const word = longestWord(source);
+  if (word > MAX_MARKDOWN_WORD) {
+    throw ValidationError.of('markdown', `has a run of ${word} characters without a space or line break; the most is ${MAX_MARKDOWN_WORD} for Markdown (put long data in an attachment, or send html)`);
+  }
+  try {
+    return marked.parse(source, { async: false, gfm: true });
+  } catch (err) {
+    // Deeply nested lists or quotes exhaust the converter's stack; that is the input's shape, not our fault.
+    if (err instanceof RangeError) throw ValidationError.of('markdown', 'nests lists or quotes too deeply to convert; flatten it or send html');
+    throw err;
+  }
+}
+
+function longestWord(text: string): number {
+  let longest = 0;
+  let run = 0;
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code === 0x20 || code === 0x0a || code === 0x09 || code === 0x0d) {
+      if (run > longest) longest = run;
+      run = 0;
+    } else run++;
+  }
+  return run > longest ? run : longest;
 }
 
 function withField(err: unknown, field: string): unknown {

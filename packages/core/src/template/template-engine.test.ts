@@ -337,6 +337,40 @@ describe('TemplateEngine', () => {
     expect(() => new TemplateEngine({ cacheSize: 1.5 })).toThrow('(got 1.5)');
   });
 
+  it('bounds the cache by bytes, dropping the least recently used', () => {
+    const engine = new TemplateEngine({ cacheBytes: 80_000 });
+    const sources = Array.from({ length: 20 }, (_, i) => `${i} {name} ${'x'.repeat(2000)}`);
+    const compiled = sources.map((source) => engine.compile(source));
+    expect(engine.cachedBytes).toBeLessThanOrEqual(80_000);
+    expect(engine.cachedBytes).toBeGreaterThan(60_000);
+    expect(engine.compile(sources[19]!)).toBe(compiled[19]);
+    expect(engine.compile(sources[0]!)).not.toBe(compiled[0]);
+  });
+
+  it('never caches a source that would take more than an eighth of the budget', () => {
+    const engine = new TemplateEngine({ cacheBytes: 80_000 });
+    const big = `{name} ${'x'.repeat(3000)}`;
+    expect(engine.compile(big)).not.toBe(engine.compile(big));
+    expect(engine.cachedBytes).toBe(0);
+  });
+
+  it('holds at most 8 MiB by default, however many large templates it renders', () => {
+    const engine = new TemplateEngine();
+    for (let i = 0; i < 200; i++) engine.render(`${i} {name} ${'x'.repeat(100_000)}`, { name: 'Ada' });
+    expect(engine.cachedBytes).toBeLessThanOrEqual(8 * 1024 * 1024);
+    expect(engine.cachedBytes).toBeGreaterThan(4 * 1024 * 1024);
+  });
+
+  it('refuses a cacheBytes that is not a whole number', () => {
+    expect(() => new TemplateEngine({ cacheBytes: -1 })).toThrow('TemplateEngine cacheBytes must be a whole number of bytes, 0 or more (got -1)');
+  });
+
+  it('stops rendering soon after the output passes maxLength', () => {
+    const out = new TemplateEngine().render('{v}'.repeat(10_000), { v: 'x'.repeat(1000) }, { maxLength: 50_000 });
+    expect(out.length).toBeGreaterThan(50_000);
+    expect(out.length).toBeLessThanOrEqual(51_000);
+  });
+
   it('uses the engine strict option unless the call overrides it', () => {
     const engine = new TemplateEngine({ strict: true });
     expect(catchError(() => engine.render('Hi {name}', {})).missing).toEqual(['name']);
