@@ -85,15 +85,16 @@ export function normalizeEmail(input: unknown, limits: MessageLimits): Normalize
 
   const headers = checkHeaders(email.headers ?? {});
   // Bounded before anything is decoded or rendered; the size of the message as sent is checked again after rendering.
+  const markdownBytes = byteLength(email.markdown);
   const bodyBytes: [string, number][] = [
     ['text', byteLength(email.text)],
     ['html', byteLength(email.html)],
-    ['markdown', byteLength(email.markdown)],
+    ['markdown', markdownBytes],
   ];
   assertTotalFits(bodyBytes, limits);
   const maxMarkdownBytes = limits.maxMarkdownBytes ?? DEFAULT_MAX_MARKDOWN_BYTES;
-  if (email.html === undefined && bodyBytes[2]![1] > maxMarkdownBytes) {
-    throw ValidationError.of('markdown', `is ${bodyBytes[2]![1]} bytes; the most converted to HTML is ${maxMarkdownBytes} (limits.maxMarkdownBytes); send a long body as html instead`);
+  if (email.html === undefined && markdownBytes > maxMarkdownBytes) {
+    throw ValidationError.of('markdown', `is ${markdownBytes} bytes; the most converted to HTML is ${maxMarkdownBytes} (limits.maxMarkdownBytes); send a long body as html instead`);
   }
   if (email.text !== undefined) assertStorableText(email.text, 'text');
   if (email.html !== undefined) assertStorableText(email.html, 'html');

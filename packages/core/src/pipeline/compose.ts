@@ -33,19 +33,9 @@ export function composeEmail(input: unknown, context: ComposeContext): Normalize
   applyDefaults(email, context);
   if (email.variables) renderTemplates(email, email.variables, context.templates, context.limits);
   else if (email.markdown !== undefined) setMarkdownBody(email, email.markdown, email.markdown, context.limits);
-  checkFinalMessage(email, context.limits);
+  // The final size check: the message as it will be stored and sent, after rendering and defaults.
+  assertMessageFits(email, context.limits);
   return email;
-}
-
-/**
- * The last step: what will be stored and sent, after rendering and defaults, fits every header line and the size
- * limit, and holds no text a store could not keep (a template's output is checked as well as its inputs).
- */
-function checkFinalMessage(email: NormalizedEmail, limits: MessageLimits): void {
-  assertMessageFits(email, limits);
-  assertSingleLine(email.subject, 'subject');
-  if (email.text !== undefined) assertStorableText(email.text, 'text');
-  if (email.html !== undefined) assertStorableText(email.html, 'html');
 }
 
 /** The outbox record for a composed email: id and Message-ID are assigned here, once. */
@@ -111,8 +101,11 @@ function renderTemplates(email: NormalizedEmail, variables: Record<string, unkno
     const message = missing.size ? `Missing template variables: ${[...missing].join(', ')}; pass them in variables` : problems.join('; ');
     throw new TemplateError(message, { missing: [...missing] });
   }
-  // A variable may hold a line break; in the subject it would write headers of its own.
+  // A variable may hold a line break; in the subject it would write headers of its own. The output is checked as
+  // well as the values, so no way of combining them can produce text a store cannot keep.
   assertSingleLine(email.subject, 'subject');
+  if (email.text !== undefined) assertStorableText(email.text, 'text');
+  if (email.html !== undefined) assertStorableText(email.html, 'html');
 }
 
 /** Markdown becomes the HTML part, and (unless `text` was given) the plain-text part as written. */
