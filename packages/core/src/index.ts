@@ -3,7 +3,7 @@ export type { MailerOptions, MailerStatus, SendResult, EnqueueResult, MessageSta
 
 export { emailSchema, attachmentSchema, addressListSchema } from './message/email-schema.js';
 export type { OutgoingEmail, AttachmentInput } from './message/email-schema.js';
-export { parseAddress, parseAddressList } from './message/address.js';
+export { parseAddress, parseAddressList, toDisplayAddress } from './message/address.js';
 export type { ParsedAddress, AddressInput, AddressListInput } from './message/address.js';
 export { normalizeEmail } from './message/normalize-email.js';
 export type { NormalizedEmail, NormalizedAttachment } from './message/normalize-email.js';

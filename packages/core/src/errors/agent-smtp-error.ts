@@ -30,7 +30,9 @@ export type AgentSmtpErrorCode =
   /** A message's lease expired with the outcome of its send unrecorded; it may have been delivered (records only). */
   | 'LEASE_EXPIRED'
   /** Something failed inside the service (its storage, a dependency), not because of the request. */
-  | 'INTERNAL_ERROR';
+  | 'INTERNAL_ERROR'
+  /** A recipient is on the owner's suppression list (unsubscribed, bounced, complained, or added by hand). */
+  | 'SUPPRESSED';
 
 export interface AgentSmtpErrorOptions {
   retryable?: boolean;

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { loadSmtpServersFromEnv } from '../config/load-smtp-servers-from-env.js';
 import type { SmtpServerConfig } from '../config/smtp-server-config.js';
 import { AgentSmtpError, type AgentSmtpErrorCode } from '../errors/agent-smtp-error.js';
@@ -6,24 +5,20 @@ import { ConfigError } from '../errors/config-error.js';
 import { SmtpError } from '../errors/smtp-error.js';
 import { ValidationError } from '../errors/validation-error.js';
 import { type Logger, safeLogger } from '../logger/logger.js';
-import { type AddressInput, type AddressListInput, parseAddress, parseAddressList } from '../message/address.js';
-import { buildPoolMessage, envelopeRecipients } from '../message/build-pool-message.js';
+import { envelopeRecipients } from '../message/build-pool-message.js';
 import type { OutgoingEmail } from '../message/email-schema.js';
-import { DEFAULT_LIMITS, type MessageLimits } from '../message/limits.js';
-import { assertSingleLine, type NormalizedEmail } from '../message/normalize-email.js';
-import { type ComposeContext, composeEmail, senderFromServers, toNewOutboxRecord } from '../pipeline/compose.js';
+import type { NormalizedEmail } from '../message/normalize-email.js';
+import type { OutboxWorker, WorkerOptions } from '../outbox/outbox-worker.js';
+import { composeEmail, toNewOutboxRecord } from '../pipeline/compose.js';
 import type { BackoffOptions } from '../pool/backoff.js';
 import type { ServerStatus } from '../pool/server-state.js';
-import { type RejectedRecipient, SmtpPool, type VerifyResult } from '../pool/smtp-pool.js';
-import { OutboxWorker, type WorkerOptions } from '../outbox/outbox-worker.js';
-import { deliver } from '../outbox/deliver.js';
-import { FollowUpDelivery } from '../outbox/follow-up-delivery.js';
-import { DEFAULT_RETRY, type RetryOptions } from '../outbox/settlement.js';
+import type { RejectedRecipient, VerifyResult } from '../pool/smtp-pool.js';
+import { StaticPoolSource } from '../service/pool-source.js';
 import type { MailEvent, MailStore, MessageError, OutboxRecord, OutboxStatus } from '../store/mail-store.js';
 import { MemoryStore } from '../store/memory-store.js';
-import { TemplateEngine } from '../template/template-engine.js';
+import { MailRuntime, type MailSettings } from './mail-runtime.js';
 
-export interface MailerOptions {
+export interface MailerOptions extends MailSettings {
   /**
    * SMTP servers by priority, or a function that returns them (called again by `reload()`). Default: read from the
    * environment (`SMTP_HOST`, `SMTP_HOST_1`, …), which `reload()` then reads again.
@@ -31,27 +26,11 @@ export interface MailerOptions {
   servers?: readonly SmtpServerConfig[] | (() => readonly SmtpServerConfig[]);
   /** Where records and the audit trail are kept. Default: a `MemoryStore`. */
   store?: MailStore;
-  /** Applied to every message that does not set its own. */
-  defaults?: { from?: AddressInput; replyTo?: AddressListInput; headers?: Record<string, string> };
-  limits?: Partial<MessageLimits>;
-  /** `strict` (default true) refuses a template with a missing variable instead of rendering it empty. */
-  templates?: { strict?: boolean; cacheSize?: number };
   /** The user this mailer acts for; every record and audit entry carries it. Default: `default`. */
   ownerId?: string;
   /** The agent this mailer acts for, recorded on every record and audit entry. */
   agentId?: string;
   pool?: { backoff?: BackoffOptions; maxRetryWaitMs?: number; maxRequeues?: number };
-  /**
-   * Queued sends: tries per message (default 10), the backoff between them and how long to keep trying
-   * (`retry`: 30 s doubling to 1 h, for up to 24 h), and the lease of a direct send (2 min, renewed while sending).
-   */
-  outbox?: {
-    maxAttempts?: number;
-    retry?: RetryOptions;
-    leaseMs?: number;
-    /** Waits between tries to record an outcome while the store fails. Default: 50, 200, 800, 2000, 4000 ms. */
-    recordRetryDelaysMs?: readonly number[];
-  };
   /** pino-compatible; everything logged through it is redacted. Default: logs nothing. */
   logger?: Logger;
   /** Environment read when `servers` is not given and by `reload()` without arguments. Default: `process.env`. */
@@ -122,82 +101,63 @@ export function createMailer(options: MailerOptions = {}): Mailer {
   return new Mailer(options);
 }
 
-/** Sends email through a pool of SMTP servers, keeping a record and an audit entry of everything it does. */
+/** How a service makes the scoped mailers that share its runtime (not part of the public API). */
+export const SCOPED = Symbol('agent-smtp.scoped-mailer');
+export interface ScopedMailerInit {
+  [SCOPED]: MailRuntime;
+  ownerId: string;
+  agentId: string | undefined;
+}
+
+/**
+ * Sends email for one owner (and agent) through that owner's SMTP servers, keeping a record and an audit entry of
+ * everything it does. `createMailer()` makes one with servers of its own; `service.forAgent()` a cheap one that
+ * shares the service's store, pools and workers.
+ */
 export class Mailer {
   readonly store: MailStore;
   readonly ownerId: string;
   readonly agentId: string | undefined;
-  private readonly pool: SmtpPool;
-  /** Defaults, limits and templates for composing; `serverFrom` follows reloads. */
-  private readonly composeContext: ComposeContext;
-  private readonly logger: Logger;
-  private readonly env: Record<string, string | undefined>;
-  private readonly ownsStore: boolean;
-  private readonly maxAttempts: number;
-  private readonly leaseMs: number;
-  private readonly retry: Required<RetryOptions>;
-  private readonly recordRetryDelaysMs: readonly number[] | undefined;
-  private readonly directWorkerId = `direct:${process.pid}:${randomUUID().slice(0, 8)}`;
-  /** Where the servers come from: the environment, the caller's function, or the list given in code. */
-  private readonly loadServers: () => readonly SmtpServerConfig[];
+  private readonly runtime: MailRuntime;
+  /** Set for a mailer with servers of its own (`createMailer`), which `reload()` and `close()` act on. */
+  private readonly own: { pools: StaticPoolSource; loadServers: () => readonly SmtpServerConfig[] } | undefined;
   private readonly inFlight = new Map<string, Promise<unknown>>();
   private readonly workers = new Set<OutboxWorker>();
-  /** Sends and enqueues in progress: `close()` waits for them. */
-  private readonly running = new Set<Promise<unknown>>();
-  private readonly followUps: FollowUpDelivery;
-  private closing: Promise<void> | undefined;
 
-  constructor(options: MailerOptions = {}) {
-    this.env = options.env ?? process.env;
-    this.logger = safeLogger(options.logger);
-    this.ownerId = options.ownerId ?? 'default';
-    this.agentId = options.agentId;
-    const defaultHeaders = options.defaults?.headers ?? {};
-    for (const [name, value] of Object.entries(defaultHeaders)) assertSingleLine(value, `defaults.headers.${name}`);
-    this.maxAttempts = options.outbox?.maxAttempts ?? 10;
-    this.leaseMs = options.outbox?.leaseMs ?? 120_000;
-    this.retry = { ...DEFAULT_RETRY, ...options.outbox?.retry };
-    this.recordRetryDelaysMs = options.outbox?.recordRetryDelaysMs;
-    const source = options.servers;
-    this.loadServers = typeof source === 'function' ? source : source ? () => source : () => this.serversFromEnv();
-    const servers = this.loadServers();
-    this.pool = new SmtpPool({ servers, ...options.pool, logger: this.logger });
-    this.composeContext = {
-      limits: { ...DEFAULT_LIMITS, ...options.limits },
-      templates: new TemplateEngine({ strict: options.templates?.strict ?? true, cacheSize: options.templates?.cacheSize }),
-      defaultFrom: options.defaults?.from === undefined ? undefined : parseAddress(options.defaults.from, 'defaults.from'),
-      serverFrom: senderFromServers(servers),
-      defaultReplyTo: parseAddressList(options.defaults?.replyTo, 'defaults.replyTo'),
-      defaultHeaders,
-    };
-    this.ownsStore = options.store === undefined;
-    this.store = options.store ?? new MemoryStore();
-    this.followUps = new FollowUpDelivery({
-      store: this.store,
-      pool: this.pool,
-      logger: this.logger,
-      ownerId: this.ownerId,
-      leaseMs: this.leaseMs,
-      workerId: this.directWorkerId,
-      retry: this.retry,
-      followUpRetry: this.retry,
-      recordRetryDelaysMs: this.recordRetryDelaysMs,
-    });
+  constructor(options: MailerOptions | ScopedMailerInit = {}) {
+    if (SCOPED in options) {
+      this.runtime = options[SCOPED];
+      this.ownerId = options.ownerId;
+      this.agentId = options.agentId;
+      this.own = undefined;
+    } else {
+      const env = options.env ?? process.env;
+      const logger = safeLogger(options.logger);
+      const source = options.servers;
+      const loadServers = typeof source === 'function' ? source : source ? () => source : () => serversFromEnv(env);
+      const pools = new StaticPoolSource(loadServers(), { ...options.pool, logger });
+      this.runtime = new MailRuntime(options.store ?? new MemoryStore(), pools, logger, options, options.store === undefined);
+      this.ownerId = options.ownerId ?? 'default';
+      this.agentId = options.agentId;
+      this.own = { pools, loadServers };
+    }
+    this.store = this.runtime.store;
   }
 
   /**
    * Validates, renders and sends one email now, failing over between servers. Resolves with status `sent`
-   * (possibly with some recipients rejected) or `unknown`; throws a typed error when it was not sent. The
-   * message goes through the outbox, so it has a record and, if this process dies mid-send, a worker finishes
-   * it. With an `idempotencyKey` seen before, returns the first result and sends nothing.
+   * (possibly with some recipients rejected or deferred) or `unknown`; throws a typed error when it was not sent.
+   * The message goes through the outbox, so it has a record and, if this process dies mid-send, a worker finishes
+   * it. With an `idempotencyKey` seen before, returns the first result and sends nothing. An aborted `signal`
+   * stops a send that has not reached a server.
    */
   async send(input: OutgoingEmail, options: { signal?: AbortSignal } = {}): Promise<SendResult> {
-    this.assertOpen();
-    const email = this.prepare(input);
+    this.runtime.assertOpen();
+    const email = await this.prepare(input);
     if (email.sendAt && email.sendAt.getTime() > Date.now() + 1_000) {
       throw ValidationError.of('sendAt', 'is in the future: send() sends now; use enqueue() to schedule a message');
     }
-    return this.track(this.once(email.idempotencyKey, () => this.sendNow(email, options.signal)));
+    return this.runtime.track(this.once(email.idempotencyKey, () => this.sendNow(email, options.signal)));
   }
 
   /**
@@ -205,16 +165,18 @@ export class Mailer {
    * `sendAt` (default: now). With an `idempotencyKey` seen before, queues nothing and returns the first record.
    */
   async enqueue(input: OutgoingEmail): Promise<EnqueueResult> {
-    this.assertOpen();
-    const email = this.prepare(input);
-    return this.track(this.once(email.idempotencyKey, async () => {
-      const { created, record } = await this.insert(email, undefined);
-      if (created) {
-        await this.audit('enqueue', 'ok', { id: record.id, to: envelopeRecipients(record.email), sendAt: record.sendAt.toISOString() }, record.id);
-        for (const worker of this.workers) worker.notify();
-      }
-      return { id: record.id, messageId: record.messageId, status: record.status, sendAt: record.sendAt, replayed: !created };
-    }));
+    this.runtime.assertOpen();
+    const email = await this.prepare(input);
+    return this.runtime.track(
+      this.once(email.idempotencyKey, async () => {
+        const { created, record } = await this.insert(email, undefined);
+        if (created) {
+          await this.audit('enqueue', 'ok', { id: record.id, to: envelopeRecipients(record.email), sendAt: record.sendAt.toISOString() }, record.id);
+          this.runtime.notifyWorkers();
+        }
+        return { id: record.id, messageId: record.messageId, status: record.status, sendAt: record.sendAt, replayed: !created };
+      }),
+    );
   }
 
   /** Cancels a queued message that no worker has claimed yet. Returns whether it was cancelled. */
@@ -226,17 +188,16 @@ export class Mailer {
   }
 
   /**
-   * Starts a worker that sends queued messages from the store. Several workers, in several processes on
-   * several machines, may share one Postgres store. `stop()` finishes what the worker claimed.
+   * Starts a worker that sends this owner's queued messages from the store. Several workers, in several processes
+   * on several machines, may share one Postgres store. `stop()` finishes what the worker claimed.
    */
   startWorker(options: WorkerOptions = {}): OutboxWorker {
-    this.assertOpen();
-    const worker = new OutboxWorker(this.store, this.pool, this.logger, { ownerId: this.ownerId, agentId: this.agentId }, { retry: this.retry, recordRetryDelaysMs: this.recordRetryDelaysMs, ...options });
+    const worker = this.runtime.startWorker(this.ownerId, options);
     this.workers.add(worker);
     return worker;
   }
 
-  /** The record of a message sent by this owner, with its history; undefined when there is none. */
+  /** The record of a message sent by this owner, with its history and follow-ups; undefined when there is none. */
   async getStatus(id: string): Promise<MessageStatusReport | undefined> {
     const record = await this.store.outbox.get(this.ownerId, id);
     if (!record) return undefined;
@@ -246,75 +207,58 @@ export class Mailer {
 
   /** Connects to (and authenticates with) every server without sending; reports latency or the error for each. */
   async testConnection(): Promise<VerifyResult[]> {
-    return this.pool.verify();
+    return this.runtime.pools.use(this.scope, (pool) => pool.verify());
   }
 
-  /** Health and counters per server. Holds no credentials. */
+  /** Health and counters per server (none yet when this owner's servers were not used). Holds no credentials. */
   status(): MailerStatus {
-    return { servers: this.pool.status() };
+    return { servers: this.runtime.pools.peek(this.scope)?.status() ?? [] };
   }
 
   /** Prefers one server by name for the sends that follow; `null` goes back to priority order. */
   async useServer(name: string | null): Promise<void> {
-    this.pool.use(name);
+    await this.runtime.pools.use(this.scope, async (pool) => pool.use(name));
     await this.audit('use_server', 'ok', { server: name });
   }
 
   /**
    * Takes a new server list without dropping sends in flight: the one given, or else the configuration read again
    * from where it came from (the environment, or the `servers` function). A list given in code stays as it is.
+   * A service's mailer reads its owner's stored configuration again.
    */
   async reload(servers?: readonly SmtpServerConfig[]): Promise<void> {
-    const next = servers ?? this.loadServers();
-    this.pool.reload(next);
-    this.composeContext.serverFrom = senderFromServers(next);
-    await this.audit('reload', 'ok', { servers: this.pool.serverNames });
+    if (this.own) {
+      this.own.pools.reload(servers ?? this.own.loadServers());
+      await this.audit('reload', 'ok', { servers: this.own.pools.pool.serverNames });
+      return;
+    }
+    if (servers) throw ValidationError.of('servers', 'cannot be given to a service mailer: save the SMTP configuration through the service instead');
+    const pools = this.runtime.pools as { invalidate?(ownerId: string): void };
+    pools.invalidate?.(this.ownerId);
+    await this.audit('reload', 'ok', {});
   }
 
   /** Replaces every SMTP connection and clears every server's backoff. */
   async reconnect(): Promise<void> {
-    this.pool.reconnect();
+    await this.runtime.pools.use(this.scope, async (pool) => pool.reconnect());
     await this.audit('reconnect', 'ok', {});
   }
 
   /**
-   * Stops taking sends, waits up to `timeoutMs` (default 10 s) for the sends and workers in flight, then cuts off
-   * what is still running by closing every connection: a message cut off before the server had all of it goes back
-   * to the queue (or, for `send()`, fails retryably), one cut off after is `unknown`; none is lost. Then closes the
-   * store if the mailer made it. Leaves no timer behind. Follow-ups not yet due stay queued for a worker.
+   * A mailer made by `createMailer`: stops taking sends, waits up to `timeoutMs` (default 10 s) for the sends and
+   * workers in flight, then cuts off what is still running by closing every connection: a message cut off before
+   * the server had all of it goes back to the queue (or, for `send()`, fails retryably), one cut off after is
+   * `unknown`; none is lost. Then closes the store if the mailer made it. Leaves no timer behind. Follow-ups not yet
+   * due stay queued for a worker. A service's mailer only stops the workers it started; `service.close()` does the rest.
    */
   async close(options: { timeoutMs?: number } = {}): Promise<void> {
-    this.closing ??= this.shutdown(options.timeoutMs ?? 10_000);
-    return this.closing;
-  }
-
-  private async shutdown(timeoutMs: number): Promise<void> {
-    const settled = (p: Promise<unknown>) => p.then(
-      () => undefined,
-      () => undefined,
-    );
-    const work = Promise.all([...[...this.workers].map((w) => w.stop()), ...[...this.running].map(settled), this.followUps.stop()]);
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = await Promise.race([work.then(() => false), new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), timeoutMs)))]);
-    clearTimeout(timer);
-    if (timedOut) this.logger.warn({ timeoutMs, sends: this.running.size }, 'close: sends still running after the timeout; closing their connections');
-    // With the connections gone, whatever still runs settles at once (classified by how far it got).
-    await this.pool.close({ force: timedOut });
-    await work;
+    if (this.own) return this.runtime.close(options.timeoutMs ?? 10_000);
+    await Promise.all([...this.workers].map((w) => w.stop()));
     this.workers.clear();
-    if (this.ownsStore) await this.store.close?.();
   }
 
-  private assertOpen(): void {
-    if (this.closing) throw new AgentSmtpError('CLOSED', 'This mailer is closed; create a new one to send again.');
-  }
-
-  /** Keeps `work` in the set `close()` waits for. */
-  private track<T>(work: Promise<T>): Promise<T> {
-    this.running.add(work);
-    const forget = () => this.running.delete(work);
-    work.then(forget, forget);
-    return work;
+  private get scope() {
+    return { ownerId: this.ownerId, agentId: this.agentId };
   }
 
   /** The follow-ups queued for this message's deferred recipients, one per attempt at most (their key says which). */
@@ -342,7 +286,7 @@ export class Mailer {
   }
 
   private async insert(email: NormalizedEmail, claim: { workerId: string; leaseMs: number } | undefined) {
-    const record = toNewOutboxRecord(email, { ownerId: this.ownerId, agentId: this.agentId }, this.maxAttempts);
+    const record = toNewOutboxRecord(email, this.scope, this.runtime.maxAttempts);
     const result = await this.store.outbox.enqueue(record, claim ? { claim } : {});
     if (!result.created && result.record.fingerprint !== record.fingerprint) {
       throw new AgentSmtpError(
@@ -354,7 +298,7 @@ export class Mailer {
   }
 
   private async sendNow(email: NormalizedEmail, signal: AbortSignal | undefined): Promise<SendResult> {
-    const lease = { workerId: this.directWorkerId, leaseMs: this.leaseMs };
+    const lease = { workerId: this.runtime.directWorkerId, leaseMs: this.runtime.leaseMs };
     const { created, record: existing } = await this.insert(email, lease);
     let record = existing;
     if (!created) {
@@ -365,20 +309,9 @@ export class Mailer {
       if (!reclaimed) return resultOf((await this.store.outbox.get(this.ownerId, existing.id)) ?? existing, true);
       record = reclaimed;
     }
-    const delivery = await deliver(record, {
-      store: this.store,
-      pool: this.pool,
-      logger: this.logger,
-      leaseMs: this.leaseMs,
-      workerId: this.directWorkerId,
-      retry: false,
-      followUpRetry: this.retry,
-      recordRetryDelaysMs: this.recordRetryDelaysMs,
-      signal,
-      onFollowUp: (followUp) => this.followUps.track(followUp),
-    });
+    const delivery = await this.runtime.deliverNow(record, signal);
     if (delivery.failure !== undefined) throw delivery.failure;
-    this.logger.info({ id: record.id, server: delivery.settlement.server, status: delivery.settlement.status }, 'email sent');
+    this.runtime.logger.info({ id: record.id, server: delivery.settlement.server, status: delivery.settlement.status }, 'email sent');
     return {
       ...resultOf(delivery.record, false),
       rejectedReasons: delivery.rejectedReasons,
@@ -387,18 +320,9 @@ export class Mailer {
     };
   }
 
-  private prepare(input: OutgoingEmail): NormalizedEmail {
-    return composeEmail(input, this.composeContext);
-  }
-
-  private serversFromEnv(): SmtpServerConfig[] {
-    const servers = loadSmtpServersFromEnv(this.env);
-    if (servers.length === 0) {
-      throw new ConfigError('No SMTP server is configured: pass `servers` to createMailer, or set SMTP_HOST (and SMTP_PORT, SMTP_USERNAME, SMTP_PASSWORD).', {
-        setting: 'SMTP_HOST',
-      });
-    }
-    return servers;
+  private async prepare(input: OutgoingEmail): Promise<NormalizedEmail> {
+    const serverFrom = await this.runtime.pools.senderFor(this.scope);
+    return composeEmail(input, { ...this.runtime.compose, serverFrom });
   }
 
   /** Best effort: a failing audit write is logged, never turned into an error after the work was done. */
@@ -406,9 +330,19 @@ export class Mailer {
     try {
       await this.store.audit.append({ ownerId: this.ownerId, agentId: this.agentId, action, outcome, messageId, detail });
     } catch (err) {
-      this.logger.warn({ err, action, messageId }, 'could not write the audit entry');
+      this.runtime.logger.warn({ err, action, messageId }, 'could not write the audit entry');
     }
   }
+}
+
+function serversFromEnv(env: Record<string, string | undefined>): SmtpServerConfig[] {
+  const servers = loadSmtpServersFromEnv(env);
+  if (servers.length === 0) {
+    throw new ConfigError('No SMTP server is configured: pass `servers` to createMailer, or set SMTP_HOST (and SMTP_PORT, SMTP_USERNAME, SMTP_PASSWORD).', {
+      setting: 'SMTP_HOST',
+    });
+  }
+  return servers;
 }
 
 function resultOf(record: OutboxRecord, replayed: boolean): SendResult {

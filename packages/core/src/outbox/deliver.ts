@@ -2,17 +2,20 @@ import type { SmtpAttempt } from '../errors/smtp-error.js';
 import { SmtpError } from '../errors/smtp-error.js';
 import type { Logger } from '../logger/logger.js';
 import { buildPoolMessage } from '../message/build-pool-message.js';
-import type { PoolSendResult, RejectedRecipient, SmtpPool } from '../pool/smtp-pool.js';
+import type { PoolSendResult, RejectedRecipient } from '../pool/smtp-pool.js';
+import type { PoolSource } from '../service/pool-source.js';
 import type { MailStore, OutboxRecord, Settlement } from '../store/mail-store.js';
 import { deferredRecipients, queueFollowUp } from './follow-up.js';
 import { keepLeased, settleDurably } from './lease.js';
+import type { SendCheck } from './send-checks.js';
 import { failureSettlement, type RetryOptions, settlementOf } from './settlement.js';
 import { storableOptional, storableText } from './storable.js';
 
 /** What `deliver` needs: where the record lives, the servers of its owner, and how to retry. */
 export interface DeliveryContext {
   store: MailStore;
-  pool: SmtpPool;
+  /** The pool of the record's owner (and agent). */
+  pools: PoolSource;
   logger: Logger;
   /** The lease the record was claimed under; the heartbeat renews it while the send runs. */
   leaseMs: number;
@@ -26,6 +29,8 @@ export interface DeliveryContext {
   signal?: AbortSignal | undefined;
   /** Waits between tries to record the outcome when the store fails (see `settleDurably`). */
   recordRetryDelaysMs?: readonly number[] | undefined;
+  /** Send-time checks, in order (suppression first): one that throws refuses the message and nothing is sent. */
+  checks?: readonly SendCheck[] | undefined;
   /** Told of each follow-up queued, so this process can see that it gets delivered. */
   onFollowUp?: ((followUp: OutboxRecord) => void) | undefined;
 }
@@ -56,7 +61,8 @@ export async function deliver(record: OutboxRecord, context: DeliveryContext): P
   let failure: unknown;
   const heartbeat = keepLeased(store.outbox, record, context.leaseMs, logger);
   try {
-    outcome = await context.pool.send(message, { signal: context.signal });
+    for (const check of context.checks ?? []) await check(record, { store });
+    outcome = await context.pools.use({ ownerId: record.ownerId, agentId: record.agentId }, (pool) => pool.send(message, { signal: context.signal }));
   } catch (caught) {
     failure = caught;
   } finally {

@@ -10,11 +10,13 @@ import type { RetryOptions } from './settlement.js';
  */
 export class FollowUpDelivery {
   private readonly timers = new Map<string, NodeJS.Timeout>();
+  /** Whose each tracked follow-up is: claims and reads are scoped by owner. */
+  private readonly owners = new Map<string, string>();
   private readonly running = new Set<Promise<void>>();
   private stopped = false;
 
   constructor(
-    private readonly context: Omit<DeliveryContext, 'onFollowUp' | 'retry'> & { retry: Required<RetryOptions>; ownerId: string },
+    private readonly context: Omit<DeliveryContext, 'onFollowUp' | 'retry'> & { retry: Required<RetryOptions> },
   ) {}
 
   /** Follow-ups waiting for their time, or being sent. */
@@ -24,6 +26,7 @@ export class FollowUpDelivery {
 
   /** Sends `followUp` when it is due: its delay is measured on the store's clock (due time minus creation). */
   track(followUp: OutboxRecord): void {
+    this.owners.set(followUp.id, followUp.ownerId);
     this.schedule(followUp.id, followUp.nextAttemptAt.getTime() - followUp.updatedAt.getTime());
   }
 
@@ -32,6 +35,7 @@ export class FollowUpDelivery {
     this.stopped = true;
     for (const timer of this.timers.values()) clearTimeout(timer);
     this.timers.clear();
+    this.owners.clear();
     await Promise.all(this.running);
   }
 
@@ -48,20 +52,25 @@ export class FollowUpDelivery {
   }
 
   private async run(id: string): Promise<void> {
-    const { store, ownerId, logger } = this.context;
+    const { store, logger } = this.context;
+    const ownerId = this.owners.get(id);
+    if (ownerId === undefined) return;
+    let again: number | undefined;
     try {
       const [record] = await store.outbox.claim({ workerId: this.context.workerId, limit: 1, leaseMs: this.context.leaseMs, ownerId, ids: [id] });
       if (!record) {
         // Not due yet by the store's clock (a timer a little early), or taken by a worker: look again if queued.
         const current = await store.outbox.get(ownerId, id);
-        if (current?.status === 'queued') this.schedule(id, 1_000);
-        return;
+        if (current?.status === 'queued') again = 1_000;
+      } else {
+        const delivery = await deliver(record, { ...this.context, onFollowUp: (next) => this.track(next) });
+        if (delivery.settlement.status === 'retry') again = delivery.settlement.delayMs;
       }
-      const delivery = await deliver(record, { ...this.context, onFollowUp: (next) => this.track(next) });
-      if (delivery.settlement.status === 'retry') this.schedule(id, delivery.settlement.delayMs);
     } catch (err) {
       logger.warn({ err, id }, 'could not deliver a follow-up now; trying again');
-      this.schedule(id, 5_000);
+      again = 5_000;
     }
+    if (again === undefined) this.owners.delete(id);
+    else this.schedule(id, again);
   }
 }

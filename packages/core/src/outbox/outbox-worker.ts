@@ -1,15 +1,23 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Logger } from '../logger/logger.js';
-import type { SmtpPool } from '../pool/smtp-pool.js';
+import type { PoolSource } from '../service/pool-source.js';
 import type { MailStore, OutboxRecord } from '../store/mail-store.js';
 import { deliver } from './deliver.js';
+import type { SendCheck } from './send-checks.js';
 import { DEFAULT_RETRY, type RetryOptions } from './settlement.js';
 
-/** Who the worker works for: it claims only this owner's messages. */
-export interface WorkerIdentity {
-  ownerId: string;
-  agentId: string | undefined;
+/** Whose mail the worker claims: one owner's, or (a service's worker) every owner's, each sent through its own servers. */
+export interface WorkerScope {
+  ownerId?: string | undefined;
+}
+
+/** What the worker sends with: the store, each owner's pool, and the send-time checks. */
+export interface WorkerRuntime {
+  store: MailStore;
+  pools: PoolSource;
+  logger: Logger;
+  checks: readonly SendCheck[];
 }
 
 export interface WorkerOptions {
@@ -43,13 +51,16 @@ export class OutboxWorker {
   private wakeOnCompletion = false;
   private readonly loop: Promise<void>;
 
+  private readonly store: MailStore;
+  private readonly logger: Logger;
+
   constructor(
-    private readonly store: MailStore,
-    private readonly pool: SmtpPool,
-    private readonly logger: Logger,
-    private readonly identity: WorkerIdentity,
+    private readonly runtime: WorkerRuntime,
+    private readonly scope: WorkerScope,
     options: WorkerOptions = {},
   ) {
+    this.store = runtime.store;
+    this.logger = runtime.logger;
     this.workerId = options.workerId ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
     this.concurrency = options.concurrency ?? 10;
     this.pollMs = options.pollMs ?? 1_000;
@@ -86,7 +97,7 @@ export class OutboxWorker {
       }
       let claimed: OutboxRecord[] = [];
       try {
-        claimed = await this.store.outbox.claim({ workerId: this.workerId, limit: free, leaseMs: this.leaseMs, ownerId: this.identity.ownerId });
+        claimed = await this.store.outbox.claim({ workerId: this.workerId, limit: free, leaseMs: this.leaseMs, ownerId: this.scope.ownerId });
       } catch (err) {
         this.logger.error({ err, worker: this.workerId }, 'outbox claim failed');
       }
@@ -106,7 +117,8 @@ export class OutboxWorker {
   private async process(record: OutboxRecord): Promise<void> {
     await deliver(record, {
       store: this.store,
-      pool: this.pool,
+      pools: this.runtime.pools,
+      checks: this.runtime.checks,
       logger: this.logger,
       leaseMs: this.leaseMs,
       workerId: this.workerId,

@@ -16,6 +16,7 @@ const HINTS: Record<string, string> = {
   CONFIG_ERROR: 'The email configuration is wrong. Tell the user; retrying will not help.',
   CLOSED: 'The mailer was shut down. Tell the user.',
   ABORTED: 'The send was cut off before the email reached a mail server; nothing was sent. Call again with the same idempotency_key.',
+  SUPPRESSED: 'A recipient unsubscribed or was suppressed; nothing was sent. Do not retry with that address; send to the others only if the user wants that.',
   LEASE_EXPIRED: 'The service stopped while sending this email, so it may or may not have been delivered. Do not resend it; tell the user.',
 };
 

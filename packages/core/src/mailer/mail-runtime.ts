@@ -1,0 +1,169 @@
+import { randomUUID } from 'node:crypto';
+import { AgentSmtpError } from '../errors/agent-smtp-error.js';
+import type { Logger } from '../logger/logger.js';
+import { parseAddress, parseAddressList, type AddressInput, type AddressListInput } from '../message/address.js';
+import { DEFAULT_LIMITS, type MessageLimits } from '../message/limits.js';
+import { assertSingleLine } from '../message/normalize-email.js';
+import { type Delivery, deliver } from '../outbox/deliver.js';
+import { FollowUpDelivery } from '../outbox/follow-up-delivery.js';
+import { OutboxWorker, type WorkerOptions } from '../outbox/outbox-worker.js';
+import { DEFAULT_SEND_CHECKS, type SendCheck } from '../outbox/send-checks.js';
+import { DEFAULT_RETRY, type RetryOptions } from '../outbox/settlement.js';
+import type { ComposeContext } from '../pipeline/compose.js';
+import type { PoolSource } from '../service/pool-source.js';
+import type { MailStore, OutboxRecord } from '../store/mail-store.js';
+import { TemplateEngine } from '../template/template-engine.js';
+
+/** The options a single mailer and a whole service share: how messages are composed, stored and retried. */
+export interface MailSettings {
+  /** Applied to every message that does not set its own. */
+  defaults?: { from?: AddressInput; replyTo?: AddressListInput; headers?: Record<string, string> };
+  limits?: Partial<MessageLimits>;
+  /**
+   * `strict` (default true) refuses a template with a missing variable instead of rendering it empty. The compiled
+   * template cache holds `cacheSize` templates (500) within `cacheBytes` (8 MiB).
+   */
+  templates?: { strict?: boolean; cacheSize?: number; cacheBytes?: number };
+  /**
+   * Queued sends: tries per message (default 10), the backoff between them and how long to keep trying
+   * (`retry`: 30 s doubling to 1 h, for up to 24 h), and the lease of a direct send (2 min, renewed while sending).
+   */
+  outbox?: {
+    maxAttempts?: number;
+    retry?: RetryOptions;
+    leaseMs?: number;
+    /** Waits between tries to record an outcome while the store fails. Default: 50, 200, 800, 2000, 4000 ms. */
+    recordRetryDelaysMs?: readonly number[];
+  };
+  /** Checks run on every message right before it is sent, after the built-in suppression check. */
+  sendChecks?: readonly SendCheck[];
+}
+
+/**
+ * What the mailers of one process share: the store, the pools, the settings, the work in flight and the follow-ups
+ * it must deliver. A `createMailer` mailer has one of its own; a service's `forAgent` mailers share the service's.
+ */
+export class MailRuntime {
+  readonly compose: Omit<ComposeContext, 'serverFrom'>;
+  readonly maxAttempts: number;
+  readonly leaseMs: number;
+  readonly retry: Required<RetryOptions>;
+  readonly checks: readonly SendCheck[];
+  readonly directWorkerId = `direct:${process.pid}:${randomUUID().slice(0, 8)}`;
+  private readonly recordRetryDelaysMs: readonly number[] | undefined;
+  private readonly followUps: FollowUpDelivery;
+  private readonly running = new Set<Promise<unknown>>();
+  private readonly workers = new Set<OutboxWorker>();
+  private closing: Promise<void> | undefined;
+
+  constructor(
+    readonly store: MailStore,
+    readonly pools: PoolSource,
+    readonly logger: Logger,
+    settings: MailSettings,
+    private readonly ownsStore: boolean,
+  ) {
+    const defaultHeaders = settings.defaults?.headers ?? {};
+    for (const [name, value] of Object.entries(defaultHeaders)) assertSingleLine(value, `defaults.headers.${name}`);
+    this.compose = {
+      limits: { ...DEFAULT_LIMITS, ...settings.limits },
+      templates: new TemplateEngine({
+        strict: settings.templates?.strict ?? true,
+        cacheSize: settings.templates?.cacheSize,
+        cacheBytes: settings.templates?.cacheBytes,
+      }),
+      defaultFrom: settings.defaults?.from === undefined ? undefined : parseAddress(settings.defaults.from, 'defaults.from'),
+      defaultReplyTo: parseAddressList(settings.defaults?.replyTo, 'defaults.replyTo'),
+      defaultHeaders,
+    };
+    this.maxAttempts = settings.outbox?.maxAttempts ?? 10;
+    this.leaseMs = settings.outbox?.leaseMs ?? 120_000;
+    this.retry = { ...DEFAULT_RETRY, ...settings.outbox?.retry };
+    this.recordRetryDelaysMs = settings.outbox?.recordRetryDelaysMs;
+    this.checks = [...DEFAULT_SEND_CHECKS, ...(settings.sendChecks ?? [])];
+    this.followUps = new FollowUpDelivery({
+      store,
+      pools,
+      checks: this.checks,
+      logger,
+      leaseMs: this.leaseMs,
+      workerId: this.directWorkerId,
+      retry: this.retry,
+      followUpRetry: this.retry,
+      recordRetryDelaysMs: this.recordRetryDelaysMs,
+    });
+  }
+
+  /** Sends a record claimed by this process now (a direct send); its follow-ups are delivered from here. */
+  deliverNow(record: OutboxRecord, signal: AbortSignal | undefined): Promise<Delivery> {
+    return deliver(record, {
+      store: this.store,
+      pools: this.pools,
+      checks: this.checks,
+      logger: this.logger,
+      leaseMs: this.leaseMs,
+      workerId: this.directWorkerId,
+      retry: false,
+      followUpRetry: this.retry,
+      recordRetryDelaysMs: this.recordRetryDelaysMs,
+      signal,
+      onFollowUp: (followUp) => this.followUps.track(followUp),
+    });
+  }
+
+  /** A worker claiming one owner's due mail, or every owner's (`ownerId` undefined), each through its owner's pool. */
+  startWorker(ownerId: string | undefined, options: WorkerOptions): OutboxWorker {
+    this.assertOpen();
+    const worker = new OutboxWorker(
+      { store: this.store, pools: this.pools, logger: this.logger, checks: this.checks },
+      { ownerId },
+      { retry: this.retry, recordRetryDelaysMs: this.recordRetryDelaysMs, ...options },
+    );
+    this.workers.add(worker);
+    return worker;
+  }
+
+  /** Wakes the workers: a message was queued. */
+  notifyWorkers(): void {
+    for (const worker of this.workers) worker.notify();
+  }
+
+  /** Keeps `work` in the set `close()` waits for. */
+  track<T>(work: Promise<T>): Promise<T> {
+    this.running.add(work);
+    const forget = () => this.running.delete(work);
+    work.then(forget, forget);
+    return work;
+  }
+
+  assertOpen(): void {
+    if (this.closing) throw new AgentSmtpError('CLOSED', 'This mailer is closed; create a new one to send again.');
+  }
+
+  /**
+   * Stops taking sends, waits up to `timeoutMs` for the sends and workers in flight, then cuts off what still runs
+   * by closing every connection (each send settles by how far it got), and closes the store if it was made here.
+   */
+  close(timeoutMs: number): Promise<void> {
+    this.closing ??= this.shutdown(timeoutMs);
+    return this.closing;
+  }
+
+  private async shutdown(timeoutMs: number): Promise<void> {
+    const settled = (p: Promise<unknown>) =>
+      p.then(
+        () => undefined,
+        () => undefined,
+      );
+    const work = Promise.all([...[...this.workers].map((w) => w.stop()), ...[...this.running].map(settled), this.followUps.stop()]);
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = await Promise.race([work.then(() => false), new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), timeoutMs)))]);
+    clearTimeout(timer);
+    if (timedOut) this.logger.warn({ timeoutMs, sends: this.running.size }, 'close: sends still running after the timeout; closing their connections');
+    // With the connections gone, whatever still runs settles at once (classified by how far it got).
+    await this.pools.close({ force: timedOut });
+    await work;
+    this.workers.clear();
+    if (this.ownsStore) await this.store.close?.();
+  }
+}

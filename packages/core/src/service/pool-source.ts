@@ -1,0 +1,228 @@
+import { createHash } from 'node:crypto';
+import { type ResolvedSmtpServerConfig, resolveSmtpServerConfigs, revealTlsOptions, type SmtpServerConfig } from '../config/smtp-server-config.js';
+import { AgentSmtpError } from '../errors/agent-smtp-error.js';
+import type { Logger } from '../logger/logger.js';
+import type { ParsedAddress } from '../message/address.js';
+import { senderFromServers } from '../pipeline/compose.js';
+import { type PoolCloseOptions, SmtpPool, type SmtpPoolOptions } from '../pool/smtp-pool.js';
+
+/** Whose servers: an owner, and the agent acting for it (a provider may give agents servers of their own). */
+export interface PoolScope {
+  ownerId: string;
+  agentId?: string | undefined;
+}
+
+/**
+ * Where a mailer gets the SMTP pool of the owner it sends for. One pool for a single-tenant mailer
+ * (`StaticPoolSource`); a cache of pools per owner's server set for a service (`OwnerPools`).
+ */
+export interface PoolSource {
+  /** Runs `task` with the scope's pool; the pool is not closed while a task uses it. */
+  use<T>(scope: PoolScope, task: (pool: SmtpPool) => Promise<T>): Promise<T>;
+  /** The scope's pool if one is open now (for a synchronous status). */
+  peek(scope: PoolScope): SmtpPool | undefined;
+  /** The sender the scope's servers imply (a server's `from`, or a username that is an address). */
+  senderFor(scope: PoolScope): ParsedAddress | undefined | Promise<ParsedAddress | undefined>;
+  close(options?: PoolCloseOptions): Promise<void>;
+}
+
+/** One pool for one owner: what `createMailer` uses. `reload` swaps the servers without dropping sends. */
+export class StaticPoolSource implements PoolSource {
+  readonly pool: SmtpPool;
+  private sender: ParsedAddress | undefined;
+
+  constructor(servers: readonly SmtpServerConfig[], options: Omit<SmtpPoolOptions, 'servers'>) {
+    this.pool = new SmtpPool({ servers, ...options });
+    this.sender = senderFromServers(servers);
+  }
+
+  use<T>(_scope: PoolScope, task: (pool: SmtpPool) => Promise<T>): Promise<T> {
+    return task(this.pool);
+  }
+
+  peek(): SmtpPool {
+    return this.pool;
+  }
+
+  senderFor(): ParsedAddress | undefined {
+    return this.sender;
+  }
+
+  reload(servers: readonly SmtpServerConfig[]): void {
+    this.pool.reload(servers);
+    this.sender = senderFromServers(servers);
+  }
+
+  close(options?: PoolCloseOptions): Promise<void> {
+    return this.pool.close(options);
+  }
+}
+
+/** Resolves the servers a scope sends through: what `OwnerPools` needs of a credential provider. */
+export type ResolveServers = (scope: PoolScope) => Promise<readonly SmtpServerConfig[]>;
+
+export interface OwnerPoolsOptions {
+  resolve: ResolveServers;
+  pool: Omit<SmtpPoolOptions, 'servers' | 'logger'>;
+  logger: Logger;
+  /** A pool no send used for this long is closed. Default: 5 minutes. */
+  idleMs?: number;
+  /**
+   * How long a scope's resolved servers are reused before they are read again (a store read and a decryption per
+   * send would be the price otherwise). A change made through the service applies at once (`invalidate`); one made
+   * by another process within this time. Default: 30 s.
+   */
+  resolveTtlMs?: number;
+}
+
+interface PoolEntry {
+  pool: SmtpPool;
+  sender: ParsedAddress | undefined;
+  owners: Set<string>;
+  inUse: number;
+  lastUsed: number;
+}
+
+interface Resolved {
+  key: string;
+  until: number;
+}
+
+/**
+ * Pools cached per server set (servers, credentials included), so every owner sends through its own servers and two
+ * agents of one owner share connections. A pool is closed when idle, or when its owner's configuration changes.
+ */
+export class OwnerPools implements PoolSource {
+  private readonly pools = new Map<string, PoolEntry>();
+  private readonly resolved = new Map<string, Resolved>();
+  private readonly pending = new Map<string, Promise<PoolEntry>>();
+  private readonly idleMs: number;
+  private readonly resolveTtlMs: number;
+  private readonly sweeper: NodeJS.Timeout;
+  private closed = false;
+
+  constructor(private readonly options: OwnerPoolsOptions) {
+    this.idleMs = options.idleMs ?? 300_000;
+    this.resolveTtlMs = options.resolveTtlMs ?? 30_000;
+    this.sweeper = setInterval(() => this.closeIdle(), Math.max(1_000, Math.floor(this.idleMs / 2)));
+    this.sweeper.unref();
+  }
+
+  /** Open pools (for tests and status pages). */
+  get size(): number {
+    return this.pools.size;
+  }
+
+  async use<T>(scope: PoolScope, task: (pool: SmtpPool) => Promise<T>): Promise<T> {
+    const entry = await this.entryFor(scope);
+    entry.inUse++;
+    entry.lastUsed = Date.now();
+    try {
+      return await task(entry.pool);
+    } finally {
+      entry.inUse--;
+      entry.lastUsed = Date.now();
+    }
+  }
+
+  peek(scope: PoolScope): SmtpPool | undefined {
+    const resolved = this.resolved.get(scopeKey(scope));
+    return resolved ? this.pools.get(resolved.key)?.pool : undefined;
+  }
+
+  async senderFor(scope: PoolScope): Promise<ParsedAddress | undefined> {
+    return (await this.entryFor(scope)).sender;
+  }
+
+  /**
+   * Forgets what was resolved for `ownerId` (all owners without one) and closes, once their sends settle, the pools
+   * only that owner used: its configuration changed, so the next send resolves its servers again.
+   */
+  invalidate(ownerId?: string): void {
+    for (const key of [...this.resolved.keys()]) if (ownerId === undefined || key.startsWith(`${ownerId}\u0000`)) this.resolved.delete(key);
+    for (const [key, entry] of this.pools) {
+      if (ownerId !== undefined && !entry.owners.has(ownerId)) continue;
+      entry.owners.delete(ownerId ?? '');
+      if (ownerId === undefined || entry.owners.size === 0) this.retire(key, entry);
+    }
+  }
+
+  async close(options?: PoolCloseOptions): Promise<void> {
+    this.closed = true;
+    clearInterval(this.sweeper);
+    const entries = [...this.pools.values()];
+    this.pools.clear();
+    this.resolved.clear();
+    await Promise.all(entries.map((e) => e.pool.close(options)));
+  }
+
+  private async entryFor(scope: PoolScope): Promise<PoolEntry> {
+    if (this.closed) throw new AgentSmtpError('CLOSED', 'The mail service is closed; create a new one to send again.');
+    const key = scopeKey(scope);
+    const resolved = this.resolved.get(key);
+    const cached = resolved && resolved.until > Date.now() ? this.pools.get(resolved.key) : undefined;
+    if (cached) return cached;
+    // One resolution per scope at a time: a burst of sends for a new owner reads its configuration once.
+    let pending = this.pending.get(key);
+    if (!pending) {
+      pending = this.open(scope).finally(() => this.pending.delete(key));
+      this.pending.set(key, pending);
+    }
+    return pending;
+  }
+
+  private async open(scope: PoolScope): Promise<PoolEntry> {
+    const servers = await this.options.resolve(scope);
+    const resolved = resolveSmtpServerConfigs(servers);
+    const setKey = serverSetKey(resolved);
+    let entry = this.pools.get(setKey);
+    if (!entry) {
+      entry = {
+        pool: new SmtpPool({ servers, ...this.options.pool, logger: this.options.logger }),
+        sender: senderFromServers(servers),
+        owners: new Set(),
+        inUse: 0,
+        lastUsed: Date.now(),
+      };
+      this.pools.set(setKey, entry);
+    }
+    entry.owners.add(scope.ownerId);
+    const previous = this.resolved.get(scopeKey(scope));
+    this.resolved.set(scopeKey(scope), { key: setKey, until: Date.now() + this.resolveTtlMs });
+    // The scope's servers changed since the last resolution: its old pool goes once nobody else uses it.
+    if (previous && previous.key !== setKey) {
+      const old = this.pools.get(previous.key);
+      if (old && ![...this.resolved.values()].some((r) => r.key === previous.key)) this.retire(previous.key, old);
+    }
+    return entry;
+  }
+
+  private closeIdle(): void {
+    const now = Date.now();
+    for (const [key, entry] of this.pools) {
+      if (entry.inUse === 0 && now - entry.lastUsed >= this.idleMs) this.retire(key, entry);
+    }
+  }
+
+  private retire(key: string, entry: PoolEntry): void {
+    this.pools.delete(key);
+    for (const [scope, resolved] of this.resolved) if (resolved.key === key) this.resolved.delete(scope);
+    // Not forced: sends that hold the pool finish first (SmtpPool.close waits for them).
+    entry.pool.close().catch((err: unknown) => this.options.logger.warn({ err }, 'could not close an idle SMTP pool'));
+  }
+}
+
+const scopeKey = (scope: PoolScope): string => `${scope.ownerId}\u0000${scope.agentId ?? ''}`;
+
+/** Identifies a server set, secrets included (hashed, never kept), so a changed password opens a new pool. */
+function serverSetKey(servers: readonly ResolvedSmtpServerConfig[]): string {
+  const hash = createHash('sha256');
+  for (const server of servers) {
+    hash.update(JSON.stringify(server));
+    hash.update('\u0000');
+    hash.update(server.auth?.pass ?? '');
+    hash.update('\u0000');
+    hash.update(JSON.stringify(revealTlsOptions(server.tls) ?? null));
+  }
+  return hash.digest('hex');
+}
