@@ -1,4 +1,10 @@
 export { createMailer, Mailer } from './mailer/mailer.js';
+export { createMailService, MailService } from './service/mail-service.js';
+export type { MailServiceOptions, ServerResolver } from './service/mail-service.js';
+export type { MailSettings } from './mailer/mail-runtime.js';
+export type { PoolScope } from './service/pool-source.js';
+export { refuseSuppressed, DEFAULT_SEND_CHECKS } from './outbox/send-checks.js';
+export type { SendCheck } from './outbox/send-checks.js';
 export type { MailerOptions, MailerStatus, SendResult, EnqueueResult, MessageStatusReport, FollowUpStatus } from './mailer/mailer.js';
 
 export { emailSchema, attachmentSchema, addressListSchema } from './message/email-schema.js';

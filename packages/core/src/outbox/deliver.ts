@@ -73,7 +73,7 @@ export async function deliver(record: OutboxRecord, context: DeliveryContext): P
   const settlement = outcome ? settlementOf(outcome) : failureSettlement(record, failure, context.retry, storeNow);
   const rejectedReasons = outcome?.rejectedReasons ?? [];
 
-  await recordAttempts(store, record, outcome?.attempts ?? (SmtpError.isInstance(failure) ? (failure as SmtpError).attempts : []), logger);
+  await recordAttempts(store, record, outcome?.attempts ?? attemptsOf(failure), logger);
   const deferred = deferredRecipients(rejectedReasons);
   // Queued before the settle: if this process dies in between, the retried attempt queues the same follow-up.
   const followUp = deferred.length ? await queueFollowUp(store.outbox, record, deferred, context.followUpRetry, logger) : undefined;
@@ -90,6 +90,12 @@ export async function deliver(record: OutboxRecord, context: DeliveryContext): P
     deferred: followUp ? deferred : [],
     followUp,
   };
+}
+
+/** The server attempts a failed send made (none for a refusal before any server was tried). */
+function attemptsOf(failure: unknown): readonly SmtpAttempt[] {
+  const attempts = SmtpError.isInstance(failure) ? (failure as Partial<SmtpError>).attempts : undefined;
+  return Array.isArray(attempts) ? attempts : [];
 }
 
 /** Each server's refusal within the attempt, as history: a failover's earlier tries would otherwise vanish. */

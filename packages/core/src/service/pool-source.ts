@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { type ResolvedSmtpServerConfig, resolveSmtpServerConfigs, revealTlsOptions, type SmtpServerConfig } from '../config/smtp-server-config.js';
 import { AgentSmtpError } from '../errors/agent-smtp-error.js';
+import { ConfigError } from '../errors/config-error.js';
 import type { Logger } from '../logger/logger.js';
 import type { ParsedAddress } from '../message/address.js';
 import { senderFromServers } from '../pipeline/compose.js';
@@ -172,7 +173,17 @@ export class OwnerPools implements PoolSource {
   }
 
   private async open(scope: PoolScope): Promise<PoolEntry> {
-    const servers = await this.options.resolve(scope);
+    let servers: readonly SmtpServerConfig[];
+    try {
+      servers = await this.options.resolve(scope);
+    } catch (err) {
+      if (AgentSmtpError.isInstance(err)) throw err;
+      // A provider's raw error (a store's, a driver's) may hold SQL or connection strings: it stays in `cause`.
+      throw new ConfigError(`The SMTP servers of owner "${scope.ownerId}" could not be read; nothing was sent. The cause is in the server log.`, {
+        setting: 'credentials',
+        cause: err,
+      });
+    }
     const resolved = resolveSmtpServerConfigs(servers);
     const setKey = serverSetKey(resolved);
     let entry = this.pools.get(setKey);

@@ -1,0 +1,121 @@
+import { describe, expect, it } from 'vitest';
+import { useTestResources } from '../__fixtures__/test-resources.js';
+import type { SmtpServerConfig } from '../config/smtp-server-config.js';
+import { waitFor, waitForStatus } from '../outbox/__fixtures__/outbox-setup.js';
+import { MemoryStore } from '../store/memory-store.js';
+import { createMailService } from './mail-service.js';
+
+const resources = useTestResources();
+
+/** Two owners, each with a sink of their own, on one service and one store. */
+async function twoOwners(options: { idleMs?: number } = {}) {
+  const aliceSink = await resources.sink();
+  const bobSink = await resources.sink();
+  const servers: Record<string, SmtpServerConfig[]> = {
+    alice: [aliceSink.serverConfig({ name: 'alice-smtp', from: 'alice@alice.example' })],
+    bob: [bobSink.serverConfig({ name: 'bob-smtp', from: 'bob@bob.example' })],
+  };
+  const resolved: string[] = [];
+  const store = new MemoryStore();
+  const service = createMailService({
+    store,
+    credentials: {
+      resolve: async ({ ownerId }) => {
+        resolved.push(ownerId);
+        const list = servers[ownerId];
+        if (!list) throw new Error(`no servers for ${ownerId}`);
+        return list;
+      },
+    },
+    pools: { idleMs: options.idleMs ?? 60_000 },
+    outbox: { retry: { baseMs: 50, maxMs: 100 } },
+  });
+  resources.track(service);
+  return { aliceSink, bobSink, servers, resolved, store, service };
+}
+
+describe('createMailService: many owners, one store', () => {
+  it('sends each owner’s mail through that owner’s servers, and shows no owner another’s records', async () => {
+    const { aliceSink, bobSink, service } = await twoOwners();
+    const alice = service.forAgent({ ownerId: 'alice', agentId: 'assistant' });
+    const bob = service.forAgent({ ownerId: 'bob', agentId: 'support' });
+    const a = await alice.send({ to: 'ada@example.com', subject: 'From Alice', text: 'x' });
+    const b = await bob.send({ to: 'ada@example.com', subject: 'From Bob', text: 'x' });
+
+    expect(aliceSink.messages.map((m) => [m.subject, m.envelope.from])).toEqual([['From Alice', 'alice@alice.example']]);
+    expect(bobSink.messages.map((m) => [m.subject, m.envelope.from])).toEqual([['From Bob', 'bob@bob.example']]);
+    expect(await alice.getStatus(b.id)).toBeUndefined();
+    expect(await bob.getStatus(a.id)).toBeUndefined();
+    expect((await alice.getStatus(a.id))!.agentId).toBe('assistant');
+    const aliceAudit = await service.store.audit.list('alice');
+    expect(aliceAudit.map((e) => [e.action, e.messageId, e.agentId])).toEqual([['send', a.id, 'assistant']]);
+    expect((await service.store.events.list('alice')).every((e) => e.messageId === a.id)).toBe(true);
+    await expect(bob.cancel(a.id)).rejects.toMatchObject({ code: 'NOT_FOUND' });
+  });
+
+  it('one worker drains every owner’s queue, each message through its owner’s servers', async () => {
+    const { aliceSink, bobSink, service } = await twoOwners();
+    const queued = await Promise.all(
+      Array.from({ length: 10 }, (_, i) => service.forAgent({ ownerId: i % 2 ? 'bob' : 'alice' }).enqueue({ to: 'ada@example.com', subject: `n${i}`, text: 'x' })),
+    );
+    service.startWorker({ pollMs: 20 });
+    await aliceSink.waitForMessages(5);
+    await bobSink.waitForMessages(5);
+    expect(aliceSink.messages.map((m) => m.subject).sort()).toEqual(['n0', 'n2', 'n4', 'n6', 'n8']);
+    expect(bobSink.messages.map((m) => m.subject).sort()).toEqual(['n1', 'n3', 'n5', 'n7', 'n9']);
+    for (const [i, q] of queued.entries()) await waitForStatus(service.forAgent({ ownerId: i % 2 ? 'bob' : 'alice' }), q.id, 'sent');
+  });
+
+  it('refuses a suppressed address at send time, through send and through a worker: nothing reaches the server', async () => {
+    const { aliceSink, service, store } = await twoOwners();
+    const alice = service.forAgent({ ownerId: 'alice' });
+    const queued = await alice.enqueue({ to: 'gone@example.com', subject: 'Queued before the unsubscribe', text: 'x' });
+    // Suppressed after it was queued: the check runs when it is sent, not when it was accepted.
+    await store.suppressions.add({ ownerId: 'alice', address: 'Gone@Example.com', reason: 'unsubscribe' });
+    await expect(alice.send({ to: ['ada@example.com', 'gone@example.com'], subject: 'Direct', text: 'x' })).rejects.toMatchObject({
+      code: 'SUPPRESSED',
+      retryable: false,
+    });
+    service.startWorker({ pollMs: 20 });
+    const failed = await waitForStatus(alice, queued.id, 'failed');
+    expect(failed.error).toMatchObject({ code: 'SUPPRESSED', retryable: false });
+    // Another owner's suppression list is its own.
+    await service.forAgent({ ownerId: 'bob' }).send({ to: 'gone@example.com', subject: 'Bob may', text: 'x' });
+    expect(aliceSink.stats.connections).toBe(0);
+    expect(aliceSink.messages).toHaveLength(0);
+  });
+
+  it('reads an owner’s servers once for a burst of sends, and again after invalidate()', async () => {
+    const { aliceSink, servers, resolved, service } = await twoOwners();
+    const alice = service.forAgent({ ownerId: 'alice' });
+    await Promise.all(Array.from({ length: 20 }, (_, i) => alice.send({ to: 'ada@example.com', subject: `b${i}`, text: 'x' })));
+    expect(resolved.filter((o) => o === 'alice')).toHaveLength(1);
+    const moved = await resources.sink();
+    servers.alice = [moved.serverConfig({ name: 'alice-new', from: 'alice@alice.example' })];
+    service.invalidate('alice');
+    await alice.send({ to: 'ada@example.com', subject: 'After the change', text: 'x' });
+    expect(moved.messages.map((m) => m.subject)).toEqual(['After the change']);
+    expect(aliceSink.messages).toHaveLength(20);
+    // The old pool was closed politely once its sends were done.
+    await waitFor('the old pool to quit', async () => (aliceSink.stats.quits > 0 ? true : undefined));
+  });
+
+  it('closes a pool nobody used for idleMs', async () => {
+    const { aliceSink, service } = await twoOwners({ idleMs: 300 });
+    await service.forAgent({ ownerId: 'alice' }).send({ to: 'ada@example.com', subject: 'Then idle', text: 'x' });
+    await waitFor('the idle pool to close', async () => (aliceSink.stats.closed >= aliceSink.stats.connections ? true : undefined), 5_000);
+    // A later send opens a new pool.
+    await service.forAgent({ ownerId: 'alice' }).send({ to: 'ada@example.com', subject: 'Back', text: 'x' });
+    expect(aliceSink.messages.map((m) => m.subject)).toEqual(['Then idle', 'Back']);
+  });
+
+  it('an owner without servers gets a clear error and nothing is kept half-sent', async () => {
+    const { service } = await twoOwners();
+    const carol = service.forAgent({ ownerId: 'carol' });
+    const refused = carol.send({ from: 'carol@example.com', to: 'ada@example.com', subject: 'No servers', text: 'x' });
+    await expect(refused).rejects.toMatchObject({ code: 'CONFIG_ERROR', setting: 'credentials' });
+    // The provider's raw words stay out of the message (they may hold SQL or a connection string).
+    await expect(refused).rejects.not.toThrow(/no servers for carol/);
+    expect(() => service.forAgent({ ownerId: '' })).toThrow(/ownerId/);
+  });
+});
