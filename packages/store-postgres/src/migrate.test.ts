@@ -4,6 +4,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildMigrateStatement } from './migrate.js';
 import { getMigrationSql } from './migration-sql.js';
+import { newOutboxRecord } from '@agent-smtp/core/store-contract';
 import { migrations } from './migrations/index.js';
 import type { PostgresClient } from './postgres-client.js';
 import { createPostgresStore } from './postgres-store.js';
@@ -11,7 +12,28 @@ import { quoteSchemaName } from './schema-name.js';
 import { DATABASE_URL, dropSchema, SERVER_SKIP_REASON, uniqueSchema } from './test-databases.js';
 
 const TABLES = ['audit', 'counters', 'credentials', 'events', 'migrations', 'outbox', 'suppressions'];
-const FUNCTIONS = ['cancel', 'claim', 'counter_increment', 'enqueue', 'extend_lease', 'reclaim', 'settle'];
+const FUNCTIONS = [
+  'audit_append',
+  'audit_list',
+  'cancel',
+  'claim',
+  'counter_get',
+  'counter_increment',
+  'enqueue',
+  'enqueue_many',
+  'events_append',
+  'events_list',
+  'extend_lease',
+  'outbox_find_by_idempotency_key',
+  'outbox_find_by_message_id',
+  'outbox_get',
+  'reclaim',
+  'settle',
+  'suppressions_add',
+  'suppressions_find',
+  'suppressions_list',
+  'suppressions_remove',
+];
 
 async function describeSchema(client: PostgresClient, schema: string) {
   const tables = await client.query(`select table_name from information_schema.tables where table_schema = $1 order by 1`, [schema]);
@@ -82,6 +104,52 @@ describe('migrate() on PGlite', () => {
     expect(retried!.nextAttemptAt.getTime() - retried!.updatedAt.getTime()).toBe(60_000);
     expect(await store.outbox.settle('msg_old_sending', 1, { status: 'sent', server: 's', accepted: [], rejected: [], response: '250' })).toMatchObject({ status: 'sent' });
     expect((await store.events.list('owner', { messageId: 'msg_old_sending' })).map((e) => e.type)).toEqual(['queued', 'claimed', 'sent']);
+  });
+
+  it('moves a database migrated by 001 and 002 forward to the read functions and the event cursor, keeping every row', async () => {
+    const schema = uniqueSchema();
+    const q = quoteSchemaName(schema);
+    // The schema as 001 + 002 left it, with rows written the way that release wrote them: transitions through its
+    // functions, the other parts by plain statements.
+    await db.query(buildMigrateStatement(schema, q, migrations.slice(0, 2)));
+    const email = JSON.stringify({ from: { address: 'a@example.com', domain: 'example.com' }, to: [], cc: [], bcc: [], replyTo: [], subject: 'Old', attachments: [], headers: {}, references: [] });
+    await db.query(`select * from ${q}.enqueue('msg_a', 'owner', 'agent', 'k1', 'f1', '<a@example.com>', $1::jsonb, null, 3)`, [email]);
+    await db.query(`select * from ${q}.enqueue('msg_b', 'owner', null, null, null, '<b@example.com>', $1::jsonb, null, 3, '{}', '{}', 'w-old', 60000)`, [email]);
+    await db.query(`select * from ${q}.settle('msg_b', 1, 'sent', 's', '{}', '{}', '250', null, null)`);
+    await db.query(`insert into ${q}.events (owner_id, message_id, type, attempt, detail) values ('owner', 'msg_b', 'opened', 1, '{}')`);
+    await db.query(`insert into ${q}.audit (owner_id, agent_id, action, outcome, message_id, detail) values ('owner', 'agent', 'send', 'ok', 'msg_b', '{}')`);
+    await db.query(`insert into ${q}.suppressions (owner_id, address, reason) values ('owner', 'gone@example.com', 'bounce')`);
+    await db.query(`select * from ${q}.counter_increment('owner', 'sent', '2026-01-01', 2, 10)`);
+
+    const store = createPostgresStore({ client: db, schema });
+    expect((await store.migrate()).map((m) => m.version)).toEqual(migrations.map((m) => m.version));
+
+    expect(await store.outbox.get('owner', 'msg_a')).toMatchObject({ status: 'queued', agentId: 'agent', idempotencyKey: 'k1', messageId: '<a@example.com>' });
+    expect(await store.outbox.findByIdempotencyKey('owner', 'k1')).toMatchObject({ id: 'msg_a' });
+    expect((await store.outbox.findByMessageId('owner', '<b@example.com>')).map((r) => [r.id, r.status])).toEqual([['msg_b', 'sent']]);
+    expect(await store.audit.list('owner')).toMatchObject([{ action: 'send', messageId: 'msg_b' }]);
+    expect(await store.suppressions.find('owner', ['gone@example.com'])).toMatchObject([{ reason: 'bounce' }]);
+    expect(await store.counters.get('owner', 'sent', '2026-01-01')).toBe(2);
+
+    // The old events keep their order, ahead of every new one, and a cursor works across the two.
+    const replay = await store.outbox.enqueueMany([newOutboxRecord('owner', { idempotencyKey: 'k1' }), newOutboxRecord('owner', { id: 'msg_c' })]);
+    expect(replay.map((r) => [r.created, r.record.id])).toEqual([
+      [false, 'msg_a'],
+      [true, 'msg_c'],
+    ]);
+    const old = ['msg_a:queued', 'msg_b:queued', 'msg_b:claimed', 'msg_b:sent', 'msg_b:opened'];
+    const all = await store.events.list('owner');
+    expect(all.map((e) => `${e.messageId}:${e.type}`)).toEqual([...old, 'msg_c:queued']);
+    const paged: string[] = [];
+    let after: string | undefined;
+    for (;;) {
+      const page = await store.events.list('owner', { after, limit: 2 });
+      if (page.length === 0) break;
+      paged.push(...page.map((e) => e.id));
+      after = page.at(-1)!.id;
+    }
+    expect(paged).toEqual(all.map((e) => e.id));
+    expect((await db.query(`select count(*)::int as n from ${q}.events where tx = '0'`)).rows).toEqual([{ n: old.length }]);
   });
 
   it('applies only the migrations not yet recorded', async () => {

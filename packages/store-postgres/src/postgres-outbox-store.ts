@@ -39,6 +39,27 @@ export class PostgresOutboxStore implements OutboxStore {
     return { created: row.created === true, record: toOutboxRecord(row) };
   }
 
+  async enqueueMany(records: readonly NewOutboxRecord[]): Promise<EnqueueResult[]> {
+    if (records.length === 0) return [];
+    // One jsonb parameter: one round trip and one transaction whatever the batch size (the caller chunks).
+    const batch = records.map((r) => ({
+      id: r.id,
+      ownerId: r.ownerId,
+      agentId: r.agentId,
+      idempotencyKey: r.idempotencyKey,
+      fingerprint: r.fingerprint,
+      messageId: r.messageId,
+      email: r.email,
+      sendAt: iso(r.sendAt),
+      delayMs: r.delayMs ? ms(r.delayMs) : undefined,
+      maxAttempts: r.maxAttempts,
+      tags: r.tags,
+      metadata: r.metadata ?? {},
+    }));
+    const rows = await this.rows(`select * from ${this.schema}.enqueue_many($1::jsonb)`, [json(batch)]);
+    return rows.map((row) => ({ created: row.created === true, record: toOutboxRecord(row) }));
+  }
+
   async claim(options: ClaimOptions): Promise<OutboxRecord[]> {
     if (options.limit <= 0 || options.ids?.length === 0) return [];
     const rows = await this.rows(`select * from ${this.schema}.claim($1, $2, $3, $4::timestamptz, $5, $6::text[])`, [
@@ -88,13 +109,18 @@ export class PostgresOutboxStore implements OutboxStore {
   }
 
   async get(ownerId: string, id: string): Promise<OutboxRecord | undefined> {
-    const rows = await this.rows(`select * from ${this.schema}.outbox where owner_id = $1 and id = $2`, [ownerId, id]);
+    const rows = await this.rows(`select * from ${this.schema}.outbox_get($1, $2)`, [ownerId, id]);
     return rows[0] ? toOutboxRecord(rows[0]) : undefined;
   }
 
   async findByIdempotencyKey(ownerId: string, key: string): Promise<OutboxRecord | undefined> {
-    const rows = await this.rows(`select * from ${this.schema}.outbox where owner_id = $1 and idempotency_key = $2`, [ownerId, key]);
+    const rows = await this.rows(`select * from ${this.schema}.outbox_find_by_idempotency_key($1, $2)`, [ownerId, key]);
     return rows[0] ? toOutboxRecord(rows[0]) : undefined;
+  }
+
+  async findByMessageId(ownerId: string, messageIdHeader: string, options: { limit?: number } = {}): Promise<OutboxRecord[]> {
+    const rows = await this.rows(`select * from ${this.schema}.outbox_find_by_message_id($1, $2, $3)`, [ownerId, messageIdHeader, Math.floor(options.limit ?? 100)]);
+    return rows.map(toOutboxRecord);
   }
 
   private async rows(text: string, params: unknown[]): Promise<Row[]> {

@@ -3,9 +3,9 @@ import type {
   AuditStore,
   CounterStore,
   CredentialStore,
+  EventListOptions,
   EventStore,
   MailEvent,
-  MailEventType,
   StoredCredential,
   Suppression,
   SuppressionStore,
@@ -28,36 +28,38 @@ abstract class Table {
 
 export class PostgresEventStore extends Table implements EventStore {
   async append(event: Omit<MailEvent, 'id' | 'at'> & { at?: Date }): Promise<MailEvent> {
-    const rows = await this.rows(
-      `insert into ${this.schema}.events (owner_id, message_id, type, attempt, detail, at)
-       values ($1, $2, $3, $4, $5::jsonb, coalesce($6::timestamptz, now()))
-       returning *`,
-      [event.ownerId, event.messageId, event.type, event.attempt, json(event.detail ?? {}), iso(event.at)],
-    );
+    const rows = await this.rows(`select * from ${this.schema}.events_append($1, $2, $3, $4, $5::jsonb, $6::timestamptz)`, [
+      event.ownerId,
+      event.messageId,
+      event.type,
+      event.attempt,
+      json(event.detail ?? {}),
+      iso(event.at),
+    ]);
     return toMailEvent(rows[0]!);
   }
 
-  async list(ownerId: string, options: { messageId?: string; type?: MailEventType; limit?: number } = {}): Promise<MailEvent[]> {
-    const params: unknown[] = [ownerId];
-    let where = 'owner_id = $1';
-    if (options.messageId !== undefined) where += ` and message_id = $${params.push(options.messageId)}`;
-    if (options.type !== undefined) where += ` and type = $${params.push(options.type)}`;
-    const limit = `$${params.push(options.limit ?? 1_000)}`;
-    const rows = await this.rows(`select * from ${this.schema}.events where ${where} order by seq limit ${limit}`, params);
+  /** See `events_list` in migration 003 for how an owner-wide page stays gap-free while other transactions commit. */
+  async list(ownerId: string, options: EventListOptions = {}): Promise<MailEvent[]> {
+    const rows = await this.rows(`select * from ${this.schema}.events_list($1, $2, $3, $4, $5)`, [
+      ownerId,
+      nullable(options.after),
+      Math.floor(options.limit ?? 1_000),
+      nullable(options.messageId),
+      nullable(options.type),
+    ]);
     return rows.map(toMailEvent);
   }
 }
 
 export class PostgresSuppressionStore extends Table implements SuppressionStore {
   async add(input: Omit<Suppression, 'createdAt' | 'detail'> & { detail?: Record<string, unknown> }): Promise<Suppression> {
-    const rows = await this.rows(
-      `insert into ${this.schema}.suppressions (owner_id, address, reason, detail)
-       values ($1, $2, $3, $4::jsonb)
-       on conflict (owner_id, address) do update
-         set reason = excluded.reason, detail = excluded.detail, created_at = now()
-       returning *`,
-      [input.ownerId, input.address.toLowerCase(), input.reason, json(input.detail ?? {})],
-    );
+    const rows = await this.rows(`select * from ${this.schema}.suppressions_add($1, $2, $3, $4::jsonb)`, [
+      input.ownerId,
+      input.address.toLowerCase(),
+      input.reason,
+      json(input.detail ?? {}),
+    ]);
     return toSuppression(rows[0]!);
   }
 
@@ -65,47 +67,37 @@ export class PostgresSuppressionStore extends Table implements SuppressionStore 
     // Lower-cased here rather than with SQL lower(), whose result depends on the database's collation.
     const wanted = [...new Set(addresses.map((a) => a.toLowerCase()))];
     if (wanted.length === 0) return [];
-    const rows = await this.rows(
-      `select s.* from unnest($2::text[]) with ordinality as a(address, n)
-       join ${this.schema}.suppressions s on s.owner_id = $1 and s.address = a.address
-       order by a.n`,
-      [ownerId, wanted],
-    );
+    const rows = await this.rows(`select * from ${this.schema}.suppressions_find($1, $2::text[])`, [ownerId, wanted]);
     return rows.map(toSuppression);
   }
 
   async remove(ownerId: string, address: string): Promise<boolean> {
-    const rows = await this.rows(`delete from ${this.schema}.suppressions where owner_id = $1 and address = $2 returning 1`, [
-      ownerId,
-      address.toLowerCase(),
-    ]);
-    return rows.length > 0;
+    const rows = await this.rows(`select ${this.schema}.suppressions_remove($1, $2) as removed`, [ownerId, address.toLowerCase()]);
+    return rows[0]?.removed === true;
   }
 
   async list(ownerId: string, options: { limit?: number } = {}): Promise<Suppression[]> {
-    const rows = await this.rows(`select * from ${this.schema}.suppressions where owner_id = $1 order by seq limit $2`, [ownerId, options.limit ?? 1_000]);
+    const rows = await this.rows(`select * from ${this.schema}.suppressions_list($1, $2)`, [ownerId, Math.floor(options.limit ?? 1_000)]);
     return rows.map(toSuppression);
   }
 }
 
 export class PostgresAuditStore extends Table implements AuditStore {
   async append(entry: Omit<AuditEntry, 'id' | 'at'>): Promise<AuditEntry> {
-    const rows = await this.rows(
-      `insert into ${this.schema}.audit (owner_id, agent_id, action, outcome, message_id, detail)
-       values ($1, $2, $3, $4, $5, $6::jsonb)
-       returning *`,
-      [entry.ownerId, nullable(entry.agentId), entry.action, entry.outcome, nullable(entry.messageId), json(entry.detail ?? {})],
-    );
+    const rows = await this.rows(`select * from ${this.schema}.audit_append($1, $2, $3, $4, $5, $6::jsonb)`, [
+      entry.ownerId,
+      nullable(entry.agentId),
+      entry.action,
+      entry.outcome,
+      nullable(entry.messageId),
+      json(entry.detail ?? {}),
+    ]);
     return toAuditEntry(rows[0]!);
   }
 
   async list(ownerId: string, options: { limit?: number; action?: string } = {}): Promise<AuditEntry[]> {
-    const params: unknown[] = [ownerId];
-    let where = 'owner_id = $1';
     // An empty action means "any", as in MemoryStore.
-    if (options.action) where += ` and action = $${params.push(options.action)}`;
-    const limit = `$${params.push(options.limit ?? 100)}`;
-    const rows = await this.rows(`select * from ${this.schema}.audit where ${where} order by seq desc limit ${limit}`, params);
+    const rows = await this.rows(`select * from ${this.schema}.audit_list($1, $2, $3)`, [ownerId, options.action || null, Math.floor(options.limit ?? 100)]);
     return rows.map(toAuditEntry);
   }
 }
@@ -118,12 +110,8 @@ export class PostgresCounterStore extends Table implements CounterStore {
   }
 
   async get(ownerId: string, key: string, window: string): Promise<number> {
-    const rows = await this.rows(`select value from ${this.schema}.counters where owner_id = $1 and key = $2 and time_window = $3`, [
-      ownerId,
-      key,
-      window,
-    ]);
-    return rows[0] ? toNumber(rows[0].value) : 0;
+    const rows = await this.rows(`select ${this.schema}.counter_get($1, $2, $3) as value`, [ownerId, key, window]);
+    return toNumber(rows[0]?.value ?? 0);
   }
 }
 

@@ -66,6 +66,9 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
   const credentials: CredentialStore = new PostgresCredentialStore(client, quoted);
   return {
     schema,
+    // A server shared by any number of processes, keeping what it committed. (A PGlite instance is one process, and
+    // durable only with a data directory: the declaration describes a server, the store's intended peer.)
+    capabilities: { eventCursor: true, batchEnqueue: true, findByMessageId: true, multiProcess: true, durable: true },
     outbox,
     events,
     suppressions,

@@ -48,3 +48,20 @@ export async function serverStore(max = 10): Promise<TestDatabase> {
     },
   };
 }
+
+/**
+ * Waits (up to 15 s) until every event `ownerId` has is below the oldest running transaction, where owner-wide event
+ * lists show it (see migration 003): another write transaction anywhere on the server holds them back meanwhile.
+ */
+export async function eventsVisible(db: TestDatabase, ownerId: string): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const { rows } = await db.client.query(
+      `select coalesce(max(tx) < pg_snapshot_xmin(pg_current_snapshot()), true) as visible from "${db.store.schema}".events where owner_id = $1`,
+      [ownerId],
+    );
+    if ((rows[0] as { visible: boolean }).visible) return;
+    if (Date.now() > deadline) throw new Error(`The events of ${ownerId} stayed behind an open transaction for 15 s`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}

@@ -14,6 +14,25 @@ import type { PoolSource } from '../service/pool-source.js';
 import type { MailStore, OutboxRecord } from '../store/mail-store.js';
 import { TemplateEngine } from '../template/template-engine.js';
 
+/** How long close() waits, after cutting the connections, for the work they held to settle. */
+const CLOSE_GRACE_MS = 2_000;
+
+/** True when `timeoutMs` passed before `work` settled; leaves no timer either way. */
+async function raceTimeout(work: Promise<unknown>, timeoutMs: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      work.then(
+        () => false,
+        () => false,
+      ),
+      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), timeoutMs))),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** The options a single mailer and a whole service share: how messages are composed, stored and retried. */
 export interface MailSettings {
   /** Applied to every message that does not set its own. */
@@ -95,8 +114,8 @@ export class MailRuntime {
   }
 
   /** Sends a record claimed by this process now (a direct send); its follow-ups are delivered from here. */
-  deliverNow(record: OutboxRecord, signal: AbortSignal | undefined): Promise<Delivery> {
-    return deliver(record, {
+  async deliverNow(record: OutboxRecord, signal: AbortSignal | undefined): Promise<Delivery> {
+    const delivery = await deliver(record, {
       store: this.store,
       pools: this.pools,
       checks: this.checks,
@@ -109,6 +128,10 @@ export class MailRuntime {
       signal,
       onFollowUp: (followUp) => this.followUps.track(followUp),
     });
+    // Its outcome could not be written: in a process with no worker nobody would take it over when its lease
+    // expires, so this one does (once, flagged as a possible duplicate, like any takeover).
+    if (!delivery.recorded) this.followUps.watch(delivery.record);
+    return delivery;
   }
 
   /** A worker claiming one owner's due mail, or every owner's (`ownerId` undefined), each through its owner's pool. */
@@ -128,8 +151,14 @@ export class MailRuntime {
     for (const worker of this.workers) worker.notify();
   }
 
-  /** Keeps `work` in the set `close()` waits for. */
-  track<T>(work: Promise<T>): Promise<T> {
+  /** Runs `task` unless closed, in the set `close()` waits for. */
+  track<T>(task: () => Promise<T>): Promise<T> {
+    try {
+      this.assertOpen();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const work = task();
     this.running.add(work);
     const forget = () => this.running.delete(work);
     work.then(forget, forget);
@@ -156,13 +185,16 @@ export class MailRuntime {
         () => undefined,
       );
     const work = Promise.all([...[...this.workers].map((w) => w.stop()), ...[...this.running].map(settled), this.followUps.stop()]);
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = await Promise.race([work.then(() => false), new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), timeoutMs)))]);
-    clearTimeout(timer);
+    const timedOut = await raceTimeout(work, timeoutMs);
     if (timedOut) this.logger.warn({ timeoutMs, sends: this.running.size }, 'close: sends still running after the timeout; closing their connections');
-    // With the connections gone, whatever still runs settles at once (classified by how far it got).
+    // With the connections gone, whatever still runs settles at once (classified by how far it got). A store call
+    // that never returns could still hold it: past a short grace, close() returns and says what it left.
     await this.pools.close({ force: timedOut });
-    await work;
+    if (timedOut && (await raceTimeout(work, CLOSE_GRACE_MS))) {
+      this.logger.error({ sends: this.running.size }, 'close: work still running after its connections were closed (a store call that does not return?); leaving it');
+    } else {
+      await work;
+    }
     this.workers.clear();
     if (this.ownsStore) await this.store.close?.();
   }

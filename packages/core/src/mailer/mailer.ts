@@ -8,6 +8,7 @@ import { type Logger, safeLogger } from '../logger/logger.js';
 import { envelopeRecipients } from '../message/build-pool-message.js';
 import type { OutgoingEmail } from '../message/email-schema.js';
 import type { NormalizedEmail } from '../message/normalize-email.js';
+import { followUpKey } from '../outbox/follow-up.js';
 import type { OutboxWorker, WorkerOptions } from '../outbox/outbox-worker.js';
 import { composeEmail, toNewOutboxRecord } from '../pipeline/compose.js';
 import type { BackoffOptions } from '../pool/backoff.js';
@@ -84,6 +85,8 @@ export interface MessageStatusReport extends OutboxRecord {
 
 export interface FollowUpStatus {
   id: string;
+  /** The message (the original, or another follow-up) whose deferred recipients this one carries. */
+  followUpOf: string;
   status: OutboxStatus;
   /** The deferred recipients this follow-up carries. */
   recipients: string[];
@@ -95,6 +98,9 @@ export interface FollowUpStatus {
 export interface MailerStatus {
   servers: ServerStatus[];
 }
+
+/** How deep `getStatus` follows follow-ups of follow-ups: each level is a recipient deferred once more. */
+const MAX_FOLLOW_UP_DEPTH = 10;
 
 /** Creates a `Mailer`. With no `servers`, reads them from the environment; with none there either, throws `ConfigError`. */
 export function createMailer(options: MailerOptions = {}): Mailer {
@@ -151,32 +157,33 @@ export class Mailer {
    * it. With an `idempotencyKey` seen before, returns the first result and sends nothing. An aborted `signal`
    * stops a send that has not reached a server.
    */
-  async send(input: OutgoingEmail, options: { signal?: AbortSignal } = {}): Promise<SendResult> {
-    this.runtime.assertOpen();
-    const email = await this.prepare(input);
-    if (email.sendAt && email.sendAt.getTime() > Date.now() + 1_000) {
-      throw ValidationError.of('sendAt', 'is in the future: send() sends now; use enqueue() to schedule a message');
-    }
-    return this.runtime.track(this.once(email.idempotencyKey, () => this.sendNow(email, options.signal)));
+  send(input: OutgoingEmail, options: { signal?: AbortSignal } = {}): Promise<SendResult> {
+    // Tracked from the first step, so a close() that starts meanwhile waits for it rather than closing under it.
+    return this.runtime.track(async () => {
+      const email = await this.prepare(input);
+      if (email.sendAt && email.sendAt.getTime() > Date.now() + 1_000) {
+        throw ValidationError.of('sendAt', 'is in the future: send() sends now; use enqueue() to schedule a message');
+      }
+      return this.once(email.idempotencyKey, () => this.sendNow(email, options.signal));
+    });
   }
 
   /**
    * Validates and renders an email and puts it in the outbox, to be sent by a worker (`startWorker`) at
    * `sendAt` (default: now). With an `idempotencyKey` seen before, queues nothing and returns the first record.
    */
-  async enqueue(input: OutgoingEmail): Promise<EnqueueResult> {
-    this.runtime.assertOpen();
-    const email = await this.prepare(input);
-    return this.runtime.track(
-      this.once(email.idempotencyKey, async () => {
+  enqueue(input: OutgoingEmail): Promise<EnqueueResult> {
+    return this.runtime.track(async () => {
+      const email = await this.prepare(input);
+      return this.once(email.idempotencyKey, async () => {
         const { created, record } = await this.insert(email, undefined);
         if (created) {
           await this.audit('enqueue', 'ok', { id: record.id, to: envelopeRecipients(record.email), sendAt: record.sendAt.toISOString() }, record.id);
           this.runtime.notifyWorkers();
         }
         return { id: record.id, messageId: record.messageId, status: record.status, sendAt: record.sendAt, replayed: !created };
-      }),
-    );
+      });
+    });
   }
 
   /** Cancels a queued message that no worker has claimed yet. Returns whether it was cancelled. */
@@ -206,8 +213,8 @@ export class Mailer {
   }
 
   /** Connects to (and authenticates with) every server without sending; reports latency or the error for each. */
-  async testConnection(): Promise<VerifyResult[]> {
-    return this.runtime.pools.use(this.scope, (pool) => pool.verify());
+  testConnection(): Promise<VerifyResult[]> {
+    return this.runtime.track(() => this.runtime.pools.use(this.scope, (pool) => pool.verify()));
   }
 
   /** Health and counters per server (none yet when this owner's servers were not used). Holds no credentials. */
@@ -261,13 +268,21 @@ export class Mailer {
     return { ownerId: this.ownerId, agentId: this.agentId };
   }
 
-  /** The follow-ups queued for this message's deferred recipients, one per attempt at most (their key says which). */
-  private async followUpsOf(record: OutboxRecord): Promise<FollowUpStatus[]> {
+  /**
+   * The follow-ups queued for this message's deferred recipients (one per attempt at most: their key says which),
+   * and theirs in turn, oldest first: a recipient deferred twice is delivered by a follow-up of a follow-up.
+   */
+  private async followUpsOf(record: OutboxRecord, depth = 0): Promise<FollowUpStatus[]> {
+    if (depth >= MAX_FOLLOW_UP_DEPTH) return [];
     const attempts = Array.from({ length: record.attempt }, (_, i) => i + 1);
-    const found = await Promise.all(attempts.map((a) => this.store.outbox.findByIdempotencyKey(this.ownerId, `deferred:${record.id}:${a}`)));
-    return found
-      .filter((f): f is OutboxRecord => f !== undefined)
-      .map((f) => ({ id: f.id, status: f.status, recipients: f.email.envelopeTo ?? [], accepted: f.accepted, rejected: f.rejected, error: f.error }));
+    const found = await Promise.all(attempts.map((a) => this.store.outbox.findByIdempotencyKey(this.ownerId, followUpKey(record.id, a))));
+    const out: FollowUpStatus[] = [];
+    for (const f of found) {
+      if (!f) continue;
+      out.push({ id: f.id, followUpOf: record.id, status: f.status, recipients: f.email.envelopeTo ?? [], accepted: f.accepted, rejected: f.rejected, error: f.error });
+      out.push(...(await this.followUpsOf(f, depth + 1)));
+    }
+    return out;
   }
 
   /** Runs `task` once per idempotency key at a time in this process; concurrent callers get the first's result. */

@@ -1,5 +1,5 @@
 import type { PoolMessage } from '../pool/smtp-pool.js';
-import type { StoredEmail } from '../store/mail-store.js';
+import type { StoredEmail } from './stored-email.js';
 import type { ParsedAddress } from './address.js';
 
 const toNodemailer = (a: ParsedAddress): { name: string; address: string } => ({ name: a.name ?? '', address: a.address });

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Metadata, StoredEmail } from '../store/mail-store.js';
+import type { Metadata, StoredEmail } from './stored-email.js';
 import type { ParsedAddress } from './address.js';
 
 const addresses = (list: ParsedAddress[]): string[] => list.map((a) => `${a.name ?? ''} <${a.address.toLowerCase()}>`);

@@ -5,7 +5,7 @@ import { buildPoolMessage } from '../message/build-pool-message.js';
 import type { PoolSendResult, RejectedRecipient } from '../pool/smtp-pool.js';
 import type { PoolSource } from '../service/pool-source.js';
 import type { MailStore, OutboxRecord, Settlement } from '../store/mail-store.js';
-import { deferredRecipients, queueFollowUp } from './follow-up.js';
+import { deferredRecipients, followUpKey, queueFollowUp } from './follow-up.js';
 import { keepLeased, settleDurably } from './lease.js';
 import type { SendCheck } from './send-checks.js';
 import { failureSettlement, type RetryOptions, settlementOf } from './settlement.js';
@@ -45,43 +45,68 @@ export interface Delivery {
   /** Recipients deferred (4xx) and queued in the follow-up. */
   deferred: string[];
   followUp: OutboxRecord | undefined;
+  /** False when the outcome could not be written: the record is left to its lease, to be taken over once. */
+  recorded: boolean;
 }
 
 /**
  * Sends one stored record that is claimed under a lease, and records what happened: the one code path that sends
- * mail, for direct sends and workers alike. Heartbeat, send, classify, one event per failed server attempt, a
+ * mail, for direct sends and workers alike. Checks, heartbeat, send, classify, one event per failed server attempt, a
  * follow-up for deferred recipients, settle, audit. Never throws: once the server has answered, no bookkeeping
  * failure may turn into an error that invites a resend.
  */
 export async function deliver(record: OutboxRecord, context: DeliveryContext): Promise<Delivery> {
   const { store, logger } = context;
   const startedAt = Date.now();
-  const message = buildPoolMessage(record.email, record.messageId);
+  let envelope: string[] = [];
   let outcome: PoolSendResult | undefined;
   let failure: unknown;
   const heartbeat = keepLeased(store.outbox, record, context.leaseMs, logger);
   try {
     for (const check of context.checks ?? []) await check(record, { store });
-    outcome = await context.pools.use({ ownerId: record.ownerId, agentId: record.agentId }, (pool) => pool.send(message, { signal: context.signal }));
+    const message = buildPoolMessage(record.email, record.messageId);
+    // A takeover must not write to recipients an earlier attempt handed to a follow-up: they would get two copies.
+    const covered = record.possibleDuplicate ? await recipientsOfEarlierFollowUps(store, record) : new Set<string>();
+    if (covered.size) message.envelope = { ...message.envelope, to: message.envelope.to.filter((to) => !covered.has(to)) };
+    envelope = message.envelope.to;
+    outcome = envelope.length
+      ? await context.pools.use({ ownerId: record.ownerId, agentId: record.agentId }, (pool) => pool.send(message, { signal: context.signal }))
+      : coveredOutcome(record);
   } catch (caught) {
     failure = caught;
   } finally {
     heartbeat.stop();
   }
-  // The claim's time is on the store's clock: add what has passed here to know the store's now.
-  const storeNow = record.updatedAt.getTime() + (Date.now() - startedAt);
-  const settlement = outcome ? settlementOf(outcome) : failureSettlement(record, failure, context.retry, storeNow);
+  try {
+    return await recordOutcome(record, context, { outcome, failure, envelope, storeNow: record.updatedAt.getTime() + (Date.now() - startedAt) });
+  } catch (err) {
+    // A bug in our own bookkeeping: logged, and the record is left to its lease (taken over once, flagged).
+    logger.error({ err, id: record.id, attempt: record.attempt }, 'could not record the outcome of a send');
+    const settlement = outcome ? settlementOf(outcome) : failureSettlement(record, failure, context.retry);
+    return { record: { ...record, ...settledFields(settlement) }, settlement, failure: outcome ? undefined : failure, rejectedReasons: [], deferred: [], followUp: undefined, recorded: false };
+  }
+}
+
+async function recordOutcome(
+  record: OutboxRecord,
+  context: DeliveryContext,
+  sent: { outcome: PoolSendResult | undefined; failure: unknown; envelope: string[]; storeNow: number },
+): Promise<Delivery> {
+  const { store, logger } = context;
+  const { outcome, failure } = sent;
+  // The claim's time is on the store's clock; `storeNow` adds what has passed here since.
+  const settlement = outcome ? settlementOf(outcome) : failureSettlement(record, failure, context.retry, sent.storeNow);
   const rejectedReasons = outcome?.rejectedReasons ?? [];
 
   await recordAttempts(store, record, outcome?.attempts ?? attemptsOf(failure), logger);
   const deferred = deferredRecipients(rejectedReasons);
-  // Queued before the settle: if this process dies in between, the retried attempt queues the same follow-up.
+  // Queued before the settle: if this process dies in between, a takeover leaves those recipients to this follow-up.
   const followUp = deferred.length ? await queueFollowUp(store.outbox, record, deferred, context.followUpRetry, logger) : undefined;
   if (followUp) context.onFollowUp?.(followUp);
   const settled = await settleDurably(store.outbox, record, settlement, logger, context.recordRetryDelaysMs);
   if (settled) logger.info({ id: record.id, attempt: record.attempt, status: settled.status, server: settlement.server }, 'outbox message settled');
 
-  await audit(store, record, settlement, message.envelope.to, context.workerId, followUp ? { deferred, followUp: followUp.id } : undefined, logger);
+  await audit(store, record, settlement, sent.envelope, context.workerId, followUp ? { deferred, followUp: followUp.id } : undefined, logger);
   return {
     record: settled ?? { ...record, ...settledFields(settlement) },
     settlement,
@@ -89,6 +114,29 @@ export async function deliver(record: OutboxRecord, context: DeliveryContext): P
     rejectedReasons,
     deferred: followUp ? deferred : [],
     followUp,
+    recorded: settled !== undefined,
+  };
+}
+
+/** Recipients that follow-ups of this record's earlier attempts carry (deferred then, theirs to deliver now). */
+async function recipientsOfEarlierFollowUps(store: MailStore, record: OutboxRecord): Promise<Set<string>> {
+  const earlier = await Promise.all(
+    Array.from({ length: record.attempt - 1 }, (_, i) => store.outbox.findByIdempotencyKey(record.ownerId, followUpKey(record.id, i + 1))),
+  );
+  return new Set(earlier.flatMap((f) => f?.email.envelopeTo ?? []));
+}
+
+/** Every recipient of a takeover is with an earlier attempt's follow-up: nothing is left to send here. */
+function coveredOutcome(record: OutboxRecord): PoolSendResult {
+  return {
+    status: 'sent',
+    server: record.server ?? 'none',
+    messageId: record.messageId,
+    accepted: [],
+    rejected: [],
+    rejectedReasons: [],
+    response: 'Every recipient is with a follow-up of an earlier attempt; nothing was sent again.',
+    attempts: [],
   };
 }
 

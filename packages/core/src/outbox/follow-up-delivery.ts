@@ -3,7 +3,7 @@ import { type DeliveryContext, deliver } from './deliver.js';
 import type { RetryOptions } from './settlement.js';
 
 /**
- * Delivers the follow-ups a process queued itself, for processes that run no worker (a `send()`-only app, the MCP
+ * Delivers the follow-ups a process queued itself (and takes over its own sends whose outcome could not be recorded), for processes that run no worker (a `send()`-only app, the MCP
  * CLI): without it, recipients reported as "retried automatically" would wait in the queue for a worker that never
  * comes. Each follow-up is claimed by id when due and sent through `deliver`; a retry is scheduled again. Timers
  * are unref'd and cleared by `stop()`. Claims are fenced, so a worker that takes the same follow-up first wins.
@@ -28,6 +28,15 @@ export class FollowUpDelivery {
   track(followUp: OutboxRecord): void {
     this.owners.set(followUp.id, followUp.ownerId);
     this.schedule(followUp.id, followUp.nextAttemptAt.getTime() - followUp.updatedAt.getTime());
+  }
+
+  /**
+   * Takes `record` over once its lease expires: a send of this process whose outcome could not be recorded. Nothing
+   * else would in a process with no worker; the claim makes it a bounded takeover (sent once more at most, flagged).
+   */
+  watch(record: OutboxRecord): void {
+    this.owners.set(record.id, record.ownerId);
+    this.schedule(record.id, this.context.leaseMs + 100);
   }
 
   /** Cancels what has not started and waits for what has. Follow-ups left stay queued for a worker. */
@@ -58,13 +67,12 @@ export class FollowUpDelivery {
     let again: number | undefined;
     try {
       const [record] = await store.outbox.claim({ workerId: this.context.workerId, limit: 1, leaseMs: this.context.leaseMs, ownerId, ids: [id] });
-      if (!record) {
-        // Not due yet by the store's clock (a timer a little early), or taken by a worker: look again if queued.
-        const current = await store.outbox.get(ownerId, id);
-        if (current?.status === 'queued') again = 1_000;
-      } else {
+      if (record) {
         const delivery = await deliver(record, { ...this.context, onFollowUp: (next) => this.track(next) });
         if (delivery.settlement.status === 'retry') again = delivery.settlement.delayMs;
+        else if (!delivery.recorded) again = this.context.leaseMs + 100;
+      } else {
+        again = nextLook(await store.outbox.get(ownerId, id));
       }
     } catch (err) {
       logger.warn({ err, id }, 'could not deliver a follow-up now; trying again');
@@ -73,4 +81,15 @@ export class FollowUpDelivery {
     if (again === undefined) this.owners.delete(id);
     else this.schedule(id, again);
   }
+}
+
+/**
+ * When to look at a message again that could not be claimed: when it is due (queued: a worker elsewhere retried it,
+ * or the timer ran a little early), or when its lease ends (sending: someone holds it, perhaps a send whose outcome
+ * was lost). Measured on the store's clock; a finished message is not looked at again.
+ */
+function nextLook(current: OutboxRecord | undefined): number | undefined {
+  if (current?.status === 'queued') return Math.max(1_000, current.nextAttemptAt.getTime() - current.updatedAt.getTime());
+  if (current?.status === 'sending' && current.leaseExpiresAt) return Math.max(1_000, current.leaseExpiresAt.getTime() - current.updatedAt.getTime() + 100);
+  return undefined;
 }

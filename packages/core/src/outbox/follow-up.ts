@@ -10,6 +10,9 @@ export function deferredRecipients(rejected: readonly RejectedRecipient[]): stri
   return rejected.filter((r) => r.responseCode !== undefined && r.responseCode >= 400 && r.responseCode < 500).map((r) => r.address);
 }
 
+/** The idempotency key of the follow-up an attempt queues: one per attempt, so a retried call queues it once. */
+export const followUpKey = (id: string, attempt: number): string => `deferred:${id}:${attempt}`;
+
 /**
  * Queues the same message (same Message-ID) for the recipients a server deferred while it accepted the others.
  * Its key is derived from this attempt, so a retried call queues one follow-up, not two. Returns its id, or
@@ -28,7 +31,7 @@ export async function queueFollowUp(
       id: `msg_${randomUUID()}`,
       ownerId: record.ownerId,
       agentId: record.agentId,
-      idempotencyKey: `deferred:${record.id}:${record.attempt}`,
+      idempotencyKey: followUpKey(record.id, record.attempt),
       fingerprint: undefined,
       messageId: record.messageId,
       email: { ...record.email, envelopeTo: [...deferred] },

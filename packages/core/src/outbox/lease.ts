@@ -36,21 +36,23 @@ export async function settleDurably(
   logger: Logger,
   retryDelaysMs: readonly number[] = DEFAULT_RECORD_RETRY_DELAYS_MS,
 ): Promise<OutboxRecord | undefined> {
-  for (let attempt = 0; ; attempt++) {
+  // The wait before each try. Every other try, and always the last, is the bare outcome: a store that refuses a
+  // value refuses it every time, so at least one bare try is made however few delays were given.
+  const waits = [0, ...(retryDelaysMs.length ? retryDelaysMs : [0])];
+  for (const [i, wait] of waits.entries()) {
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+    const bare = i % 2 === 1 || i === waits.length - 1;
     try {
-      // Every other try is the bare outcome: a store that refuses a value refuses it every time.
-      const settled = await outbox.settle(record.id, record.attempt, attempt % 2 === 1 ? bareSettlement(settlement) : settlement);
+      const settled = await outbox.settle(record.id, record.attempt, bare ? bareSettlement(settlement) : settlement);
       if (!settled) logger.warn({ id: record.id, attempt: record.attempt }, 'lease was taken over; outcome not recorded');
       return settled;
     } catch (err) {
-      const delay = retryDelaysMs[attempt];
-      if (delay === undefined) {
+      if (i === waits.length - 1) {
         logger.error({ err, id: record.id, attempt: record.attempt, status: settlement.status }, 'could not record the outcome; the lease will expire and the message be taken over');
-        return undefined;
       }
-      await new Promise((resolve) => setTimeout(resolve, delay));
     }
   }
+  return undefined;
 }
 
 /** The outcome without any text a server wrote. */

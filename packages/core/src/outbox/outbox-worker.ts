@@ -102,10 +102,12 @@ export class OutboxWorker {
         this.logger.error({ err, worker: this.workerId }, 'outbox claim failed');
       }
       for (const record of claimed) {
-        const task: Promise<void> = this.process(record).finally(() => {
-          this.inFlight.delete(task);
-          if (this.wakeOnCompletion) this.wake?.();
-        });
+        const task: Promise<void> = this.process(record)
+          .catch((err: unknown) => this.logger.error({ err, id: record.id }, 'outbox worker: a send failed unexpectedly; its lease will expire'))
+          .finally(() => {
+            this.inFlight.delete(task);
+            if (this.wakeOnCompletion) this.wake?.();
+          });
         this.inFlight.add(task);
       }
       // Fewer than asked for: the queue is drained for now, so wait for the poll (or an enqueue's notify).

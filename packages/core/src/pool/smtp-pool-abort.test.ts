@@ -107,7 +107,8 @@ describe('SmtpPool close', () => {
     expect(a.afterMs).toBeLessThan(1_000);
     expect(b.afterMs).toBeLessThan(1_000);
     await until(() => hung.peer.closedByClient === 1 || hung.peer.accepted[0]!.destroyed, 'the hung connection to be closed by the client');
-    await expect(hung.pool.send(poolMessage())).rejects.toMatchObject({ code: 'CLOSED' });
+    // A send that reaches a closed pool was not sent: retryable, so a worker puts it back in the queue.
+    await expect(hung.pool.send(poolMessage())).rejects.toMatchObject({ code: 'ABORTED', retryable: true });
   });
 
   it('with force ends a send whose whole message was handed over as unknown', async () => {

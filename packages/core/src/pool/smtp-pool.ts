@@ -125,7 +125,8 @@ export class SmtpPool {
    * (`ABORTED` when `options.signal` aborted it or the pool closed under it first).
    */
   async send(message: PoolMessage, options: PoolSendOptions = {}): Promise<PoolSendResult> {
-    this.#assertOpen();
+    // A closed pool refuses with ABORTED (retryable), not CLOSED: a message that reaches it as it closes (a worker's
+    // claim that returned late, a retired owner pool) was not sent and must go back to the queue, not fail for good.
     const { signal } = options;
     const attempts: SmtpAttempt[] = [];
     const triesByServer = new Map<ServerState, number>();

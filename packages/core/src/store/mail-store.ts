@@ -1,4 +1,7 @@
-import type { ParsedAddress } from '../message/address.js';
+import type { Metadata, StoredEmail } from '../message/stored-email.js';
+
+// The outbox keeps the email in the form `message/` builds; re-exported so importers of the store types keep working.
+export type { Metadata, StoredAttachment, StoredEmail } from '../message/stored-email.js';
 
 /**
  * Where the SDK keeps its state: one interface with cohesive parts, each scoped by `ownerId` (the user). No
@@ -6,13 +9,39 @@ import type { ParsedAddress } from '../message/address.js';
  * and Supabase stores implement the same interface and pass the same contract suite (`runStoreContract`).
  */
 export interface MailStore {
+  /** What this store can do beyond the parts it has; callers and `runStoreContract` read it rather than guess. */
+  readonly capabilities: StoreCapabilities;
   readonly outbox: OutboxStore;
   readonly events: EventStore;
   readonly suppressions: SuppressionStore;
   readonly audit: AuditStore;
   readonly counters: CounterStore;
   readonly credentials: CredentialStore;
+  // Parts added later (templates, contacts, campaigns, webhooks) join as optional properties: a store declares a
+  // part by having it, and code that needs one checks for it (`runStoreContract` runs a part's suite only then).
   close?(): Promise<void>;
+}
+
+/**
+ * What a store declares about itself. The first three name methods every store of this version has: they are
+ * literal `true` so that a store written against an older `MailStore` (without them) fails to compile rather than
+ * fail at run time, and so a caller can tell a store that has them from one that predates them (`capabilities`
+ * absent). The others differ between stores.
+ */
+export interface StoreCapabilities {
+  /** `events.list(ownerId, { after })` pages through an owner's events in one fixed order, each exactly once. */
+  readonly eventCursor: true;
+  /** `outbox.enqueueMany(records)`: one call (one round trip, one transaction where the store has them). */
+  readonly batchEnqueue: true;
+  /** `outbox.findByMessageId(ownerId, messageIdHeader)`, indexed. */
+  readonly findByMessageId: true;
+  /**
+   * Several processes can share the store's data: claims, idempotency keys and counters hold across them, so a
+   * worker fleet on several machines can drain one outbox. False for a store that lives in one process's memory.
+   */
+  readonly multiProcess: boolean;
+  /** What the store accepted survives the process ending (a crash, a deploy): queued mail is not lost with it. */
+  readonly durable: boolean;
 }
 
 // ─── outbox ──────────────────────────────────────────────────────────────────────────────────────────────────
@@ -24,34 +53,6 @@ export interface MailStore {
  */
 export type OutboxStatus = 'queued' | 'sending' | 'sent' | 'failed' | 'unknown' | 'cancelled';
 
-export interface StoredAttachment {
-  filename: string;
-  contentBase64: string;
-  contentType?: string | undefined;
-  cid?: string | undefined;
-}
-
-/** The validated, rendered email as kept in the outbox: JSON-safe, so every store can keep it as it is. */
-export interface StoredEmail {
-  from: ParsedAddress;
-  to: ParsedAddress[];
-  cc: ParsedAddress[];
-  bcc: ParsedAddress[];
-  replyTo: ParsedAddress[];
-  subject: string;
-  text?: string | undefined;
-  html?: string | undefined;
-  attachments: StoredAttachment[];
-  headers: Record<string, string>;
-  inReplyTo?: string | undefined;
-  references: string[];
-  /**
-   * When set, the envelope goes to these recipients only while the headers still show `to` and `cc` as written:
-   * a follow-up for recipients a server deferred (4xx) while it accepted the others.
-   */
-  envelopeTo?: string[] | undefined;
-}
-
 export interface MessageError {
   code: string;
   message: string;
@@ -59,8 +60,6 @@ export interface MessageError {
   response?: string | undefined;
   retryable: boolean;
 }
-
-export type Metadata = Record<string, string | number | boolean | null>;
 
 export interface OutboxRecord {
   id: string;
@@ -154,6 +153,14 @@ export interface OutboxStore {
    */
   enqueue(record: NewOutboxRecord, options?: { claim?: Lease }): Promise<EnqueueResult>;
   /**
+   * Enqueues many messages in one call, each exactly as `enqueue` would (idempotent per `(ownerId,
+   * idempotencyKey)`, also between two records of one batch: the second gets the first's record), and returns a
+   * result per record in input order. All or nothing: an error leaves none of the batch stored. The records may
+   * belong to several owners. The caller chunks a large send (a few hundred to a few thousand per call), so memory
+   * stays flat however many recipients there are. No `claim`: a batch is for the queue, not for a direct send.
+   */
+  enqueueMany(records: readonly NewOutboxRecord[]): Promise<EnqueueResult[]>;
+  /**
    * Claims up to `limit` due messages, oldest first, for `leaseMs`: `queued` ones whose `nextAttemptAt` has
    * come, and `sending` ones whose lease expired (their earlier attempt may have delivered them, so they are
    * marked `possibleDuplicate`). Each claim increments `attempt`. Safe with many workers in many processes:
@@ -182,12 +189,19 @@ export interface OutboxStore {
   cancel(ownerId: string, id: string): Promise<{ cancelled: boolean; record: OutboxRecord } | undefined>;
   get(ownerId: string, id: string): Promise<OutboxRecord | undefined>;
   findByIdempotencyKey(ownerId: string, key: string): Promise<OutboxRecord | undefined>;
+  /**
+   * The owner's records whose Message-ID header is `messageIdHeader`, exactly as stored (with its angle brackets),
+   * oldest first, at most `limit` (default 100): what a bounce or a reply names. Usually one, but a follow-up for
+   * deferred recipients reuses its message's Message-ID, so a bounce may match the original and its follow-ups;
+   * the caller decides by the recipient the bounce names (`accepted`, `email.envelopeTo`).
+   */
+  findByMessageId(ownerId: string, messageIdHeader: string, options?: { limit?: number }): Promise<OutboxRecord[]>;
 }
 
 // ─── events ──────────────────────────────────────────────────────────────────────────────────────────────────
 
-/** What happened to a message. The outbox writes its own transitions; tracking and bounces add more later. */
-export type MailEventType =
+/** The events the outbox writes for its own transitions. */
+export type OutboxEventType =
   | 'queued'
   | 'claimed'
   | 'reclaimed'
@@ -198,6 +212,15 @@ export type MailEventType =
   | 'failed'
   | 'unknown'
   | 'cancelled';
+
+/** What recipients did with a message and what their servers reported later: tracking, bounce and complaint handling. */
+export type DeliveryEventType = 'opened' | 'clicked' | 'unsubscribed' | 'bounced' | 'delayed' | 'complained' | 'replied';
+
+/**
+ * What happened to a message. Stores keep the type as text, so a new kind is a new name here and nothing else
+ * (no migration); a closed union keeps `switch (event.type)` exhaustive for webhooks and dashboards.
+ */
+export type MailEventType = OutboxEventType | DeliveryEventType;
 
 export interface MailEvent {
   id: string;
@@ -210,10 +233,30 @@ export interface MailEvent {
   detail: Record<string, unknown>;
 }
 
+export interface EventListOptions {
+  /** Only this message's events (the outbox record's id). */
+  messageId?: string | undefined;
+  type?: MailEventType | undefined;
+  /**
+   * Only events after this one (an event id from an earlier page): a cursor for tailing. An id that is not one of
+   * this owner's events (another owner's, or one the store no longer keeps) gives an empty page.
+   */
+  after?: string | undefined;
+  /** Default 1000. */
+  limit?: number | undefined;
+}
+
+/**
+ * Append-only. An owner's events have one fixed order (append order: `seq` in Postgres), and `list` returns them
+ * oldest first in that order. Paging with `after` (the last event of the previous page) reads each event exactly
+ * once, with no gaps, for a single reader, also while other processes append: a store where appends commit
+ * concurrently (Postgres) holds an owner-wide page back at the oldest write still in flight, so an event that
+ * commits late never lands behind a cursor that has moved on. Lists of one message (`messageId`) are not held
+ * back: one message's transitions happen one after another.
+ */
 export interface EventStore {
   append(event: Omit<MailEvent, 'id' | 'at'> & { at?: Date }): Promise<MailEvent>;
-  /** Oldest first. */
-  list(ownerId: string, options?: { messageId?: string; type?: MailEventType; limit?: number }): Promise<MailEvent[]>;
+  list(ownerId: string, options?: EventListOptions): Promise<MailEvent[]>;
 }
 
 // ─── suppressions ────────────────────────────────────────────────────────────────────────────────────────────

@@ -6,6 +6,7 @@ import type {
   CounterStore,
   CredentialStore,
   EnqueueResult,
+  EventListOptions,
   EventStore,
   Lease,
   MailEvent,
@@ -15,6 +16,7 @@ import type {
   OutboxRecord,
   OutboxStore,
   Settlement,
+  StoreCapabilities,
   StoredCredential,
   StoredEmail,
   Suppression,
@@ -47,6 +49,7 @@ export const DEFAULT_MAX_RETAINED_BYTES = 64 * 1024 * 1024;
  * process exits, so a queued message does not survive a crash (use the Postgres store for that).
  */
 export class MemoryStore implements MailStore {
+  readonly capabilities: StoreCapabilities = { eventCursor: true, batchEnqueue: true, findByMessageId: true, multiProcess: false, durable: false };
   readonly events: MemoryEventStore;
   readonly outbox: OutboxStore;
   readonly suppressions: SuppressionStore;
@@ -94,6 +97,8 @@ const leaseExpiredError = (attempt: number) => ({
 class MemoryOutboxStore implements OutboxStore {
   private readonly byId = new Map<string, OutboxRecord>();
   private readonly byKey = new Map<string, string>();
+  /** Ids by owner and Message-ID header, oldest first (bounce matching). */
+  private readonly byMessageId = new Map<string, string[]>();
   /** Ids of finished records, oldest first: pruning drops from here without scanning unfinished ones. */
   private readonly finished = new Set<string>();
   /**
@@ -114,16 +119,26 @@ class MemoryOutboxStore implements OutboxStore {
   }
 
   async enqueue(input: NewOutboxRecord, options: { claim?: Lease } = {}): Promise<EnqueueResult> {
+    return this.insert(structuredClone(input), options.claim);
+  }
+
+  async enqueueMany(records: readonly NewOutboxRecord[]): Promise<EnqueueResult[]> {
+    // Copied up front: a record that cannot be copied fails the batch before any of it is stored, as in Postgres.
+    const inputs = records.map((r) => structuredClone(r));
+    return inputs.map((input) => this.insert(input, undefined));
+  }
+
+  /** Synchronous, so a batch is never interleaved with another call. `input` is the caller's copy, now ours. */
+  private insert(input: NewOutboxRecord, claim: Lease | undefined): EnqueueResult {
     const idempotency = input.idempotencyKey === undefined ? undefined : key(input.ownerId, input.idempotencyKey);
     const existingId = idempotency === undefined ? undefined : this.byKey.get(idempotency);
     if (existingId !== undefined) return { created: false, record: structuredClone(this.byId.get(existingId)!) };
 
     const now = new Date();
-    const claim = options.claim;
     const { delayMs, ...fields } = input;
     const sendAt = input.sendAt ?? now;
     const record: OutboxRecord = {
-      ...structuredClone(fields),
+      ...fields,
       sendAt,
       status: claim ? 'sending' : 'queued',
       nextAttemptAt: delayMs ? new Date(sendAt.getTime() + delayMs) : sendAt,
@@ -141,6 +156,9 @@ class MemoryOutboxStore implements OutboxStore {
     };
     this.byId.set(record.id, record);
     if (idempotency !== undefined) this.byKey.set(idempotency, record.id);
+    const sameMessageId = this.byMessageId.get(key(record.ownerId, record.messageId));
+    if (sameMessageId) sameMessageId.push(record.id);
+    else this.byMessageId.set(key(record.ownerId, record.messageId), [record.id]);
     this.events.record(record, 'queued', { sendAt: record.sendAt.toISOString() });
     if (claim) this.events.record(record, 'claimed', { worker: claim.workerId });
     if (this.byId.size > this.maxMessages) this.prune();
@@ -248,6 +266,11 @@ class MemoryOutboxStore implements OutboxStore {
     return id === undefined ? undefined : structuredClone(this.byId.get(id));
   }
 
+  async findByMessageId(ownerId: string, messageIdHeader: string, options: { limit?: number } = {}): Promise<OutboxRecord[]> {
+    const ids = this.byMessageId.get(key(ownerId, messageIdHeader)) ?? [];
+    return ids.slice(0, Math.max(0, options.limit ?? 100)).map((id) => structuredClone(this.byId.get(id)!));
+  }
+
   private finish(record: OutboxRecord, status: 'sent' | 'failed' | 'unknown' | 'cancelled', now: Date, fields: Partial<OutboxRecord>): void {
     Object.assign(record, fields, { status });
     this.release(record, now);
@@ -279,6 +302,10 @@ class MemoryOutboxStore implements OutboxStore {
     this.forgetContent(record.id);
     this.byId.delete(record.id);
     if (record.idempotencyKey !== undefined) this.byKey.delete(key(record.ownerId, record.idempotencyKey));
+    const messageIdKey = key(record.ownerId, record.messageId);
+    const remaining = (this.byMessageId.get(messageIdKey) ?? []).filter((id) => id !== record.id);
+    if (remaining.length) this.byMessageId.set(messageIdKey, remaining);
+    else this.byMessageId.delete(messageIdKey);
     this.events.forget(record.id);
   }
 
@@ -309,9 +336,30 @@ class MemoryOutboxStore implements OutboxStore {
   }
 }
 
+/** An event with its place in the log: `seq` only grows, so a cursor can be found again by binary search. */
+interface LoggedEvent {
+  seq: number;
+  event: MailEvent;
+}
+
+/** The index of the first entry of `log` (ordered by seq) whose seq is above `seq`. */
+function firstAfter(log: readonly LoggedEvent[], seq: number): number {
+  let low = 0;
+  let high = log.length;
+  while (low < high) {
+    const mid = (low + high) >>> 1;
+    if (log[mid]!.seq <= seq) low = mid + 1;
+    else high = mid;
+  }
+  return low;
+}
+
 class MemoryEventStore implements EventStore {
-  private entries: MailEvent[] = [];
-  private byMessage = new Map<string, MailEvent[]>();
+  private entries: LoggedEvent[] = [];
+  private byMessage = new Map<string, LoggedEvent[]>();
+  /** The events still kept, for finding a cursor. */
+  private readonly byId = new Map<string, LoggedEvent>();
+  private nextSeq = 1;
 
   constructor(private readonly max: number) {}
 
@@ -325,11 +373,22 @@ class MemoryEventStore implements EventStore {
     return structuredClone(stored);
   }
 
-  async list(ownerId: string, options: { messageId?: string; type?: MailEventType; limit?: number } = {}): Promise<MailEvent[]> {
+  /**
+   * One process appends one event at a time, so append order is final the moment `list` can see an event: paging
+   * with `after` has no gaps. A cursor older than what the log keeps (`maxEvents`) gives an empty page.
+   */
+  async list(ownerId: string, options: EventListOptions = {}): Promise<MailEvent[]> {
     const source = options.messageId === undefined ? this.entries : (this.byMessage.get(options.messageId) ?? []);
+    let start = 0;
+    if (options.after !== undefined) {
+      const cursor = this.byId.get(options.after);
+      if (!cursor || cursor.event.ownerId !== ownerId) return [];
+      start = firstAfter(source, cursor.seq);
+    }
+    const limit = options.limit ?? 1_000;
     const out: MailEvent[] = [];
-    for (const event of source) {
-      if (out.length >= (options.limit ?? 1_000)) break;
+    for (let i = start; i < source.length && out.length < limit; i++) {
+      const { event } = source[i]!;
       if (event.ownerId !== ownerId) continue;
       if (options.type !== undefined && event.type !== options.type) continue;
       out.push(structuredClone(event));
@@ -343,16 +402,20 @@ class MemoryEventStore implements EventStore {
   }
 
   private push(event: MailEvent): void {
-    this.entries.push(event);
+    const logged: LoggedEvent = { seq: this.nextSeq++, event };
+    this.entries.push(logged);
+    this.byId.set(event.id, logged);
     const forMessage = this.byMessage.get(event.messageId);
-    if (forMessage) forMessage.push(event);
-    else this.byMessage.set(event.messageId, [event]);
+    if (forMessage) forMessage.push(logged);
+    else this.byMessage.set(event.messageId, [logged]);
     // Trim in batches: copying the whole log on every append past the cap would make each append O(n).
     if (this.entries.length > this.max * 2) {
+      const dropped = this.entries.slice(0, -this.max);
       this.entries = this.entries.slice(-this.max);
-      const kept = new Set(this.entries);
+      for (const { event: gone } of dropped) this.byId.delete(gone.id);
+      const oldestKept = this.entries[0]!.seq;
       for (const [messageId, events] of this.byMessage) {
-        const remaining = events.filter((e) => kept.has(e));
+        const remaining = events.slice(firstAfter(events, oldestKept - 1));
         if (remaining.length) this.byMessage.set(messageId, remaining);
         else this.byMessage.delete(messageId);
       }

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { MailStore, MessageError, OutboxRecord } from '../store/mail-store.js';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { EventListOptions, MailEvent, MailStore, MessageError, NewOutboxRecord, OutboxRecord, StoreCapabilities } from '../store/mail-store.js';
 import { newOutboxRecord, sampleStoredEmail } from './outbox-record-fixture.js';
 
 export interface StoreContractOptions {
@@ -10,17 +10,25 @@ export interface StoreContractOptions {
   create: () => MailStore | Promise<MailStore>;
   /** Called once after the suite with what `create` returned. */
   cleanup?: (store: MailStore) => void | Promise<void>;
-  /** Optional features a store may lack; every one defaults to true. */
-  capabilities?: { credentials?: boolean };
 }
+
+/** The parts of `MailStore` a store may lack: their suites run only when the store has them. */
+type OptionalPart = 'credentials';
+/** The capabilities that name a feature with a suite of its own. */
+type FeatureCapability = 'eventCursor' | 'batchEnqueue' | 'findByMessageId';
 
 const transient: MessageError = { code: 'SMTP_UNAVAILABLE', message: 'No SMTP server accepted the message', retryable: true };
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+/** How long a reader waits for appends other callers have made to become visible (a store may hold a page back). */
+const VISIBLE_WITHIN_MS = 15_000;
 
 /**
  * The behaviour every `MailStore` must have, as one vitest suite: call it from a store package's tests. Each
  * test uses its own owner ids, so the tests share one store and never see each other's rows, which is itself
  * part of the contract: no query of one owner returns another owner's rows.
+ *
+ * What applies is read from the store itself, once `create` has made it: a part's suite runs when the store has the
+ * part, a feature's when `store.capabilities` declares it; the others are reported as skipped, with the reason.
  */
 export function runStoreContract(options: StoreContractOptions): void {
   describe(`MailStore contract: ${options.name}`, () => {
@@ -33,6 +41,33 @@ export function runStoreContract(options: StoreContractOptions): void {
     });
 
     const owner = (): string => `owner-${randomUUID()}`;
+    /**
+     * Lists events until at least `count` are there (or the time is up), then returns the last answer: a store may
+     * hold owner-wide pages back while another transaction is open (Postgres: anywhere on the server), so what was
+     * just appended shows up eventually rather than at once. The caller asserts on what comes back.
+     */
+    const listEventually = async (ownerId: string, options: EventListOptions, count: number): Promise<MailEvent[]> => {
+      const deadline = Date.now() + VISIBLE_WITHIN_MS;
+      for (;;) {
+        const events = await store.events.list(ownerId, options);
+        if (events.length >= count || Date.now() > deadline) return events;
+        await sleep(10);
+      }
+    };
+    /** A suite for an optional part: skipped, saying so, when the store does not have the part. */
+    const describePart = (part: OptionalPart, suite: () => void): void => {
+      describe(part, () => {
+        beforeEach((context) => context.skip(store[part] === undefined, `${options.name} has no ${part} part`));
+        suite();
+      });
+    };
+    /** A suite for a feature the store declares in `capabilities`: skipped, saying so, when it does not. */
+    const describeCapability = (capability: FeatureCapability, name: string, suite: () => void): void => {
+      describe(name, () => {
+        beforeEach((context) => context.skip(store.capabilities?.[capability] !== true, `${options.name} does not declare capabilities.${capability}`));
+        suite();
+      });
+    };
     const record = newOutboxRecord;
     /** Claims until `id` comes back (other tests' due rows may be claimed on the way; they use other owners). */
     const claimOne = async (id: string, leaseMs = 60_000, workerId = 'w1'): Promise<OutboxRecord | undefined> => {
@@ -282,12 +317,12 @@ export function runStoreContract(options: StoreContractOptions): void {
         await store.events.append({ ownerId, messageId: 'm1', type: 'sent', attempt: 1, detail: { server: 'p' } });
         await store.events.append({ ownerId, messageId: 'm2', type: 'failed', attempt: 2, detail: {} });
         await store.events.append({ ownerId: owner(), messageId: 'm1', type: 'sent', attempt: 1, detail: {} });
-        const all = await store.events.list(ownerId);
+        const all = await listEventually(ownerId, {}, 2);
         expect(all.map((e) => e.messageId)).toEqual(['m1', 'm2']);
         expect(all[0]).toMatchObject({ ownerId, type: 'sent', attempt: 1, detail: { server: 'p' } });
         expect(all[0]!.at).toBeInstanceOf(Date);
         expect((await store.events.list(ownerId, { messageId: 'm2' })).map((e) => e.type)).toEqual(['failed']);
-        expect((await store.events.list(ownerId, { type: 'sent' })).map((e) => e.messageId)).toEqual(['m1']);
+        expect((await listEventually(ownerId, { type: 'sent' }, 1)).map((e) => e.messageId)).toEqual(['m1']);
       });
     });
 
@@ -340,7 +375,183 @@ export function runStoreContract(options: StoreContractOptions): void {
       });
     });
 
-    describe.skipIf(options.capabilities?.credentials === false)('credentials', () => {
+    describe('capabilities', () => {
+      it('declares what it can do, and has every method a declared capability names', () => {
+        const declared: StoreCapabilities = store.capabilities;
+        expect(declared).toMatchObject({ eventCursor: true, batchEnqueue: true, findByMessageId: true });
+        expect(typeof declared.multiProcess).toBe('boolean');
+        expect(typeof declared.durable).toBe('boolean');
+        expect(typeof store.outbox.enqueueMany).toBe('function');
+        expect(typeof store.outbox.findByMessageId).toBe('function');
+      });
+    });
+
+    describeCapability('eventCursor', 'event cursor', () => {
+      /** Reads an owner's events page by page from the start until `count` arrived (or the time is up). */
+      async function tail(ownerId: string, count: number, limit: number): Promise<{ events: MailEvent[]; pages: number }> {
+        const events: MailEvent[] = [];
+        let after: string | undefined;
+        let pages = 0;
+        const deadline = Date.now() + VISIBLE_WITHIN_MS;
+        while (events.length < count && Date.now() < deadline) {
+          const page = await store.events.list(ownerId, { after, limit });
+          pages++;
+          expect(page.length).toBeLessThanOrEqual(limit);
+          events.push(...page);
+          if (page.length) after = page.at(-1)!.id;
+          // An empty page means the rest is not visible yet: let the writers run rather than spin.
+          else await new Promise((r) => setImmediate(r));
+        }
+        return { events, pages };
+      }
+      const numbers = (events: MailEvent[]): unknown[] => events.map((e) => e.detail.n);
+
+      it('pages through 250 events with after + limit, each exactly once, in append order', async () => {
+        const ownerId = owner();
+        const noise = owner();
+        for (let n = 0; n < 250; n++) {
+          await store.events.append({ ownerId, messageId: `m${n % 7}`, type: 'sent', attempt: 1, detail: { n } });
+          // Another owner's events in between: a page skips them without counting them.
+          if (n % 10 === 0) await store.events.append({ ownerId: noise, messageId: 'x', type: 'sent', attempt: 1, detail: { n } });
+        }
+        const { events, pages } = await tail(ownerId, 250, 16);
+        expect(numbers(events)).toEqual(Array.from({ length: 250 }, (_, n) => n));
+        expect(pages).toBe(16);
+        expect(events.every((e) => e.ownerId === ownerId)).toBe(true);
+        expect(await store.events.list(ownerId, { after: events.at(-1)!.id, limit: 16 })).toEqual([]);
+        // The cursor composes with the filters.
+        const fromM3 = await store.events.list(ownerId, { messageId: 'm3', after: events[100]!.id });
+        expect(numbers(fromM3)).toEqual(Array.from({ length: 250 }, (_, n) => n).filter((n) => n > 100 && n % 7 === 3));
+      });
+
+      it('gives a reader tailing while others append every event exactly once, in the order the store lists them', async () => {
+        const ownerId = owner();
+        const writers = (async () => {
+          // Ten rounds of 25 concurrent appends: on a pooled store they commit in any order.
+          for (let round = 0; round < 10; round++) {
+            await Promise.all(
+              Array.from({ length: 25 }, (_, i) => store.events.append({ ownerId, messageId: `m${i}`, type: 'queued', attempt: 0, detail: { n: round * 25 + i } })),
+            );
+          }
+        })();
+        const [{ events }] = await Promise.all([tail(ownerId, 250, 9), writers]);
+        expect(events).toHaveLength(250);
+        expect(new Set(events.map((e) => e.id)).size).toBe(250);
+        expect(new Set(numbers(events)).size).toBe(250);
+        // The order is the store's one order: a full listing afterwards shows the same sequence.
+        expect((await store.events.list(ownerId, { limit: 1_000 })).map((e) => e.id)).toEqual(events.map((e) => e.id));
+      });
+
+      it('gives nothing for a cursor that is not one of the owner’s events', async () => {
+        const a = owner();
+        const b = owner();
+        const first = await store.events.append({ ownerId: a, messageId: 'm', type: 'queued', attempt: 0, detail: {} });
+        await store.events.append({ ownerId: a, messageId: 'm', type: 'sent', attempt: 1, detail: {} });
+        await store.events.append({ ownerId: b, messageId: 'm', type: 'sent', attempt: 1, detail: {} });
+        expect((await listEventually(a, { after: first.id }, 1)).map((e) => e.type)).toEqual(['sent']);
+        // B holding A's event id learns nothing: not A's events, and not where B's own stand relative to it.
+        expect(await store.events.list(b, { after: first.id })).toEqual([]);
+        expect(await store.events.list(a, { after: randomUUID() })).toEqual([]);
+        expect(await store.events.list(a, { after: 'not-an-event-id' })).toEqual([]);
+      });
+
+      it('keeps tracking and bounce events as any other, filterable by type', async () => {
+        const ownerId = owner();
+        const types = ['opened', 'clicked', 'unsubscribed', 'bounced', 'delayed', 'complained', 'replied', 'attempt_failed'] as const;
+        for (const type of types) await store.events.append({ ownerId, messageId: 'm', type, attempt: 1, detail: { type } });
+        expect((await listEventually(ownerId, {}, types.length)).map((e) => e.type)).toEqual([...types]);
+        expect((await listEventually(ownerId, { type: 'bounced' }, 1)).map((e) => e.detail)).toEqual([{ type: 'bounced' }]);
+      });
+    });
+
+    describeCapability('batchEnqueue', 'batch enqueue', () => {
+      it('enqueues a batch in one call, new and existing keys mixed, with a result per record in input order', async () => {
+        const ownerId = owner();
+        const other = owner();
+        const { record: existing } = await store.outbox.enqueue(record(ownerId, { idempotencyKey: 'k-old', fingerprint: 'old' }));
+        const batch: NewOutboxRecord[] = [
+          record(ownerId),
+          record(ownerId, { idempotencyKey: 'k-old', fingerprint: 'new', email: sampleStoredEmail({ subject: 'Other' }) }),
+          record(ownerId, { idempotencyKey: 'k-new', fingerprint: 'f' }),
+          // The same key twice in one batch: the second is a replay of the first.
+          record(ownerId, { idempotencyKey: 'k-new', fingerprint: 'f' }),
+          record(other, { idempotencyKey: 'k-old' }),
+          record(ownerId, { sendAt: undefined, delayMs: 300 }),
+        ];
+        const results = await store.outbox.enqueueMany(batch);
+        expect(results.map((r) => r.created)).toEqual([true, false, true, false, true, true]);
+        expect(results.map((r) => r.record.id)).toEqual([batch[0]!.id, existing.id, batch[2]!.id, batch[2]!.id, batch[4]!.id, batch[5]!.id]);
+        expect(results[1]!.record).toEqual(existing);
+        for (const i of [0, 2, 4, 5]) {
+          const input = batch[i]!;
+          const { record: stored } = results[i]!;
+          expect(stored).toMatchObject({ ownerId: input.ownerId, status: 'queued', attempt: 0, messageId: input.messageId, idempotencyKey: input.idempotencyKey, tags: ['t1'] });
+          expect(stored.email).toEqual(JSON.parse(JSON.stringify(input.email)));
+          expect(await store.outbox.get(input.ownerId, input.id)).toEqual(stored);
+          expect((await store.events.list(input.ownerId, { messageId: input.id })).map((e) => e.type)).toEqual(['queued']);
+        }
+        expect(results[0]!.record.sendAt.getTime()).toBe(batch[0]!.sendAt!.getTime());
+        // "Now" and the delay from the store's clock, as for enqueue.
+        expect(results[5]!.record.nextAttemptAt.getTime() - results[5]!.record.sendAt.getTime()).toBe(300);
+        expect(await store.outbox.get(ownerId, batch[3]!.id)).toBeUndefined();
+        expect(await store.outbox.enqueueMany([])).toEqual([]);
+      });
+
+      it('keeps one row per key when batches (in opposite orders) and single enqueues race', async () => {
+        const ownerId = owner();
+        const keys = Array.from({ length: 20 }, (_, i) => `race-${i}`);
+        const batches = Array.from({ length: 8 }, (_, b) => (b % 2 ? [...keys].reverse() : keys).map((k) => record(ownerId, { idempotencyKey: k, fingerprint: 'f' })));
+        const [batchResults, singles] = await Promise.all([
+          Promise.all(batches.map((batch) => store.outbox.enqueueMany(batch))),
+          Promise.all(keys.map((k) => store.outbox.enqueue(record(ownerId, { idempotencyKey: k, fingerprint: 'f' })))),
+        ]);
+        for (const [b, results] of batchResults.entries()) expect(results.map((r) => r.record.idempotencyKey)).toEqual(batches[b]!.map((r) => r.idempotencyKey));
+        const all = [...batchResults.flat(), ...singles];
+        for (const k of keys) {
+          const forKey = all.filter((r) => r.record.idempotencyKey === k);
+          expect(forKey).toHaveLength(9);
+          expect(forKey.filter((r) => r.created)).toHaveLength(1);
+          const stored = await store.outbox.findByIdempotencyKey(ownerId, k);
+          expect(new Set(forKey.map((r) => r.record.id))).toEqual(new Set([stored!.id]));
+        }
+        // One 'queued' event per row, none for a replay.
+        expect(await listEventually(ownerId, { type: 'queued', limit: 1_000 }, keys.length)).toHaveLength(keys.length);
+      });
+    });
+
+    describeCapability('findByMessageId', 'find by Message-ID', () => {
+      it('finds every record of the owner with a Message-ID header, oldest first, and no other owner’s', async () => {
+        const ownerId = owner();
+        const messageId = `<${randomUUID()}@example.com>`;
+        const { record: original } = await store.outbox.enqueue(record(ownerId, { messageId }));
+        await store.outbox.enqueue(record(ownerId));
+        // A follow-up for deferred recipients reuses its message's Message-ID.
+        const { record: followUp } = await store.outbox.enqueue(record(ownerId, { messageId, email: sampleStoredEmail({ envelopeTo: ['ada@example.com'] }) }));
+        const { record: foreign } = await store.outbox.enqueue(record(owner(), { messageId }));
+
+        const found = await store.outbox.findByMessageId(ownerId, messageId);
+        expect(found.map((r) => r.id)).toEqual([original.id, followUp.id]);
+        expect(found[0]).toEqual(original);
+        expect((await store.outbox.findByMessageId(ownerId, messageId, { limit: 1 })).map((r) => r.id)).toEqual([original.id]);
+        expect((await store.outbox.findByMessageId(foreign.ownerId, messageId)).map((r) => r.id)).toEqual([foreign.id]);
+        expect(await store.outbox.findByMessageId(owner(), messageId)).toEqual([]);
+        // Exactly as stored: the header with its angle brackets.
+        expect(await store.outbox.findByMessageId(ownerId, messageId.slice(1, -1))).toEqual([]);
+      });
+
+      it('finds a record enqueued in a batch, and shows its current state', async () => {
+        const ownerId = owner();
+        const [result] = await store.outbox.enqueueMany([record(ownerId)]);
+        const r = result!.record;
+        const claimed = await store.outbox.claim({ workerId: 'w', limit: 10, leaseMs: 60_000, ownerId, ids: [r.id] });
+        expect(claimed.map((c) => c.id)).toEqual([r.id]);
+        await store.outbox.settle(r.id, 1, { status: 'sent', server: 's', accepted: ['ada@example.com'], rejected: [], response: '250' });
+        expect(await store.outbox.findByMessageId(ownerId, r.messageId)).toEqual([await store.outbox.get(ownerId, r.id)]);
+        expect((await store.outbox.findByMessageId(ownerId, r.messageId))[0]).toMatchObject({ status: 'sent', accepted: ['ada@example.com'] });
+      });
+    });
+
+    describePart('credentials', () => {
       it('puts, replaces, gets, lists without ciphertext, and deletes, per owner', async () => {
         const ownerId = owner();
         await store.credentials.put({ ownerId, name: 'smtp', keyId: 'k1', ciphertext: 'AAAA' });

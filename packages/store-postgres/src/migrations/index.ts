@@ -1,5 +1,6 @@
 import { migration001 } from './001-init.js';
 import { migration002 } from './002-store-clock.js';
+import { migration003 } from './003-reads-and-cursor.js';
 
 export interface Migration {
   /** Applied in ascending order; recorded in `<schema>.migrations`. */
@@ -13,4 +14,5 @@ export interface Migration {
 export const migrations: readonly Migration[] = [
   { version: 1, name: '001_init', sql: migration001 },
   { version: 2, name: '002_store_clock', sql: migration002 },
+  { version: 3, name: '003_reads_and_cursor', sql: migration003 },
 ];

@@ -1,5 +1,6 @@
 import { useTestResources } from '../../__fixtures__/test-resources.js';
 import { createMailer, type Mailer, type MailerOptions } from '../../mailer/mailer.js';
+import type { MailStore } from '../../store/mail-store.js';
 import { MemoryStore } from '../../store/memory-store.js';
 import type { SmtpSinkOptions } from '../../testing/smtp-sink.js';
 
@@ -50,3 +51,24 @@ export const waitForStatus = (mailer: Mailer, id: string, status: string, timeou
     },
     timeoutMs,
   );
+
+/**
+ * Watches a store's claims, so a test can wait for the peer's own signal instead of a fixed sleep: `claimedSince(t)`
+ * resolves once a claim that started at or after `t` has returned (e.g. one made after a lease would have expired,
+ * which would have taken the message over).
+ */
+export function watchClaims(store: MailStore): { claimedSince(time: number, timeoutMs?: number): Promise<void> } {
+  const claim = store.outbox.claim.bind(store.outbox);
+  const finished: number[] = [];
+  store.outbox.claim = async (options) => {
+    const startedAt = Date.now();
+    try {
+      return await claim(options);
+    } finally {
+      finished.push(startedAt);
+    }
+  };
+  return {
+    claimedSince: (time, timeoutMs = 8_000) => waitFor(`a claim after ${new Date(time).toISOString()}`, async () => (finished.some((t) => t >= time) ? true : undefined), timeoutMs),
+  };
+}
