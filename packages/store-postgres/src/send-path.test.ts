@@ -64,7 +64,16 @@ for (const [name, db, available] of databases) {
     // A NUL in a 250 reply made every settle fail: the record stayed `sending` and each lease expiry sent it again.
     const replies = ['2.0.0 Ok: queued as \u0000ABC', '2.0.0 Ok \ud800 lone surrogate', `2.0.0 ${'x'.repeat(100_000)}`, '2.0.0 \udc00\u0000\ud83d'];
     it('each is sent once and recorded; none is taken over', async () => {
-      const { sink, mailer } = await setup(db, { behavior: { data: (message) => ({ code: 250, message: replies[Number(message.subject!.slice(6))]! }) } }, 300);
+      const { database, sink, mailer } = await setup(db, { behavior: { data: (message) => ({ code: 250, message: replies[Number(message.subject!.slice(6))]! }) } }, 300);
+      // Claims the running worker makes, so the test can wait for one made after the leases would have expired.
+      const claim = database.store.outbox.claim.bind(database.store.outbox);
+      const claimStarts: number[] = [];
+      database.store.outbox.claim = async (options) => {
+        const startedAt = Date.now();
+        const claimed = await claim(options);
+        claimStarts.push(startedAt);
+        return claimed;
+      };
       mailer.startWorker({ pollMs: 20, leaseMs: 300 });
       for (const [i] of replies.entries()) {
         const result = await mailer.send({ to: 'ada@example.com', subject: `Reply ${i}`, text: 'x' });
@@ -74,8 +83,11 @@ for (const [name, db, available] of databases) {
         expect(report!.response!.length).toBeLessThanOrEqual(2_000);
         expect(report!.response).not.toContain('\u0000');
       }
-      // Past the lease a stuck record would have been taken over by the running worker and sent again.
-      await sleep(600);
+      // Past the lease a stuck record would have been taken over by the running worker and sent again: wait for a
+      // claim made after that, then close, after which the sink's count is final.
+      const leasesOver = Date.now() + 350;
+      await waitFor('a claim after the leases expired', async () => (claimStarts.some((t) => t >= leasesOver) ? true : undefined));
+      await mailer.close();
       expect(sink.messages.map((m) => m.subject)).toEqual(replies.map((_, i) => `Reply ${i}`));
     });
   });
