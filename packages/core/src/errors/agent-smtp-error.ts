@@ -1,4 +1,5 @@
-const marker = Symbol.for('agent-smtp.error');
+const MARKER = 'agent-smtp.error';
+const marker = Symbol.for(MARKER);
 
 /** Every code an agent-smtp error can carry. Tools hand these to models, so they are stable API. */
 export type AgentSmtpErrorCode =
@@ -32,7 +33,12 @@ export type AgentSmtpErrorCode =
   /** Something failed inside the service (its storage, a dependency), not because of the request. */
   | 'INTERNAL_ERROR'
   /** A recipient is on the owner's suppression list (unsubscribed, bounced, complained, or added by hand). */
-  | 'SUPPRESSED';
+  | 'SUPPRESSED'
+  /**
+   * The caller may not act for this owner: a call that names no owner where tools serve many, or one that names
+   * another owner than the mailer's. Nothing was done.
+   */
+  | 'FORBIDDEN';
 
 export interface AgentSmtpErrorOptions {
   retryable?: boolean;
@@ -40,8 +46,16 @@ export interface AgentSmtpErrorOptions {
 }
 
 /**
- * The one base class of every error agent-smtp throws. Use `AgentSmtpError.isInstance(err)` rather
- * than `instanceof`: it holds across duplicated copies of the package in one process.
+ * True when `error` carries `Symbol.for(marker)`. Each error class sets its own marker, and `Symbol.for` is shared by
+ * every copy of this package loaded in one process, so a check holds across copies where `instanceof` does not.
+ */
+export function hasErrorMarker(error: unknown, marker: string): boolean {
+  return typeof error === 'object' && error !== null && (error as Record<symbol, unknown>)[Symbol.for(marker)] === true;
+}
+
+/**
+ * The one base class of every error agent-smtp throws. Use `AgentSmtpError.isInstance(err)` (or a subclass's own
+ * `isInstance`) rather than `instanceof`: it holds across duplicated copies of the package in one process.
  */
 export class AgentSmtpError extends Error {
   private readonly [marker] = true;
@@ -56,7 +70,7 @@ export class AgentSmtpError extends Error {
   }
 
   static isInstance(error: unknown): error is AgentSmtpError {
-    return typeof error === 'object' && error !== null && (error as Record<symbol, unknown>)[marker] === true;
+    return hasErrorMarker(error, MARKER);
   }
 
   /** A plain object safe to log or return to a model: code, message, retryable and the subclass's fields. */

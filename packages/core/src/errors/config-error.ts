@@ -1,13 +1,22 @@
-import { AgentSmtpError } from './agent-smtp-error.js';
+import { AgentSmtpError, hasErrorMarker } from './agent-smtp-error.js';
+
+// Its own marker: `AgentSmtpError.isInstance` is true for every subclass, `ConfigError.isInstance` only for this one.
+const MARKER = 'agent-smtp.error.ConfigError';
+const marker = Symbol.for(MARKER);
 
 /** Configuration is wrong. `setting` names the option or environment variable to fix. */
 export class ConfigError extends AgentSmtpError {
+  private readonly [marker] = true;
   readonly setting: string | undefined;
 
   constructor(message: string, options: { setting?: string; cause?: unknown } = {}) {
     super('CONFIG_ERROR', message, { retryable: false, cause: options.cause });
     this.name = 'ConfigError';
     this.setting = options.setting;
+  }
+
+  static override isInstance(error: unknown): error is ConfigError {
+    return hasErrorMarker(error, MARKER);
   }
 
   override toJSON(): Record<string, unknown> {

@@ -1,4 +1,4 @@
-import { AgentSmtpError, type AgentSmtpErrorCode } from './agent-smtp-error.js';
+import { AgentSmtpError, hasErrorMarker, type AgentSmtpErrorCode } from './agent-smtp-error.js';
 
 export type SmtpFailureClass = 'transient' | 'auth' | 'permanent' | 'ambiguous';
 
@@ -29,8 +29,13 @@ export interface SmtpErrorDetails {
   retryAt?: Date | undefined;
 }
 
+// Its own marker: `AgentSmtpError.isInstance` is true for every subclass, `SmtpError.isInstance` only for this one.
+const MARKER = 'agent-smtp.error.SmtpError';
+const marker = Symbol.for(MARKER);
+
 /** A send failed at an SMTP server, or no server could take it. Carries the server's reply without secrets. */
 export class SmtpError extends AgentSmtpError {
+  private readonly [marker] = true;
   readonly server: string | undefined;
   readonly smtpCode: string | undefined;
   readonly responseCode: number | undefined;
@@ -51,6 +56,10 @@ export class SmtpError extends AgentSmtpError {
     this.attempts = details.attempts ?? [];
     this.rejected = details.rejected ?? [];
     this.retryAt = details.retryAt;
+  }
+
+  static override isInstance(error: unknown): error is SmtpError {
+    return hasErrorMarker(error, MARKER);
   }
 
   override toJSON(): Record<string, unknown> {

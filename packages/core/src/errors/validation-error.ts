@@ -1,4 +1,4 @@
-import { AgentSmtpError } from './agent-smtp-error.js';
+import { AgentSmtpError, hasErrorMarker } from './agent-smtp-error.js';
 
 export interface ValidationIssue {
   /** Dotted path of the offending field, e.g. `to[1]` or `headers.X-Campaign`. */
@@ -6,8 +6,13 @@ export interface ValidationIssue {
   message: string;
 }
 
+// Its own marker: `AgentSmtpError.isInstance` is true for every subclass, `ValidationError.isInstance` only for this one.
+const MARKER = 'agent-smtp.error.ValidationError';
+const marker = Symbol.for(MARKER);
+
 /** Input was refused before anything was sent. `field` names the first offending field; `issues` lists all. */
 export class ValidationError extends AgentSmtpError {
+  private readonly [marker] = true;
   readonly field: string;
   readonly issues: readonly ValidationIssue[];
 
@@ -22,6 +27,10 @@ export class ValidationError extends AgentSmtpError {
 
   static of(field: string, message: string): ValidationError {
     return new ValidationError([{ field, message }]);
+  }
+
+  static override isInstance(error: unknown): error is ValidationError {
+    return hasErrorMarker(error, MARKER);
   }
 
   override toJSON(): Record<string, unknown> {

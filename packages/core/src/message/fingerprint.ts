@@ -4,6 +4,10 @@ import type { ParsedAddress } from './address.js';
 
 const addresses = (list: ParsedAddress[]): string[] => list.map((a) => `${a.name ?? ''} <${a.address.toLowerCase()}>`);
 
+// Plain UTF-16 code-unit order: localeCompare would make the hash (and so idempotency) depend on the process's locale
+// and ICU data, and two workers in different locales must compute the same fingerprint for the same message.
+const byCodeUnits = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
 /** What the caller attached to a message besides its content; a different value under the same key is a conflict too. */
 export interface FingerprintExtras {
   tags: readonly string[];
@@ -26,11 +30,11 @@ export function fingerprintEmail(email: StoredEmail, extras: FingerprintExtras):
     email.text ?? null,
     email.html ?? null,
     email.attachments.map((a) => [a.filename, a.contentType ?? null, a.cid ?? null, createHash('sha256').update(a.contentBase64).digest('hex')]),
-    Object.entries(email.headers).sort(([a], [b]) => a.localeCompare(b)),
+    Object.entries(email.headers).sort(([a], [b]) => byCodeUnits(a, b)),
     email.inReplyTo ?? null,
     email.references,
     [...new Set(extras.tags)].sort(),
-    Object.entries(extras.metadata).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
+    Object.entries(extras.metadata).sort(([a], [b]) => byCodeUnits(a, b)),
   ]);
   return createHash('sha256').update(canonical).digest('hex');
 }

@@ -4,7 +4,15 @@ import { TemplateError } from '../errors/template-error.js';
 import { ValidationError } from '../errors/validation-error.js';
 import type { ToolErrorPayload } from './define-tool.js';
 
-const HINTS: Record<string, string> = {
+const UNEXPECTED_FAILURE_HINT =
+  'Call the tool again in a minute; for send_email use the same idempotency_key, so the email is never sent twice. ' +
+  'Check get_email_status with the id if you have one. If it fails again, tell the user the email service has an internal problem.';
+
+/**
+ * What a model should do next, per code. Typed by the code union, so a code added without a hint (or a hint for a
+ * code that does not exist) does not compile.
+ */
+export const TOOL_ERROR_HINTS = {
   VALIDATION_ERROR: 'Fix the field named in "field" and call the tool again. Nothing was sent.',
   TEMPLATE_ERROR: 'Pass a value for every variable named in "missing" (or remove the placeholders) and call again. Nothing was sent.',
   IDEMPOTENCY_CONFLICT: 'This idempotency_key was already used for a different email. Use a new key for a new email; reuse a key only to retry the same email.',
@@ -18,7 +26,9 @@ const HINTS: Record<string, string> = {
   ABORTED: 'The send was cut off before the email reached a mail server; nothing was sent. Call again with the same idempotency_key.',
   SUPPRESSED: 'A recipient unsubscribed or was suppressed; nothing was sent. Do not retry with that address; send to the others only if the user wants that.',
   LEASE_EXPIRED: 'The service stopped while sending this email, so it may or may not have been delivered. Do not resend it; tell the user.',
-};
+  INTERNAL_ERROR: UNEXPECTED_FAILURE_HINT,
+  FORBIDDEN: 'This connection is not signed in as a user who may use these email tools, so nothing was done. Retrying will not help; tell the user to check how the email tools are connected (their token or account).',
+} as const satisfies Record<AgentSmtpErrorCode, string>;
 
 /** The code a tool reports for a failure that is not one of ours (a store's raw driver error, a bug in a dependency). */
 export const UNEXPECTED_FAILURE_CODE: AgentSmtpErrorCode = 'INTERNAL_ERROR';
@@ -34,11 +44,12 @@ export function toToolError(error: unknown): ToolErrorPayload {
   return {
     code: error.code,
     message: error.message,
-    ...(error instanceof ValidationError ? { field: error.field } : {}),
-    ...(error instanceof TemplateError && error.missing.length ? { missing: error.missing } : {}),
+    ...(ValidationError.isInstance(error) ? { field: error.field } : {}),
+    ...(TemplateError.isInstance(error) && error.missing.length ? { missing: error.missing } : {}),
     retryable: error.retryable,
-    ...(error instanceof SmtpError && error.retryAt ? { retry_at: error.retryAt.toISOString() } : {}),
-    hint: HINTS[error.code] ?? 'Tell the user what went wrong.',
+    ...(SmtpError.isInstance(error) && error.retryAt ? { retry_at: error.retryAt.toISOString() } : {}),
+    // A code from a newer copy of the package (two versions in one process) may have no hint here yet.
+    hint: (TOOL_ERROR_HINTS as Record<string, string>)[error.code] ?? 'Tell the user what went wrong.',
   };
 }
 
@@ -47,9 +58,7 @@ function unexpectedFailure(): ToolErrorPayload {
     code: UNEXPECTED_FAILURE_CODE,
     message: 'The email service failed inside (its storage or a dependency), not because of anything in this request. The details are in the server log.',
     retryable: true,
-    hint:
-      'Call the tool again in a minute; for send_email use the same idempotency_key, so the email is never sent twice. ' +
-      'Check get_email_status with the id if you have one. If it fails again, tell the user the email service has an internal problem.',
+    hint: UNEXPECTED_FAILURE_HINT,
   };
 }
 
