@@ -1,9 +1,10 @@
-import { createMailer, type Mailer } from '@agent-smtp/core';
+import { createMailer, defineTool, type Mailer, type MailTool, type ToolContext } from '@agent-smtp/core';
 import { type SmtpSink, startSmtpSink } from '@agent-smtp/core/testing';
 import type { LanguageModelV3GenerateResult } from '@ai-sdk/provider';
 import { generateText, stepCountIs } from 'ai';
 import { MockLanguageModelV3 } from 'ai/test';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { z } from 'zod/v4';
 import { createAiSdkTools } from './create-ai-sdk-tools.js';
 
 let sink: SmtpSink;
@@ -36,6 +37,34 @@ function scriptedModel(toolCallId: string, toolName: string, input: unknown): Mo
   return new MockLanguageModelV3({ doGenerate: steps });
 }
 
+/** Resolves once every connection the sink saw has closed: nothing more can arrive after that. */
+async function sinkDone(): Promise<void> {
+  const until = Date.now() + 8_000;
+  while (sink.stats.closed < sink.stats.connections) {
+    if (Date.now() > until) throw new Error('timed out waiting for the sink’s connections to close');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** A tool that keeps the context each call received; `during` runs inside the call, while the framework waits on it. */
+function recordingTool(during?: (context: ToolContext) => void): { tool: MailTool; received: ToolContext[] } {
+  const received: ToolContext[] = [];
+  const tool = defineTool({
+    name: 'record_context',
+    title: 'Record context',
+    description: 'Records what the adapter passed.',
+    inputSchema: z.strictObject({ note: z.string() }),
+    outputSchema: z.object({ recorded: z.boolean() }),
+    annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
+    async execute(_input, context) {
+      received.push(context!);
+      during?.(context!);
+      return { ok: true, value: { recorded: true } };
+    },
+  });
+  return { tool: tool as unknown as MailTool, received };
+}
+
 const email = { to: 'ada@example.com', subject: 'Meeting notes', body: '# Notes\n\n- ship it', format: 'markdown' };
 
 describe('createAiSdkTools with generateText', () => {
@@ -61,7 +90,9 @@ describe('createAiSdkTools with generateText', () => {
     const out1 = first.steps[0]!.toolResults[0]!.output as { id: string };
     const out2 = again.steps[0]!.toolResults[0]!.output as { id: string; replayed: boolean };
     expect(out2).toMatchObject({ id: out1.id, replayed: true });
-    await new Promise((r) => setTimeout(r, 100));
+    // Nothing else arrived: counted once the mailer closed its connections and the sink saw each one close.
+    await mailer.close();
+    await sinkDone();
     expect(sink.messages).toHaveLength(1);
   });
 
@@ -84,5 +115,31 @@ describe('createAiSdkTools with generateText', () => {
     expect(sink.stats.connections).toBe(0);
     expect(createAiSdkTools(mailer, { needsApproval: true }).get_smtp_status!.needsApproval).toBeFalsy();
     expect(createAiSdkTools(mailer, { needsApproval: ['send_email'] }).send_email!.needsApproval).toBe(true);
+  });
+
+  it('passes the tool call’s id and the abort signal to execute', async () => {
+    const controller = new AbortController();
+    const seen: boolean[] = [];
+    // The user cancels the run while the tool is still working: the signal execute holds must say so at once.
+    const { tool: recorder, received } = recordingTool((context) => {
+      seen.push(context.signal!.aborted);
+      controller.abort();
+      seen.push(context.signal!.aborted);
+    });
+    const run = await generateText({
+      model: scriptedModel('call-ctx', 'record_context', { note: 'x' }),
+      tools: createAiSdkTools([recorder]),
+      prompt: 'x',
+      stopWhen: stepCountIs(3),
+      abortSignal: controller.signal,
+    }).then(
+      () => 'finished',
+      (err: unknown) => err,
+    );
+    expect(run).not.toBe('finished');
+    expect(received).toHaveLength(1);
+    expect(received[0]!.toolCallId).toBe('call-ctx');
+    expect(received[0]!.signal).toBeInstanceOf(AbortSignal);
+    expect(seen).toEqual([false, true]);
   });
 });

@@ -1,9 +1,10 @@
-import { createMailer, type Mailer } from '@agent-smtp/core';
+import { createMailer, defineTool, type Mailer, type MailTool, type ToolContext } from '@agent-smtp/core';
 import { type SmtpSink, startSmtpSink } from '@agent-smtp/core/testing';
 import { AIMessage, ToolMessage } from '@langchain/core/messages';
 import { fakeModel } from '@langchain/core/testing';
 import { createAgent } from 'langchain';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { z } from 'zod/v4';
 import { createLangChainTools } from './create-langchain-tools.js';
 
 let sink: SmtpSink;
@@ -16,6 +17,34 @@ afterEach(async () => {
   await mailer.close();
   await sink.close();
 });
+
+/** Resolves once every connection the sink saw has closed: nothing more can arrive after that. */
+async function sinkDone(): Promise<void> {
+  const until = Date.now() + 8_000;
+  while (sink.stats.closed < sink.stats.connections) {
+    if (Date.now() > until) throw new Error('timed out waiting for the sink’s connections to close');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** A tool that keeps the context each call received; `during` runs inside the call, while the framework waits on it. */
+function recordingTool(during?: (context: ToolContext) => void): { tool: MailTool; received: ToolContext[] } {
+  const received: ToolContext[] = [];
+  const tool = defineTool({
+    name: 'record_context',
+    title: 'Record context',
+    description: 'Records what the adapter passed.',
+    inputSchema: z.strictObject({ note: z.string() }),
+    outputSchema: z.object({ recorded: z.boolean() }),
+    annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
+    async execute(_input, context) {
+      received.push(context!);
+      during?.(context!);
+      return { ok: true, value: { recorded: true } };
+    },
+  });
+  return { tool: tool as unknown as MailTool, received };
+}
 
 describe('createLangChainTools in a LangChain agent (createAgent, scripted model from @langchain/core/testing)', () => {
   it('sends the email the model asks for and returns a success ToolMessage to the model', async () => {
@@ -59,7 +88,9 @@ describe('createLangChainTools in a LangChain agent (createAgent, scripted model
     const first = (await tools[0]!.invoke(call)) as ToolMessage;
     const retry = (await tools[0]!.invoke(call)) as ToolMessage;
     expect(JSON.parse(retry.content as string)).toMatchObject({ id: JSON.parse(first.content as string).id, replayed: true });
-    await new Promise((r) => setTimeout(r, 100));
+    // Nothing else arrived: counted once the mailer closed its connections and the sink saw each one close.
+    await mailer.close();
+    await sinkDone();
     expect(sink.messages).toHaveLength(1);
   });
 
@@ -67,5 +98,29 @@ describe('createLangChainTools in a LangChain agent (createAgent, scripted model
     const status = createLangChainTools(mailer, { include: ['get_smtp_status'] })[0]!;
     const text = await status.invoke({});
     expect(JSON.parse(text as string)).toMatchObject({ servers: [{ name: 'sink', state: 'healthy' }] });
+  });
+
+  it('passes the tool call’s id and the run’s signal to execute', async () => {
+    const controller = new AbortController();
+    const seen: boolean[] = [];
+    // The user cancels the run while the tool is still working: the signal execute holds must say so at once.
+    const { tool: recorder, received } = recordingTool((context) => {
+      seen.push(context.signal!.aborted);
+      controller.abort();
+      seen.push(context.signal!.aborted);
+    });
+    const model = fakeModel()
+      .respondWithTools([{ name: 'record_context', id: 'call_ctx1', args: { note: 'x' } }])
+      .respond(new AIMessage('Recorded.'));
+    const agent = createAgent({ model, tools: createLangChainTools([recorder]) });
+    const run = await agent.invoke({ messages: [{ role: 'user', content: 'record' }] }, { signal: controller.signal }).then(
+      () => 'finished',
+      (err: unknown) => err,
+    );
+    expect(run).not.toBe('finished');
+    expect(received).toHaveLength(1);
+    expect(received[0]!.toolCallId).toBe('call_ctx1');
+    expect(received[0]!.signal).toBeInstanceOf(AbortSignal);
+    expect(seen).toEqual([false, true]);
   });
 });

@@ -273,7 +273,7 @@ function waitForStop(signal: AbortSignal | undefined, watchStdin: boolean): Stop
 function oneLine(err: unknown): string {
   const message = err instanceof Error ? err.message : String(err);
   const text = message.replace(/\s*[\r\n]+\s*/g, ' ').trim();
-  return AgentSmtpError.isInstance(err) && err instanceof ConfigError && err.setting?.startsWith('SMTP_') ? `${text} See ${BIN} --help.` : text;
+  return ConfigError.isInstance(err) && err.setting?.startsWith('SMTP_') ? `${text} See ${BIN} --help.` : text;
 }
 
 function wrap(text: string, width: number): string[] {

@@ -1,22 +1,43 @@
 import {
   AgentSmtpError,
+  ConfigError,
   createMailTools,
   formatToolError,
   type Logger,
   type Mailer,
+  type MailService,
   type MailTool,
   type MailToolsOptions,
   safeLogger,
+  type ToolContext,
   type ToolOutcome,
   toToolError,
 } from '@agent-smtp/core';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
 import { VERSION } from './version.js';
 
+/** Whom a request acts for: one owner (a user of the platform) and, optionally, one of their agents. */
+export interface McpCaller {
+  ownerId: string;
+  agentId?: string | undefined;
+}
+
 export interface CreateMcpServerOptions extends MailToolsOptions {
-  /** The mailer the tools send through. */
-  mailer: Mailer;
-  /** Tools to expose instead of `createMailTools(mailer, options)`. */
+  /** The mailer the tools send through: every call acts for its owner. Give this or `service`. */
+  mailer?: Mailer;
+  /**
+   * A service serving many users: each call acts for the caller `identify` finds in the request's `authInfo`, and a
+   * call without one is refused (`FORBIDDEN`). Give this or `mailer`.
+   */
+  service?: MailService;
+  /**
+   * Finds the caller in the MCP SDK's `authInfo` (set by `startMcpHttpServer`, or by your own transport's auth
+   * middleware). Default: `authInfo.extra.ownerId` and `authInfo.extra.agentId` when they are strings. An OAuth
+   * `clientId` names an application, not a user, so it is not used unless you say so here.
+   */
+  identify?: (authInfo: AuthInfo) => McpCaller | undefined;
+  /** Tools to expose instead of `createMailTools(mailer ?? service, options)`. */
   tools?: readonly MailTool[];
   /** Server name reported to clients. Default: `agent-smtp`. */
   name?: string;
@@ -38,8 +59,9 @@ export function createMcpServer(options: CreateMcpServerOptions): McpServer {
     { name: options.name ?? 'agent-smtp', title: 'agent-smtp', version: VERSION },
     { instructions: options.instructions ?? DEFAULT_INSTRUCTIONS },
   );
-  const tools = options.tools ?? createMailTools(options.mailer, options);
+  const tools = options.tools ?? createMailTools(mailSource(options), options);
   const logger = safeLogger(options.logger);
+  const identify = options.identify ?? callerFromExtra;
   for (const mailTool of tools) {
     server.registerTool(
       mailTool.name,
@@ -50,9 +72,16 @@ export function createMcpServer(options: CreateMcpServerOptions): McpServer {
         outputSchema: mailTool.outputSchema,
         annotations: { title: mailTool.title, ...mailTool.annotations },
       },
-      async (input: unknown) => {
-        // MCP gives no stable tool-call id, so only the model's idempotency_key protects against a resend.
-        const outcome = await executeSafely(mailTool, input, logger);
+      async (input: unknown, extra) => {
+        const caller = extra.authInfo ? identify(extra.authInfo) : undefined;
+        // No toolCallId: a JSON-RPC id restarts at 0 on every connection, so as an idempotency key it would replay
+        // another email's result. Only the model's idempotency_key protects against a resend over MCP.
+        const context: ToolContext = {
+          signal: extra.signal,
+          requestId: extra.requestId,
+          ...(caller ? { ownerId: caller.ownerId, agentId: caller.agentId } : {}),
+        };
+        const outcome = await executeSafely(mailTool, input, context, logger);
         if (outcome.ok) {
           const value = outcome.value as Record<string, unknown>;
           return { content: [{ type: 'text' as const, text: JSON.stringify(value) }], structuredContent: value };
@@ -69,11 +98,30 @@ export function createMcpServer(options: CreateMcpServerOptions): McpServer {
  * throw into a result carrying the raw message (a database error, a connection string), so it is made the same
  * generic error result the built-in tools give, and the original is logged.
  */
-async function executeSafely(tool: MailTool, input: unknown, logger: Logger): Promise<ToolOutcome<unknown>> {
+async function executeSafely(tool: MailTool, input: unknown, context: ToolContext, logger: Logger): Promise<ToolOutcome<unknown>> {
   try {
-    return await tool.execute(input as never);
+    return await tool.execute(input as never, context);
   } catch (error) {
-    if (!AgentSmtpError.isInstance(error)) logger.error({ err: error, tool: tool.name }, 'tool failed with an unexpected error');
+    if (!AgentSmtpError.isInstance(error)) {
+      logger.error({ err: error, tool: tool.name, ownerId: context.ownerId, agentId: context.agentId, requestId: context.requestId }, 'tool failed with an unexpected error');
+    }
     return { ok: false, error: toToolError(error) };
   }
+}
+
+function mailSource(options: CreateMcpServerOptions): Mailer | MailService {
+  if (options.mailer && options.service) {
+    throw new ConfigError('createMcpServer got both mailer and service: give mailer for one user, or service for many.', { setting: 'service' });
+  }
+  const source = options.mailer ?? options.service;
+  if (!source) throw new ConfigError('createMcpServer needs mailer (one user) or service (many users), or tools.', { setting: 'mailer' });
+  return source;
+}
+
+/** The default `identify`: the caller `startMcpHttpServer` (or your middleware) put in `authInfo.extra`. */
+export function callerFromExtra(authInfo: AuthInfo): McpCaller | undefined {
+  const ownerId = authInfo.extra?.['ownerId'];
+  const agentId = authInfo.extra?.['agentId'];
+  if (typeof ownerId !== 'string' || ownerId === '') return undefined;
+  return { ownerId, ...(typeof agentId === 'string' && agentId !== '' ? { agentId } : {}) };
 }

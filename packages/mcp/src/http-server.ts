@@ -2,22 +2,45 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { isIPv4, isIPv6 } from 'node:net';
-import { ConfigError, DEFAULT_LIMITS, type Logger, type Mailer, safeLogger } from '@agent-smtp/core';
+import { ConfigError, DEFAULT_LIMITS, type Logger, type Mailer, type MailService, safeLogger } from '@agent-smtp/core';
+import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
-import { createMcpServer } from './create-mcp-server.js';
+import { type JSONRPCMessage, type RequestId, isJSONRPCNotification, isJSONRPCRequest } from '@modelcontextprotocol/sdk/types.js';
+import { createMcpServer, type McpCaller } from './create-mcp-server.js';
 import { RequestBudget, type RequestTicket } from './request-budget.js';
 import { maxRequestBytesFor } from './stdio-transport.js';
 import { VERSION } from './version.js';
 
+/**
+ * Finds whom a request to `/mcp` acts for, e.g. by looking up its bearer token (hash it with `hashMcpToken` and
+ * keep only hashes). `undefined` refuses the request with `401`. Called before the body is read.
+ */
+export type McpAuthenticate = (request: IncomingMessage) => Promise<McpCaller | undefined>;
+
 export interface McpHttpServerOptions {
-  /** The mailer every request's MCP server sends through. */
-  mailer: Mailer;
-  /** Interface to bind. Default `127.0.0.1`. Anything but a loopback address requires `token`. */
+  /** One user: every request's tools send through this mailer. Give this or `service`. */
+  mailer?: Mailer;
+  /**
+   * Many users: each request's tools act for the caller its bearer token maps to (`tokens` or `authenticate`),
+   * through that owner's servers and records only. Give this or `mailer`.
+   */
+  service?: MailService;
+  /** Interface to bind. Default `127.0.0.1`. Anything but a loopback address requires `token`, `tokens` or `authenticate`. */
   host?: string;
   /** Port to bind; `0` picks a free one (read it from the result). Default `8000`. */
   port?: number;
-  /** When set, `/mcp` requires `Authorization: Bearer <token>`. The CLI reads it from `AGENT_SMTP_MCP_TOKEN`. */
+  /**
+   * One shared secret: `/mcp` requires `Authorization: Bearer <token>`, and every request acts for the mailer's
+   * owner. The CLI reads it from `AGENT_SMTP_MCP_TOKEN`. Not with `tokens` or `authenticate`.
+   */
   token?: string;
+  /**
+   * Bearer tokens, each mapped to the owner (and agent) it acts for. Only their SHA-256 hashes are kept; a
+   * presented token is hashed and compared with every entry in constant time. An unknown token gets `401`.
+   */
+  tokens?: Readonly<Record<string, McpCaller>>;
+  /** Your own lookup (e.g. hashed tokens in your database) instead of `tokens`. */
+  authenticate?: McpAuthenticate;
   /** pino-compatible; everything logged through it is redacted. Default: logs nothing. */
   logger?: Logger;
   /**
@@ -47,6 +70,11 @@ export interface McpHttpServer {
   close(): Promise<void>;
 }
 
+/** The SHA-256 of a bearer token, hex: what to store in a token table instead of the token itself. */
+export function hashMcpToken(token: string): string {
+  return sha256(token).toString('hex');
+}
+
 /** The environment variable the CLI reads the bearer token from; named in the error when one is needed. */
 export const MCP_TOKEN_ENV = 'AGENT_SMTP_MCP_TOKEN';
 
@@ -71,9 +99,10 @@ export function isLoopbackHost(host: string): boolean {
 /**
  * Throws `ConfigError` (setting `AGENT_SMTP_MCP_TOKEN`) when `host` is reachable from other machines and no token
  * protects it: the tools send real email, so an open port would be an open relay for anyone who finds it.
+ * `auth` is the token, or whether requests are authenticated some other way (`tokens`, `authenticate`).
  */
-export function assertSafeBinding(host: string, token: string | undefined): void {
-  if (token || isLoopbackHost(host)) return;
+export function assertSafeBinding(host: string, auth: string | boolean | undefined): void {
+  if (auth || isLoopbackHost(host)) return;
   throw new ConfigError(
     `Refusing to listen on ${host} without a token: anyone who can reach it could send email. ` +
       `Set ${MCP_TOKEN_ENV} to a long random secret (clients send it as "Authorization: Bearer <token>"), or bind to 127.0.0.1.`,
@@ -86,20 +115,20 @@ export function assertSafeBinding(host: string, token: string | undefined): void
  * request gets a fresh `McpServer`), and `GET /health`. Resolves once listening.
  */
 export async function startMcpHttpServer(options: McpHttpServerOptions): Promise<McpHttpServer> {
-  const { mailer } = options;
+  const { mailer, service } = options;
   // `[::1]` is how a URL writes an IPv6 address; listen() wants it bare.
   const host = (options.host ?? '127.0.0.1').replace(/^\[(.*)\]$/, '$1');
   const requestedPort = options.port ?? 8000;
-  const token = options.token || undefined;
   const logger = safeLogger(options.logger);
   if (!Number.isInteger(requestedPort) || requestedPort < 0 || requestedPort > 65_535) {
     throw new ConfigError(`port is ${String(requestedPort)} but must be a whole number from 0 to 65535.`, { setting: 'port' });
   }
-  assertSafeBinding(host, token);
+  const authenticate = authenticator(options);
+  assertSafeBinding(host, authenticate !== undefined);
   const limits = requestLimits(options);
   const budget = new RequestBudget(limits.maxConcurrentRequests, limits.maxInFlightBytes);
   const loopback = isLoopbackHost(host);
-  const expectedTokenDigest = token === undefined ? undefined : sha256(token);
+  const inFlightCalls = new InFlightCalls();
 
   // Filled in once listening, so that port 0 checks the port actually bound.
   let allowedHosts = new Set<string>();
@@ -130,13 +159,15 @@ export async function startMcpHttpServer(options: McpHttpServerOptions): Promise
       sendJson(res, 404, { error: `Not found: ${path}. The MCP endpoint is POST /mcp; health is GET /health.` });
       return;
     }
-    if (expectedTokenDigest !== undefined) {
-      const presented = bearerToken(req.headers.authorization);
-      if (presented === undefined || !timingSafeEqual(sha256(presented), expectedTokenDigest)) {
-        const challenge = presented === undefined ? 'Bearer realm="agent-smtp"' : 'Bearer realm="agent-smtp", error="invalid_token"';
-        sendJson(res, 401, rpcError(-32001, 'Unauthorized: send "Authorization: Bearer <token>".'), { 'WWW-Authenticate': challenge });
+    let caller: Caller = ANYONE;
+    if (authenticate !== undefined) {
+      const found = await authenticate(req);
+      if (found === undefined) {
+        const challenge = req.headers.authorization === undefined ? 'Bearer realm="agent-smtp"' : 'Bearer realm="agent-smtp", error="invalid_token"';
+        sendJson(res, 401, rpcError(-32001, 'Unauthorized: send "Authorization: Bearer <token>" with a valid token.'), { 'WWW-Authenticate': challenge });
         return;
       }
+      caller = found;
     }
     if (req.method !== 'POST') {
       // Stateless: no standalone SSE stream (GET) and no session to end (DELETE).
@@ -174,14 +205,25 @@ export async function startMcpHttpServer(options: McpHttpServerOptions): Promise
       return;
     }
 
-    const server = createMcpServer({ mailer, logger: options.logger });
+    // Stateless: a client's cancellation arrives in a request of its own, so it is handed to the server running the call.
+    if (isCancellation(parsed)) {
+      inFlightCalls.cancel(caller, parsed);
+      res.writeHead(202, { 'Cache-Control': 'no-store' }).end();
+      return;
+    }
+
+    const server = createMcpServer({ ...(service ? { service } : { mailer: mailer! }), logger: options.logger });
     const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
+    let call: { remove(): void } | undefined;
     res.on('close', () => {
+      call?.remove();
       void transport.close();
       void server.close();
     });
     await server.connect(transport);
-    await transport.handleRequest(req, res, parsed);
+    // Registered once connected, so a cancellation always finds the server ready to abort the call.
+    if (isJSONRPCRequest(parsed as JSONRPCMessage) && !res.destroyed && !res.writableEnded) call = inFlightCalls.add(caller, (parsed as { id: RequestId }).id, transport, res);
+    await transport.handleRequest(withAuthInfo(req, caller), res, parsed);
   };
 
   const refuseBusy = (req: IncomingMessage, res: ServerResponse): void => {
@@ -216,7 +258,7 @@ export async function startMcpHttpServer(options: McpHttpServerOptions): Promise
     ['127.0.0.1', 'localhost', '[::1]', urlHost.toLowerCase()].flatMap((name) => (port === 80 ? [name, `${name}:80`] : [`${name}:${port}`])),
   );
   const url = `http://${urlHost}:${port}`;
-  logger.debug({ url, auth: token === undefined ? 'none' : 'bearer' }, 'MCP HTTP server listening');
+  logger.debug({ url, auth: options.tokens ? 'token table' : options.authenticate ? 'authenticate' : options.token ? 'bearer' : 'none' }, 'MCP HTTP server listening');
 
   let closing: Promise<void> | undefined;
   return {
@@ -239,7 +281,9 @@ export async function startMcpHttpServer(options: McpHttpServerOptions): Promise
   };
 }
 
-function health(mailer: Mailer): Record<string, unknown> {
+function health(mailer: Mailer | undefined): Record<string, unknown> {
+  // Many users: their servers are theirs, not for an endpoint that needs no token.
+  if (mailer === undefined) return { status: 'ok', name: 'agent-smtp', version: VERSION };
   // Names and states only: hosts, ports and usernames stay off an endpoint that needs no token. A server named by
   // default is named `host:port`, so it shows as `server-<n>` instead.
   const servers = mailer.status().servers.map((s, i) => ({
@@ -248,6 +292,131 @@ function health(mailer: Mailer): Record<string, unknown> {
     healthy: s.healthy,
   }));
   return { status: 'ok', name: 'agent-smtp', version: VERSION, servers };
+}
+
+/** A request that needs no token (`ANYONE`: no token, or the single shared token), or the caller its token maps to. */
+type Caller = McpCaller | typeof ANYONE;
+const ANYONE = Symbol('anyone');
+
+/** How requests are authenticated, or undefined when they are not (loopback only). */
+function authenticator(options: McpHttpServerOptions): ((req: IncomingMessage) => Promise<Caller | undefined>) | undefined {
+  const { token, tokens, authenticate } = options;
+  const ways = [token ? 'token' : undefined, tokens ? 'tokens' : undefined, authenticate ? 'authenticate' : undefined].filter((w) => w !== undefined);
+  if (ways.length > 1) {
+    throw new ConfigError(`startMcpHttpServer got ${ways.join(' and ')}: give one way to authenticate requests.`, { setting: ways[1]! });
+  }
+  if ((options.mailer === undefined) === (options.service === undefined)) {
+    throw new ConfigError('startMcpHttpServer needs exactly one of mailer (one user) or service (many users).', { setting: options.mailer ? 'service' : 'mailer' });
+  }
+  // A service serves many users: without a caller per request, every call would be refused.
+  if (options.service && !tokens && !authenticate) {
+    throw new ConfigError(
+      'startMcpHttpServer with a service needs tokens (each bearer token mapped to { ownerId, agentId }) or authenticate(request), so each request acts for its own user.',
+      { setting: 'tokens' },
+    );
+  }
+  if (token) {
+    const expected = sha256(token);
+    return async (req) => {
+      const presented = bearerToken(req.headers.authorization);
+      return presented !== undefined && timingSafeEqual(sha256(presented), expected) ? ANYONE : undefined;
+    };
+  }
+  if (tokens) {
+    const table = tokenTable(tokens);
+    return async (req) => {
+      const presented = bearerToken(req.headers.authorization);
+      return presented === undefined ? undefined : table(presented);
+    };
+  }
+  if (authenticate) {
+    return async (req) => {
+      const caller = await authenticate(req);
+      if (caller !== undefined && (typeof caller.ownerId !== 'string' || caller.ownerId === '')) {
+        throw new ConfigError('authenticate() returned a caller without ownerId: return { ownerId, agentId? }, or undefined to refuse the request.', { setting: 'authenticate' });
+      }
+      return caller;
+    };
+  }
+  return undefined;
+}
+
+/**
+ * Keeps only the SHA-256 of each token. A lookup hashes the presented token and compares it with every entry, never
+ * stopping early, so its time says nothing about which entries are close.
+ */
+function tokenTable(tokens: Readonly<Record<string, McpCaller>>): (presented: string) => McpCaller | undefined {
+  const entries = Object.entries(tokens).map(([token, caller]) => {
+    if (token.length === 0) throw new ConfigError('tokens has an empty token: every token must be a long random secret.', { setting: 'tokens' });
+    if (typeof caller?.ownerId !== 'string' || caller.ownerId === '') {
+      throw new ConfigError('tokens maps a token to a caller without ownerId: map each token to { ownerId, agentId? }.', { setting: 'tokens' });
+    }
+    return { digest: sha256(token), caller: { ownerId: caller.ownerId, ...(caller.agentId ? { agentId: caller.agentId } : {}) } };
+  });
+  if (entries.length === 0) throw new ConfigError('tokens is empty: no request could ever be served.', { setting: 'tokens' });
+  return (presented) => {
+    const digest = sha256(presented);
+    let found: McpCaller | undefined;
+    for (const entry of entries) if (timingSafeEqual(digest, entry.digest)) found = entry.caller;
+    return found;
+  };
+}
+
+/** Hands the caller to the MCP SDK the way its own auth middleware does (`req.auth`), so tools see it in `authInfo`. */
+function withAuthInfo(req: IncomingMessage, caller: Caller): IncomingMessage & { auth?: AuthInfo } {
+  if (caller === ANYONE) return req;
+  // The token itself stays out: nothing downstream needs it, and whatever holds it could leak it.
+  const auth: AuthInfo = { token: '', clientId: caller.ownerId, scopes: [], extra: { ownerId: caller.ownerId, agentId: caller.agentId } };
+  return Object.assign(req, { auth });
+}
+
+type CancelledNotification = { jsonrpc: '2.0'; method: 'notifications/cancelled'; params: { requestId?: RequestId; reason?: string } };
+
+function isCancellation(message: unknown): message is CancelledNotification {
+  return isJSONRPCNotification(message as JSONRPCMessage) && (message as { method: string }).method === 'notifications/cancelled';
+}
+
+/**
+ * The tool calls being answered now, by caller and JSON-RPC id, so that a cancellation (a POST of its own in
+ * stateless HTTP) reaches the MCP server running the call: the SDK then aborts the call's `signal`, and the send
+ * stops if it has not reached a server. Only the caller's own calls can be cancelled. Two clients of one caller may
+ * use the same id at once; a cancellation that could mean either is ignored, since MCP cancellation is best effort
+ * and stopping someone else's email is worse than sending one.
+ */
+class InFlightCalls {
+  private readonly calls = new Map<string, Set<{ transport: StreamableHTTPServerTransport; res: ServerResponse }>>();
+
+  add(caller: Caller, id: RequestId, transport: StreamableHTTPServerTransport, res: ServerResponse): { remove(): void } {
+    const key = callKey(caller, id);
+    const entry = { transport, res };
+    let set = this.calls.get(key);
+    if (!set) this.calls.set(key, (set = new Set()));
+    set.add(entry);
+    return {
+      remove: () => {
+        set.delete(entry);
+        if (set.size === 0 && this.calls.get(key) === set) this.calls.delete(key);
+      },
+    };
+  }
+
+  cancel(caller: Caller, notification: CancelledNotification): void {
+    const id = notification.params?.requestId;
+    if (id === undefined) return;
+    const set = this.calls.get(callKey(caller, id));
+    const only = set?.size === 1 ? [...set][0] : undefined;
+    if (only === undefined) return;
+    const { transport, res } = only;
+    transport.onmessage?.(notification);
+    // The SDK sends no response for a cancelled request, and the client stopped waiting for one: end the
+    // request's HTTP response so it does not hold its connection and its share of the byte budget.
+    if (!res.headersSent) res.writeHead(202, { 'Cache-Control': 'no-store' });
+    res.end();
+  }
+}
+
+function callKey(caller: Caller, id: RequestId): string {
+  return JSON.stringify([caller === ANYONE ? null : [caller.ownerId, caller.agentId ?? null], id]);
 }
 
 function originHost(origin: string): string {

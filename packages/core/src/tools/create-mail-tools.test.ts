@@ -2,11 +2,12 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { z } from 'zod/v4';
 import type { Logger } from '../logger/logger.js';
 import { createMailer, type Mailer } from '../mailer/mailer.js';
+import { waitFor } from '../outbox/__fixtures__/outbox-setup.js';
 import type { MailStore } from '../store/mail-store.js';
 import { MemoryStore } from '../store/memory-store.js';
 import { type SmtpSink, startSmtpSink } from '../testing/smtp-sink.js';
 import { createMailTools, MAIL_TOOL_NAMES, type MailToolName } from './create-mail-tools.js';
-import type { MailTool, ToolOutcome } from './define-tool.js';
+import type { MailTool, ToolErrorPayload, ToolOutcome } from './define-tool.js';
 import { formatToolError, UNEXPECTED_FAILURE_CODE } from './tool-error.js';
 
 let sink: SmtpSink;
@@ -34,6 +35,17 @@ function valueOf<T>(outcome: ToolOutcome<Record<string, unknown>>): T {
   return outcome.value as T;
 }
 
+/** The error of a failed call; a successful one fails the test. (No expect inside an `if` that may not be taken.) */
+function errorOf(outcome: ToolOutcome<Record<string, unknown>>): ToolErrorPayload {
+  if (outcome.ok) throw new Error(`expected an error result, got ${JSON.stringify(outcome.value)}`);
+  return outcome.error;
+}
+
+/** Resolves once the sink has seen every connection it was opened close: after that, nothing more can arrive. */
+async function sinkDone(target: SmtpSink): Promise<void> {
+  await waitFor('the sink’s connections to close', async () => (target.stats.closed >= target.stats.connections ? true : undefined));
+}
+
 describe('createMailTools', () => {
   it('defines the tools with names, titles, descriptions, schemas and honest annotations', () => {
     expect([...tools.keys()]).toEqual(MAIL_TOOL_NAMES);
@@ -49,9 +61,7 @@ describe('createMailTools', () => {
 
   it('send_email delivers and returns id, status and recipients', async () => {
     const outcome = await call('send_email', { to: ['ada@example.com', 'Grace <grace@example.com>'], cc: 'c@example.com', subject: 'Hi {name}', body: 'Hello {name}', variables: { name: 'Ada' } });
-    expect(outcome.ok).toBe(true);
-    if (!outcome.ok) return;
-    expect(outcome.value).toMatchObject({ status: 'sent', server: 'sink', accepted: ['ada@example.com', 'grace@example.com', 'c@example.com'], rejected: [], replayed: false });
+    expect(valueOf(outcome)).toMatchObject({ status: 'sent', server: 'sink', accepted: ['ada@example.com', 'grace@example.com', 'c@example.com'], rejected: [], replayed: false });
     const [received] = await sink.waitForMessages(1);
     expect(received!.subject).toBe('Hi Ada');
     expect(received!.text?.trim()).toBe('Hello Ada');
@@ -76,13 +86,13 @@ describe('createMailTools', () => {
 
   it('uses the tool-call id as the idempotency key, so a retried call sends once', async () => {
     const input = { to: 'ada@example.com', subject: 'Once', body: 'x' };
-    const first = await call('send_email', input, 'call_123');
-    const retry = await call('send_email', input, 'call_123');
-    expect(first.ok && retry.ok).toBe(true);
-    if (!first.ok || !retry.ok) return;
-    expect(retry.value).toMatchObject({ id: first.value.id, replayed: true });
-    await call('send_email', input, 'call_456');
-    await new Promise((r) => setTimeout(r, 100));
+    const first = valueOf<{ id: string }>(await call('send_email', input, 'call_123'));
+    const retry = valueOf(await call('send_email', input, 'call_123'));
+    expect(retry).toMatchObject({ id: first.id, replayed: true });
+    expect(valueOf(await call('send_email', input, 'call_456'))).toMatchObject({ replayed: false });
+    // Nothing else arrived: counted once the mailer has closed its connections and the sink has seen them close.
+    await mailer.close();
+    await sinkDone(sink);
     expect(sink.messages).toHaveLength(2);
   });
 
@@ -93,28 +103,27 @@ describe('createMailTools', () => {
     expect(badReplyTo).toMatchObject({ ok: false, error: { field: 'reply_to' } });
     const missing = await call('send_email', { to: 'a@example.com', subject: 'Hi {name}', body: '{greeting}' , variables: {} });
     expect(missing).toMatchObject({ ok: false, error: { code: 'TEMPLATE_ERROR', missing: ['name', 'greeting'] } });
-    if (!missing.ok) expect(missing.error.hint).toContain('missing');
+    expect(errorOf(missing).hint).toContain('missing');
 
     sink.behavior.rcptTo = () => ({ code: 550, message: '5.1.1 No such user here' });
     const rejected = await call('send_email', { to: 'gone@example.com', subject: 's', body: 'b' });
     expect(rejected).toMatchObject({ ok: false, error: { code: 'SMTP_REJECTED', retryable: false } });
-    if (!rejected.ok) {
-      expect(rejected.error.message).toContain('5.1.1 No such user here');
-      expect(rejected.error.hint).toContain('Do not retry');
-    }
+    expect(errorOf(rejected).message).toContain('5.1.1 No such user here');
+    expect(errorOf(rejected).hint).toContain('Do not retry');
     const everything = JSON.stringify([badAddress, badReplyTo, missing, rejected]);
     expect(everything).not.toContain('tool-secret-pw');
     expect(everything).not.toMatch(/at .*\.ts:\d+/);
     expect(sink.messages).toHaveLength(0);
   });
 
-  it('get_email_status returns the history, and an error for an unknown id', async () => {
-    const sent = await call('send_email', { to: 'ada@example.com', subject: 's', body: 'b' });
-    if (!sent.ok) throw new Error('send failed');
-    const status = await call('get_email_status', { id: sent.value.id });
-    expect(status).toMatchObject({ ok: true, value: { id: sent.value.id, status: 'sent', to: ['ada@example.com'], subject: 's' } });
-    if (status.ok) expect((status.value as { history: { event: string }[] }).history.map((h) => h.event)).toEqual(['queued', 'claimed', 'sent']);
-    expect(await call('get_email_status', { id: 'msg_nope' })).toMatchObject({ ok: false, error: { code: 'VALIDATION_ERROR', field: 'id' } });
+  it('get_email_status returns the history, and NOT_FOUND for an unknown id', async () => {
+    const sent = valueOf<{ id: string }>(await call('send_email', { to: 'ada@example.com', subject: 's', body: 'b' }));
+    const status = await call('get_email_status', { id: sent.id });
+    expect(status).toMatchObject({ ok: true, value: { id: sent.id, status: 'sent', to: ['ada@example.com'], subject: 's' } });
+    expect(valueOf<{ history: { event: string }[] }>(status).history.map((h) => h.event)).toEqual(['queued', 'claimed', 'sent']);
+    const unknown = errorOf(await call('get_email_status', { id: 'msg_nope' }));
+    expect(unknown).toMatchObject({ code: 'NOT_FOUND', retryable: false });
+    expect(unknown.message).toContain('"msg_nope"');
   });
 
   it('server tools test, show, switch, reload and reconnect without leaking credentials', async () => {
@@ -154,10 +163,10 @@ describe('createMailTools', () => {
   });
 
   it('a send with nothing deferred carries no follow_up_id and no note', async () => {
-    const outcome = await call('send_email', { to: 'ada@example.com', subject: 'Plain', body: 'x' });
-    expect(outcome.ok).toBe(true);
-    expect(Object.keys((outcome as { value: object }).value)).not.toEqual(expect.arrayContaining(['follow_up_id']));
-    expect(Object.keys((outcome as { value: object }).value)).not.toEqual(expect.arrayContaining(['note']));
+    const value = valueOf<object>(await call('send_email', { to: 'ada@example.com', subject: 'Plain', body: 'x' }));
+    expect(value).toMatchObject({ status: 'sent' });
+    expect(Object.keys(value)).not.toContain('follow_up_id');
+    expect(Object.keys(value)).not.toContain('note');
   });
 
   it('get_email_status of the original shows the follow-up delivering the deferred recipient', async () => {

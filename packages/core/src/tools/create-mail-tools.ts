@@ -1,11 +1,11 @@
 import { z } from 'zod/v4';
 import { AgentSmtpError } from '../errors/agent-smtp-error.js';
-import { ValidationError } from '../errors/validation-error.js';
 import { type Logger, safeLogger } from '../logger/logger.js';
 import type { Mailer, SendResult } from '../mailer/mailer.js';
 import { envelopeRecipients } from '../message/build-pool-message.js';
 import type { OutgoingEmail } from '../message/email-schema.js';
-import { defineTool, type MailTool, type ToolOutcome } from './define-tool.js';
+import type { MailService } from '../service/mail-service.js';
+import { defineTool, type MailTool, type ToolContext, type ToolOutcome } from './define-tool.js';
 import { toToolError } from './tool-error.js';
 
 export type MailToolName =
@@ -151,12 +151,19 @@ const statusOutput = z.object({
 /**
  * The email tools an agent gets, defined once and translated by each adapter. Names match existing SMTP MCP
  * servers. Every failure comes back as `{ ok: false, error }` with a hint the model can act on.
+ *
+ * From a `Mailer`, every call acts for that mailer's owner (a call whose context names another owner is refused).
+ * From a `MailService`, each call acts for the owner and agent in its context (`service.forAgent(context)`), so
+ * one set of tools serves many users; a call whose context names no owner is refused.
  */
-export function createMailTools(mailer: Mailer, options: MailToolsOptions = {}): MailTool[] {
+export function createMailTools(source: Mailer | MailService, options: MailToolsOptions = {}): MailTool[] {
   const describe = (name: MailToolName, text: string): string => options.descriptions?.[name] ?? text;
   const logger = safeLogger(options.logger);
-  const attempt = <O>(tool: MailToolName, run: () => Promise<O>): Promise<ToolOutcome<O>> => toToolOutcome(tool, run, logger);
-  const servers = (): z.output<typeof serversOutput> => ({
+  const mailerFor = mailerResolver(source);
+  // The mailer is resolved inside the attempt, so a refused identity is an error result like any other failure.
+  const attempt = <O>(tool: MailToolName, context: ToolContext | undefined, run: (mailer: Mailer) => Promise<O>): Promise<ToolOutcome<O>> =>
+    toToolOutcome(tool, context, async () => run(mailerFor(context)), logger);
+  const servers = (mailer: Mailer): z.output<typeof serversOutput> => ({
     servers: mailer.status().servers.map((s) => ({
       name: s.name,
       host: s.host,
@@ -189,8 +196,8 @@ export function createMailTools(mailer: Mailer, options: MailToolsOptions = {}):
       outputSchema: sendEmailOutput,
       annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: true },
       async execute(input, context) {
-        return attempt('send_email', async () => {
-          const result = await mailer.send(toOutgoingEmail(input, context?.toolCallId));
+        return attempt('send_email', context, async (mailer) => {
+          const result = await mailer.send(toOutgoingEmail(input, context?.toolCallId), { signal: context?.signal });
           const note = deferredNote(result);
           return {
             id: result.id,
@@ -218,10 +225,11 @@ export function createMailTools(mailer: Mailer, options: MailToolsOptions = {}):
       inputSchema: z.strictObject({ id: z.string().min(1).max(200).describe('The id returned by send_email, e.g. "msg_…".') }),
       outputSchema: statusOutput,
       annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
-      async execute(input) {
-        return attempt('get_email_status', async () => {
+      async execute(input, context) {
+        return attempt('get_email_status', context, async (mailer) => {
           const record = await mailer.getStatus(input.id);
-          if (!record) throw ValidationError.of('id', `no email with id "${input.id}" was sent by this user`);
+          // Another user's id is not found either: this user's view holds no trace of it.
+          if (!record) throw new AgentSmtpError('NOT_FOUND', `No email with id "${input.id}" was sent by this user: check the id send_email returned.`);
           return {
             id: record.id,
             status: record.status,
@@ -259,8 +267,8 @@ export function createMailTools(mailer: Mailer, options: MailToolsOptions = {}):
         servers: z.array(z.object({ name: z.string(), ok: z.boolean(), latency_ms: z.number(), error: z.string().optional() })),
       }),
       annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: true },
-      async execute() {
-        return attempt('test_smtp_connection', async () => ({
+      async execute(_input, context) {
+        return attempt('test_smtp_connection', context, async (mailer) => ({
           servers: (await mailer.testConnection()).map((r) => ({
             name: r.name,
             ok: r.ok,
@@ -280,8 +288,8 @@ export function createMailTools(mailer: Mailer, options: MailToolsOptions = {}):
       inputSchema: emptyInput,
       outputSchema: serversOutput,
       annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
-      async execute() {
-        return attempt('get_smtp_status', async () => servers());
+      async execute(_input, context) {
+        return attempt('get_smtp_status', context, async (mailer) => servers(mailer));
       },
     }),
     defineTool({
@@ -296,10 +304,10 @@ export function createMailTools(mailer: Mailer, options: MailToolsOptions = {}):
       }),
       outputSchema: serversOutput,
       annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: false },
-      async execute(input) {
-        return attempt('switch_smtp_server', async () => {
+      async execute(input, context) {
+        return attempt('switch_smtp_server', context, async (mailer) => {
           await mailer.useServer(input.name === '' ? null : input.name);
-          return servers();
+          return servers(mailer);
         });
       },
     }),
@@ -313,10 +321,10 @@ export function createMailTools(mailer: Mailer, options: MailToolsOptions = {}):
       inputSchema: emptyInput,
       outputSchema: serversOutput,
       annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: false },
-      async execute() {
-        return attempt('reload_smtp_configuration', async () => {
+      async execute(_input, context) {
+        return attempt('reload_smtp_configuration', context, async (mailer) => {
           await mailer.reload();
-          return servers();
+          return servers(mailer);
         });
       },
     }),
@@ -330,10 +338,10 @@ export function createMailTools(mailer: Mailer, options: MailToolsOptions = {}):
       inputSchema: emptyInput,
       outputSchema: serversOutput,
       annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: false },
-      async execute() {
-        return attempt('reconnect_smtp_servers', async () => {
+      async execute(_input, context) {
+        return attempt('reconnect_smtp_servers', context, async (mailer) => {
           await mailer.reconnect();
-          return servers();
+          return servers(mailer);
         });
       },
     }),
@@ -352,15 +360,53 @@ export function createMailTools(mailer: Mailer, options: MailToolsOptions = {}):
  * Runs a tool's work and turns any failure into an error result: a tool call is a runtime event, so nothing it
  * meets (a refused recipient, a store that is down) may escape as an exception the model never sees.
  */
-async function toToolOutcome<O>(tool: MailToolName, run: () => Promise<O>, logger: Logger): Promise<ToolOutcome<O>> {
+async function toToolOutcome<O>(tool: MailToolName, context: ToolContext | undefined, run: () => Promise<O>, logger: Logger): Promise<ToolOutcome<O>> {
   try {
     return { ok: true, value: await run() };
   } catch (error) {
     const payload = toToolError(error);
-    // The result says only that something failed inside; the operator needs the original to fix it.
-    if (!AgentSmtpError.isInstance(error)) logger.error({ err: error, tool }, 'tool failed with an unexpected error');
+    // The result says only that something failed inside; the operator needs the original (and whose call it was) to fix it.
+    if (!AgentSmtpError.isInstance(error)) {
+      logger.error({ err: error, tool, ownerId: context?.ownerId, agentId: context?.agentId, toolCallId: context?.toolCallId, requestId: context?.requestId }, 'tool failed with an unexpected error');
+    }
     return { ok: false, error: payload.field ? { ...payload, field: toolField(payload.field) } : payload };
   }
+}
+
+/**
+ * How a call finds the mailer it acts through. A service gives each owner a mailer of their own, so the owner must
+ * come with the call; a mailer has one owner, so a call that claims another is refused rather than served as the
+ * mailer's owner (which would let one user's token read or send as another's).
+ */
+function mailerResolver(source: Mailer | MailService): (context: ToolContext | undefined) => Mailer {
+  if (isMailService(source)) {
+    return (context) => {
+      if (!context?.ownerId) {
+        throw new AgentSmtpError(
+          'FORBIDDEN',
+          'This call names no user to act for. These tools serve many users, so each call must come with its user: an MCP token mapped to a user, or ownerId in the tool context. Nothing was done.',
+        );
+      }
+      return source.forAgent({ ownerId: context.ownerId, agentId: context.agentId });
+    };
+  }
+  return (context) => {
+    const ownerId = context?.ownerId;
+    const agentId = context?.agentId;
+    // The mailer's own ids stay out of the message: they may name another user.
+    if (ownerId !== undefined && ownerId !== source.ownerId) {
+      throw new AgentSmtpError('FORBIDDEN', `This call acts for user "${ownerId}", but these tools send for another user. Nothing was done.`);
+    }
+    if (agentId !== undefined && source.agentId !== undefined && agentId !== source.agentId) {
+      throw new AgentSmtpError('FORBIDDEN', `This call acts for agent "${agentId}", but these tools send for another agent. Nothing was done.`);
+    }
+    return source;
+  };
+}
+
+// Duck-typed rather than `instanceof`, so a service from another copy of the package is recognized too.
+function isMailService(source: Mailer | MailService): source is MailService {
+  return typeof (source as Partial<MailService>).forAgent === 'function';
 }
 
 /** Spells out what `deferred` means for this email, so a model neither resends nor reports a failure. */

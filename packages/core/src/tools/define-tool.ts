@@ -1,9 +1,25 @@
 import type { z } from 'zod/v4';
 
-/** What a tool call carries besides its input: the framework's call id (used as the idempotency key) and a signal. */
+/** What a tool call carries besides its input, as far as the adapter knows it. */
 export interface ToolContext {
+  /**
+   * The framework's id for this tool call, stable when the framework retries the same call (LangChain, AI SDK):
+   * `send_email` uses it as the idempotency key when the model gives none.
+   */
   toolCallId?: string | undefined;
+  /** Aborted when the caller cancels the call: a send that has not reached a server is stopped (`ABORTED`). */
   signal?: AbortSignal | undefined;
+  /**
+   * Whom the call acts for, when the adapter knows it (MCP `authInfo`). Tools made from a `MailService` refuse a call
+   * without an owner; tools made from a `Mailer` refuse a call for another owner (or agent) than the mailer's.
+   */
+  ownerId?: string | undefined;
+  agentId?: string | undefined;
+  /**
+   * The protocol's id of the request (MCP JSON-RPC id), for logs only. Not an idempotency key: MCP clients number
+   * requests from 0 on every connection, so the same id names different calls.
+   */
+  requestId?: string | number | undefined;
 }
 
 /** Honest hints for clients deciding whether to ask a human first (MCP tool annotations). */

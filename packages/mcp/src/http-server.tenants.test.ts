@@ -1,0 +1,231 @@
+import { createServer, type Server, type Socket } from 'node:net';
+import { ConfigError, createMailer, createMailService, type MailService, MemoryStore, type SmtpServerConfig } from '@agent-smtp/core';
+import { type SmtpSink, startSmtpSink } from '@agent-smtp/core/testing';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { afterEach, describe, expect, it } from 'vitest';
+import { hashMcpToken, type McpHttpServer, type McpHttpServerOptions, startMcpHttpServer } from './index.js';
+
+const TOKEN_A = 'token-of-alice-0123456789abcdef';
+const TOKEN_B = 'token-of-bob-fedcba9876543210';
+
+const cleanups: (() => Promise<unknown>)[] = [];
+afterEach(async () => {
+  // Clients first, then the HTTP server, the service, and last the SMTP servers they talk to.
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+async function poll<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 8_000): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** Resolves once every connection the sink saw has closed: nothing more can arrive after that. */
+const sinkDone = (sink: SmtpSink) => poll('the sink’s connections to close', () => (sink.stats.closed >= sink.stats.connections ? true : undefined));
+
+async function sink(): Promise<SmtpSink> {
+  const started = await startSmtpSink();
+  cleanups.push(() => started.close());
+  return started;
+}
+
+/** A service whose owners send through the servers given per owner. */
+function serviceFor(servers: Record<string, SmtpServerConfig[]>): { service: MailService; store: MemoryStore } {
+  const store = new MemoryStore();
+  const service = createMailService({
+    store,
+    credentials: {
+      resolve: async ({ ownerId }) => {
+        const list = servers[ownerId];
+        if (!list) throw new Error(`no servers for ${ownerId}`);
+        return list;
+      },
+    },
+  });
+  cleanups.push(() => service.close());
+  return { service, store };
+}
+
+async function serve(options: McpHttpServerOptions): Promise<McpHttpServer> {
+  const http = await startMcpHttpServer({ port: 0, ...options });
+  cleanups.push(() => http.close());
+  return http;
+}
+
+async function connect(http: McpHttpServer, token: string): Promise<Client> {
+  const client = new Client({ name: 'tenant-test', version: '1.0.0' });
+  await client.connect(new StreamableHTTPClientTransport(new URL(`${http.url}/mcp`), { requestInit: { headers: { Authorization: `Bearer ${token}` } } }));
+  cleanups.push(() => client.close());
+  return client;
+}
+
+const callers = { [TOKEN_A]: { ownerId: 'alice', agentId: 'assistant' }, [TOKEN_B]: { ownerId: 'bob' } };
+
+// The same server two ways: a token table given in code, and authenticate() over a table that holds only hashes.
+const authModes: [string, Pick<McpHttpServerOptions, 'tokens' | 'authenticate'>][] = [
+  ['tokens', { tokens: callers }],
+  [
+    'authenticate over hashed tokens',
+    {
+      authenticate: async (req) => {
+        const hashed = new Map(Object.entries(callers).map(([token, caller]) => [hashMcpToken(token), caller]));
+        const presented = /^Bearer (\S+)$/.exec(req.headers.authorization ?? '')?.[1];
+        return presented === undefined ? undefined : hashed.get(hashMcpToken(presented));
+      },
+    },
+  ],
+];
+
+describe('startMcpHttpServer with a service: one server, many users', () => {
+  it.each(authModes)('%s: each token sends through its owner’s server and sees only its owner’s mail; an unknown token gets 401', async (_, auth) => {
+    const sinkA = await sink();
+    const sinkB = await sink();
+    const { service, store } = serviceFor({
+      alice: [sinkA.serverConfig({ name: 'alice-smtp', from: 'alice@alice.example' })],
+      bob: [sinkB.serverConfig({ name: 'bob-smtp', from: 'bob@bob.example' })],
+    });
+    const http = await serve({ service, ...auth });
+    const alice = await connect(http, TOKEN_A);
+    const bob = await connect(http, TOKEN_B);
+
+    const sentByAlice = (await alice.callTool({ name: 'send_email', arguments: { to: 'ada@example.com', subject: 'From Alice', body: 'x' } })) as CallToolResult;
+    const sentByBob = (await bob.callTool({ name: 'send_email', arguments: { to: 'ada@example.com', subject: 'From Bob', body: 'x' } })) as CallToolResult;
+    expect(sentByAlice.isError).toBeFalsy();
+    expect(sentByBob.isError).toBeFalsy();
+    const aliceId = (sentByAlice.structuredContent as { id: string }).id;
+    const bobId = (sentByBob.structuredContent as { id: string }).id;
+
+    // Alice's token cannot read Bob's message: not found, and nothing of it in the answer.
+    const peek = (await alice.callTool({ name: 'get_email_status', arguments: { id: bobId } })) as CallToolResult;
+    expect(peek.isError).toBe(true);
+    expect(JSON.stringify(peek.content)).toContain('NOT_FOUND');
+    expect(JSON.stringify(peek)).not.toContain('From Bob');
+    const own = (await alice.callTool({ name: 'get_email_status', arguments: { id: aliceId } })) as CallToolResult;
+    expect(own.structuredContent).toMatchObject({ id: aliceId, subject: 'From Alice', status: 'sent' });
+
+    // Records carry the caller the token maps to.
+    expect(await store.outbox.get('alice', aliceId)).toMatchObject({ ownerId: 'alice', agentId: 'assistant' });
+    expect(await store.outbox.get('alice', bobId)).toBeUndefined();
+
+    const stranger = new Client({ name: 'stranger', version: '1.0.0' });
+    const refused = await stranger
+      .connect(new StreamableHTTPClientTransport(new URL(`${http.url}/mcp`), { requestInit: { headers: { Authorization: 'Bearer not-a-known-token' } } }))
+      .catch((err: unknown) => err);
+    expect(refused).toBeInstanceOf(StreamableHTTPError);
+    expect((refused as StreamableHTTPError).code).toBe(401);
+
+    // Which server received which message, counted once each has seen its last connection close.
+    await service.close();
+    await Promise.all([sinkDone(sinkA), sinkDone(sinkB)]);
+    expect(sinkA.messages.map((m) => [m.subject, m.envelope.from])).toEqual([['From Alice', 'alice@alice.example']]);
+    expect(sinkB.messages.map((m) => [m.subject, m.envelope.from])).toEqual([['From Bob', 'bob@bob.example']]);
+  });
+
+  it('/health names no owner’s servers', async () => {
+    const sinkA = await sink();
+    const { service } = serviceFor({ alice: [sinkA.serverConfig({ name: 'alice-smtp', from: 'alice@alice.example' })] });
+    const http = await serve({ service, tokens: callers });
+    const alice = await connect(http, TOKEN_A);
+    await alice.callTool({ name: 'send_email', arguments: { to: 'ada@example.com', subject: 's', body: 'x' } });
+    const health = await (await fetch(`${http.url}/health`)).json();
+    expect(health).toMatchObject({ status: 'ok', name: 'agent-smtp' });
+    expect(JSON.stringify(health)).not.toContain('alice');
+  });
+
+  it('a token mapped to another owner than the mailer’s is refused (FORBIDDEN), nothing sent', async () => {
+    const target = await sink();
+    const mailer = createMailer({ servers: [target.serverConfig({ name: 'sink' })], ownerId: 'alice', defaults: { from: 'agent@example.com' }, env: {} });
+    cleanups.push(() => mailer.close());
+    const http = await serve({ mailer, tokens: callers });
+    const ok = (await (await connect(http, TOKEN_A)).callTool({ name: 'send_email', arguments: { to: 'ada@example.com', subject: 'Alice', body: 'x' } })) as CallToolResult;
+    expect(ok.isError).toBeFalsy();
+    const refused = (await (await connect(http, TOKEN_B)).callTool({ name: 'send_email', arguments: { to: 'ada@example.com', subject: 'Bob', body: 'x' } })) as CallToolResult;
+    expect(refused.isError).toBe(true);
+    expect(JSON.stringify(refused.content)).toContain('FORBIDDEN');
+    await mailer.close();
+    await sinkDone(target);
+    expect(target.messages.map((m) => m.subject)).toEqual(['Alice']);
+  });
+
+  it('refuses configurations that would serve no one or everyone', async () => {
+    const { service } = serviceFor({});
+    const mailer = createMailer({ servers: [{ host: '127.0.0.1', port: 2525 }], env: {} });
+    cleanups.push(() => mailer.close());
+    const cases: [string, McpHttpServerOptions, string][] = [
+      ['a service without tokens or authenticate', { service }, 'tokens'],
+      ['both mailer and service', { mailer, service, tokens: callers }, 'service'],
+      ['neither mailer nor service', { token: 'x'.repeat(32) }, 'mailer'],
+      ['token and tokens', { mailer, token: 'x'.repeat(32), tokens: callers }, 'tokens'],
+      ['an empty token table', { service, tokens: {} }, 'tokens'],
+      ['a token without an owner', { service, tokens: { ['y'.repeat(32)]: { ownerId: '' } } }, 'tokens'],
+    ];
+    for (const [name, options, setting] of cases) {
+      const error = await startMcpHttpServer({ port: 0, ...options }).then(
+        async (started) => (await started.close(), undefined),
+        (err: unknown) => err,
+      );
+      expect(ConfigError.isInstance(error), name).toBe(true);
+      expect((error as ConfigError).setting, name).toBe(setting);
+    }
+  });
+});
+
+/** A TCP server that accepts connections and never says a word: a send to it hangs before the SMTP greeting. */
+async function silentServer(): Promise<{ port: number; sockets: Socket[]; bytes: () => number }> {
+  const sockets: Socket[] = [];
+  let received = 0;
+  const server: Server = createServer((socket) => {
+    sockets.push(socket);
+    socket.on('data', (chunk: Buffer) => (received += chunk.length));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  cleanups.push(() => {
+    sockets.forEach((s) => s.destroy());
+    return new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+  return { port: (server.address() as { port: number }).port, sockets, bytes: () => received };
+}
+
+describe('a tool call cancelled by the MCP client', () => {
+  it('aborts a send hung before the SMTP server answered: the call ends, the record is not sent, nothing arrived', async () => {
+    const hung = await silentServer();
+    const bystander = await sink();
+    const { service, store } = serviceFor({
+      alice: [{ host: '127.0.0.1', port: hung.port, name: 'hung', from: 'alice@alice.example', maxRetries: 0, timeouts: { greetingMs: 60_000 } }],
+      bob: [bystander.serverConfig({ name: 'bob-smtp', from: 'bob@bob.example' })],
+    });
+    const http = await serve({ service, tokens: callers });
+    const alice = await connect(http, TOKEN_A);
+
+    const controller = new AbortController();
+    const call = alice.callTool({ name: 'send_email', arguments: { to: 'ada@example.com', subject: 'Hung', body: 'x', idempotency_key: 'cancel-me' } }, undefined, {
+      signal: controller.signal,
+      timeout: 60_000,
+    });
+    const outcome = call.then(
+      () => 'answered',
+      (err: unknown) => err,
+    );
+    await poll('the SMTP connection', () => (hung.sockets.length > 0 ? true : undefined));
+    controller.abort('the user changed their mind');
+    expect(await outcome).not.toBe('answered');
+
+    // The server stopped the send: the record settles as not sent, retryably, well before the 60 s greeting timeout.
+    const record = await poll('the record to settle', async () => {
+      const found = await store.outbox.findByIdempotencyKey('alice', 'cancel-me');
+      return found && found.status !== 'sending' && found.status !== 'queued' ? found : undefined;
+    });
+    expect(record.status).not.toBe('sent');
+    expect(record.error).toMatchObject({ code: 'ABORTED', retryable: true });
+    // The cancelled request's HTTP response was ended too: nothing holds its connection or its bytes.
+    await poll('no request in flight', () => (http.inFlight().requests === 0 ? true : undefined));
+    expect(hung.bytes()).toBe(0);
+    expect(bystander.stats.connections).toBe(0);
+  });
+});
