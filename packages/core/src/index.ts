@@ -62,7 +62,10 @@ export type {
   AuditEntry,
   CounterStore,
   CredentialStore,
-  StoredCredential,
+  StoredSmtpConfig,
+  SmtpConfigWrite,
+  SmtpConfigCursor,
+  SmtpSecurity,
 } from './store/mail-store.js';
 export { OutboxWorker } from './outbox/outbox-worker.js';
 export type { WorkerOptions } from './outbox/outbox-worker.js';
@@ -85,3 +88,15 @@ export type { MailToolName, MailToolsOptions } from './tools/create-mail-tools.j
 export { defineTool } from './tools/define-tool.js';
 export type { MailTool, ToolContext, ToolAnnotations, ToolOutcome, ToolErrorPayload } from './tools/define-tool.js';
 export { toToolError, formatToolError } from './tools/tool-error.js';
+
+// credentials: where each owner's SMTP servers come from, and stored SMTP configs with encrypted passwords
+export type { CredentialProvider, CredentialScope } from './credentials/credential-provider.js';
+export { sameServerSet } from './credentials/credential-provider.js';
+export { staticCredentials, envCredentials } from './credentials/static-credentials.js';
+export { storedCredentials, StoredCredentialProvider } from './credentials/stored-credentials.js';
+export type { StoredCredentialsOptions } from './credentials/stored-credentials.js';
+export { KeyRing, generateKeyRingKey } from './credentials/key-ring.js';
+export type { KeyRingOptions, EncryptedSecret } from './credentials/key-ring.js';
+export { saveSmtpConfig, listSmtpConfigs, getSmtpConfig, deleteSmtpConfig, setDefaultSmtpConfig, rotateKeys } from './credentials/smtp-configs.js';
+export type { SmtpConfigContext, SaveSmtpConfigOptions, RotateKeysResult } from './credentials/smtp-configs.js';
+export type { SmtpConfigInput, SmtpConfigSummary, SmtpServerDefaults } from './credentials/smtp-config.js';

@@ -171,14 +171,20 @@ async function recordsTranscript(store: MailStore, eventsVisible: Settle = settl
   log('get', [await store.counters.get(ownerId, 'sent', 'd1'), await store.counters.get(ownerId, 'sent', 'd2'), await store.counters.get(other, 'sent', 'd1')]);
   log('big', await store.counters.increment(ownerId, 'bytes', 'd1', 3_000_000_000, 5_000_000_000));
 
-  log('put', noClock(await store.credentials.put({ ownerId, name: 'smtp', keyId: 'k1', ciphertext: 'AAA' })));
-  await store.credentials.put({ ownerId, name: 'imap', keyId: 'k1', ciphertext: 'BBB' });
-  log('put again', noClock(await store.credentials.put({ ownerId, name: 'smtp', keyId: 'k2', ciphertext: 'CCC' })));
-  log('cred get', noClock((await store.credentials.get(ownerId, 'smtp'))!));
-  log('cred get other', await store.credentials.get(other, 'smtp'));
-  log('cred list', (await store.credentials.list(ownerId)).map(noClock));
-  log('cred delete', [await store.credentials.delete(ownerId, 'smtp'), await store.credentials.delete(ownerId, 'smtp'), await store.credentials.delete(other, 'imap')]);
-  log('cred list after', (await store.credentials.list(ownerId)).map((c) => c.name));
+  const credentials = store.credentials!;
+  const smtp = { host: 'smtp.example.com', port: 587, security: 'starttls', username: 'ada@example.com', fromAddress: 'ada@example.com', fromName: 'Ada' } as const;
+  const config = (id: string, patch: object = {}) => ({ ownerId, id, name: id, ...smtp, passwordCiphertext: 'AAA', keyId: 'k1', isDefault: false, active: true, ...patch });
+  log('cfg save', noClock(await credentials.save(config('cfg-a'))));
+  log('cfg save b', noClock(await credentials.save(config('cfg-b', { isDefault: true, username: undefined, passwordCiphertext: undefined, keyId: undefined }))));
+  log('cfg keep password', noClock(await credentials.save(config('cfg-a', { name: 'A', passwordCiphertext: undefined, keyId: undefined, keepPassword: true }))));
+  log('cfg name taken', await credentials.save(config('cfg-c', { name: 'A' })).catch((e: { code: string; field: string }) => [e.code, e.field]));
+  log('cfg get other', await credentials.get(other, 'cfg-a'));
+  log('cfg list', (await credentials.list(ownerId)).map(noClock));
+  log('cfg set default', [noClock((await credentials.setDefault(ownerId, 'cfg-a'))!), await credentials.setDefault(other, 'cfg-b')]);
+  log('cfg rotation', (await credentials.listForRotation({ keyId: 'k2', ownerId, limit: 10 })).map((c) => c.id));
+  log('cfg replace', [await credentials.replacePassword(ownerId, 'cfg-a', 'AAA', { keyId: 'k2', passwordCiphertext: 'BBB' }), await credentials.replacePassword(ownerId, 'cfg-a', 'AAA', { keyId: 'k3', passwordCiphertext: 'CCC' })]);
+  log('cfg delete', [await credentials.delete(ownerId, 'cfg-a'), await credentials.delete(ownerId, 'cfg-a'), await credentials.delete(other, 'cfg-b')]);
+  log('cfg list after', (await credentials.list(ownerId)).map((c) => [c.id, c.isDefault]));
   return out;
 }
 

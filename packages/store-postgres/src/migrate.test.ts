@@ -11,7 +11,7 @@ import { createPostgresStore } from './postgres-store.js';
 import { quoteSchemaName } from './schema-name.js';
 import { DATABASE_URL, dropSchema, SERVER_SKIP_REASON, uniqueSchema } from './test-databases.js';
 
-const TABLES = ['audit', 'counters', 'credentials', 'events', 'migrations', 'outbox', 'suppressions'];
+const TABLES = ['audit', 'counters', 'credentials', 'events', 'migrations', 'outbox', 'smtp_configs', 'suppressions'];
 const FUNCTIONS = [
   'audit_append',
   'audit_list',
@@ -29,6 +29,13 @@ const FUNCTIONS = [
   'outbox_get',
   'reclaim',
   'settle',
+  'smtp_config_delete',
+  'smtp_config_get',
+  'smtp_config_list',
+  'smtp_config_list_for_rotation',
+  'smtp_config_replace_password',
+  'smtp_config_save',
+  'smtp_config_set_default',
   'suppressions_add',
   'suppressions_find',
   'suppressions_list',

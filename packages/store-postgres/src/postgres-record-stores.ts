@@ -6,12 +6,15 @@ import type {
   EventListOptions,
   EventStore,
   MailEvent,
-  StoredCredential,
+  SmtpConfigCursor,
+  SmtpConfigWrite,
+  StoredSmtpConfig,
   Suppression,
   SuppressionStore,
 } from '@agent-smtp/core';
+import { ValidationError } from '@agent-smtp/core';
 import type { PostgresClient } from './postgres-client.js';
-import { iso, json, nullable, toAuditEntry, toDate, toMailEvent, toNumber, toSuppression, type Row } from './row-mappers.js';
+import { iso, json, nullable, toAuditEntry, toMailEvent, toNumber, toStoredSmtpConfig, toSuppression, type Row } from './row-mappers.js';
 
 // The parts that are plain rows. `schema` is the already-quoted schema name; every value is a parameter.
 
@@ -116,40 +119,74 @@ export class PostgresCounterStore extends Table implements CounterStore {
 }
 
 export class PostgresCredentialStore extends Table implements CredentialStore {
-  async put(credential: Omit<StoredCredential, 'updatedAt'>): Promise<StoredCredential> {
-    const rows = await this.rows(
-      `insert into ${this.schema}.credentials (owner_id, name, key_id, ciphertext)
-       values ($1, $2, $3, $4)
-       on conflict (owner_id, name) do update
-         set key_id = excluded.key_id, ciphertext = excluded.ciphertext, updated_at = now()
-       returning *`,
-      [credential.ownerId, credential.name, credential.keyId, credential.ciphertext],
-    );
-    return toCredential(rows[0]!);
+  async save(config: SmtpConfigWrite): Promise<StoredSmtpConfig> {
+    let rows: Row[];
+    try {
+      rows = await this.rows(`select * from ${this.schema}.smtp_config_save($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`, [
+        config.ownerId,
+        config.id,
+        config.name,
+        config.host,
+        config.port,
+        config.security,
+        nullable(config.username),
+        nullable(config.passwordCiphertext),
+        nullable(config.keyId),
+        config.keepPassword === true,
+        nullable(config.fromAddress),
+        nullable(config.fromName),
+        config.isDefault,
+        config.active,
+      ]);
+    } catch (error) {
+      const e = error as { code?: string; constraint?: string; message?: string };
+      // pg names the constraint; PGlite puts it in the message only.
+      if (e.code === '23505' && (e.constraint === 'smtp_configs_owner_name' || e.message?.includes('smtp_configs_owner_name'))) {
+        throw ValidationError.of('name', `"${config.name}" is already the name of another SMTP config of this owner; choose another name`);
+      }
+      throw error;
+    }
+    return toStoredSmtpConfig(rows[0]!);
   }
 
-  async get(ownerId: string, name: string): Promise<StoredCredential | undefined> {
-    const rows = await this.rows(`select * from ${this.schema}.credentials where owner_id = $1 and name = $2`, [ownerId, name]);
-    return rows[0] ? toCredential(rows[0]) : undefined;
+  async get(ownerId: string, id: string): Promise<StoredSmtpConfig | undefined> {
+    const rows = await this.rows(`select * from ${this.schema}.smtp_config_get($1, $2)`, [ownerId, id]);
+    return rows[0] ? toStoredSmtpConfig(rows[0]) : undefined;
   }
 
-  async list(ownerId: string): Promise<{ name: string; keyId: string; updatedAt: Date }[]> {
-    const rows = await this.rows(`select name, key_id, updated_at from ${this.schema}.credentials where owner_id = $1 order by seq`, [ownerId]);
-    return rows.map((row) => ({ name: row.name as string, keyId: row.key_id as string, updatedAt: toDate(row.updated_at) }));
+  async list(ownerId: string): Promise<StoredSmtpConfig[]> {
+    return (await this.rows(`select * from ${this.schema}.smtp_config_list($1)`, [ownerId])).map(toStoredSmtpConfig);
   }
 
-  async delete(ownerId: string, name: string): Promise<boolean> {
-    const rows = await this.rows(`delete from ${this.schema}.credentials where owner_id = $1 and name = $2 returning 1`, [ownerId, name]);
-    return rows.length > 0;
+  async delete(ownerId: string, id: string): Promise<boolean> {
+    const rows = await this.rows(`select ${this.schema}.smtp_config_delete($1, $2) as deleted`, [ownerId, id]);
+    return rows[0]?.deleted === true;
   }
-}
 
-function toCredential(row: Row): StoredCredential {
-  return {
-    ownerId: row.owner_id as string,
-    name: row.name as string,
-    keyId: row.key_id as string,
-    ciphertext: row.ciphertext as string,
-    updatedAt: toDate(row.updated_at),
-  };
+  async setDefault(ownerId: string, id: string): Promise<StoredSmtpConfig | undefined> {
+    const rows = await this.rows(`select * from ${this.schema}.smtp_config_set_default($1, $2)`, [ownerId, id]);
+    return rows[0] ? toStoredSmtpConfig(rows[0]) : undefined;
+  }
+
+  async listForRotation(options: { keyId: string; ownerId?: string | undefined; after?: SmtpConfigCursor | undefined; limit: number }): Promise<StoredSmtpConfig[]> {
+    const rows = await this.rows(`select * from ${this.schema}.smtp_config_list_for_rotation($1, $2, $3, $4, $5)`, [
+      options.keyId,
+      nullable(options.ownerId),
+      nullable(options.after?.ownerId),
+      nullable(options.after?.id),
+      options.limit,
+    ]);
+    return rows.map(toStoredSmtpConfig);
+  }
+
+  async replacePassword(ownerId: string, id: string, expected: string, next: { keyId: string; passwordCiphertext: string }): Promise<boolean> {
+    const rows = await this.rows(`select ${this.schema}.smtp_config_replace_password($1, $2, $3, $4, $5) as replaced`, [
+      ownerId,
+      id,
+      expected,
+      next.keyId,
+      next.passwordCiphertext,
+    ]);
+    return rows[0]?.replaced === true;
+  }
 }

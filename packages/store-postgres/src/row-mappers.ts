@@ -1,4 +1,4 @@
-import type { AuditEntry, MailEvent, MessageError, Metadata, OutboxRecord, StoredEmail, Suppression } from '@agent-smtp/core';
+import type { AuditEntry, MailEvent, MessageError, Metadata, OutboxRecord, StoredEmail, StoredSmtpConfig, Suppression } from '@agent-smtp/core';
 
 /** A row as a driver returns it: `pg` and PGlite both give Dates for timestamptz and objects for jsonb. */
 export type Row = Record<string, unknown>;
@@ -78,5 +78,25 @@ export function toAuditEntry(row: Row): AuditEntry {
     at: toDate(row.at),
     messageId: optional<string>(row.message_id),
     detail: (row.detail as Record<string, unknown> | null) ?? {},
+  };
+}
+
+export function toStoredSmtpConfig(row: Row): StoredSmtpConfig {
+  return {
+    ownerId: row.owner_id as string,
+    id: row.id as string,
+    name: row.name as string,
+    host: row.host as string,
+    port: toNumber(row.port),
+    security: row.security as StoredSmtpConfig['security'],
+    username: optional<string>(row.username),
+    passwordCiphertext: optional<string>(row.password_ciphertext),
+    keyId: optional<string>(row.key_id),
+    fromAddress: optional<string>(row.from_address),
+    fromName: optional<string>(row.from_name),
+    isDefault: row.is_default === true,
+    active: row.active === true,
+    createdAt: toDate(row.created_at),
+    updatedAt: toDate(row.updated_at),
   };
 }

@@ -313,21 +313,75 @@ export interface CounterStore {
 
 // ─── credentials ─────────────────────────────────────────────────────────────────────────────────────────────
 
-/** An encrypted secret (e.g. SMTP servers) as stored: the store never sees plaintext. */
-export interface StoredCredential {
+/**
+ * How a stored SMTP config connects: `tls` is TLS from the first byte (usually port 465), `starttls` a plain
+ * connection that must upgrade (usually 587), `none` no TLS at all (a relay on a trusted network).
+ */
+export type SmtpSecurity = 'tls' | 'starttls' | 'none';
+
+/**
+ * One named SMTP account of an owner, as stored. Only the password is secret, and the store never sees it: it holds
+ * the AES-256-GCM ciphertext (see `KeyRing`), bound to `ownerId` and `id`.
+ */
+export interface StoredSmtpConfig {
   ownerId: string;
+  id: string;
+  /** Unique per owner. */
   name: string;
-  /** Which key of the key ring encrypted it. */
-  keyId: string;
-  /** Opaque, e.g. base64 of IV + ciphertext + tag. */
-  ciphertext: string;
+  host: string;
+  port: number;
+  security: SmtpSecurity;
+  username: string | undefined;
+  /** Base64 of IV ‖ ciphertext ‖ tag; undefined when the account has no password. */
+  passwordCiphertext: string | undefined;
+  /** The key ring key that encrypted the password; set exactly when `passwordCiphertext` is. */
+  keyId: string | undefined;
+  fromAddress: string | undefined;
+  fromName: string | undefined;
+  /** At most one per owner. */
+  isDefault: boolean;
+  active: boolean;
+  createdAt: Date;
   updatedAt: Date;
 }
 
+/** What `CredentialStore.save` writes. */
+export interface SmtpConfigWrite extends Omit<StoredSmtpConfig, 'createdAt' | 'updatedAt'> {
+  /** Keep the stored password (ciphertext and key id) and ignore the two fields here: an edit that leaves it as is. */
+  keepPassword?: boolean | undefined;
+}
+
+/** Where to continue a listing that runs across owners, ordered by `(ownerId, id)`. */
+export interface SmtpConfigCursor {
+  ownerId: string;
+  id: string;
+}
+
+/** Each owner's named SMTP configs (the `credentials` part of a store). */
 export interface CredentialStore {
-  put(credential: Omit<StoredCredential, 'updatedAt'>): Promise<StoredCredential>;
-  get(ownerId: string, name: string): Promise<StoredCredential | undefined>;
-  /** Names and key ids only. */
-  list(ownerId: string): Promise<{ name: string; keyId: string; updatedAt: Date }[]>;
-  delete(ownerId: string, name: string): Promise<boolean>;
+  /**
+   * Inserts the config, or replaces the owner's config with this `id` (its `createdAt` stays). `isDefault` makes it
+   * the owner's only default, and an active config saved while the owner has no other default becomes the default,
+   * so an owner with configs always has one unless it was deleted. Throws `ValidationError` (field `name`) when
+   * another config of the owner has this name.
+   */
+  save(config: SmtpConfigWrite): Promise<StoredSmtpConfig>;
+  get(ownerId: string, id: string): Promise<StoredSmtpConfig | undefined>;
+  /** Oldest first. */
+  list(ownerId: string): Promise<StoredSmtpConfig[]>;
+  /** Deleting the default makes the oldest remaining active config the default. */
+  delete(ownerId: string, id: string): Promise<boolean>;
+  /** Makes the config the owner's only default. Undefined (and nothing changed) when the owner has no such config. */
+  setDefault(ownerId: string, id: string): Promise<StoredSmtpConfig | undefined>;
+  /**
+   * For key rotation: configs whose password is under a key other than `keyId`, of every owner (or of `ownerId`),
+   * ordered by `(ownerId, id)` and starting after `after`.
+   */
+  listForRotation(options: { keyId: string; ownerId?: string | undefined; after?: SmtpConfigCursor | undefined; limit: number }): Promise<StoredSmtpConfig[]>;
+  /**
+   * Replaces the password's ciphertext and key id, only while the stored ciphertext is still `expected`: a password
+   * saved meanwhile is never overwritten by a rotation of the old one. Leaves `updatedAt` alone (the config did not
+   * change). Returns whether it replaced.
+   */
+  replacePassword(ownerId: string, id: string, expected: string, next: { keyId: string; passwordCiphertext: string }): Promise<boolean>;
 }

@@ -17,11 +17,14 @@ import type {
   OutboxStore,
   Settlement,
   StoreCapabilities,
-  StoredCredential,
+  SmtpConfigCursor,
+  SmtpConfigWrite,
   StoredEmail,
+  StoredSmtpConfig,
   Suppression,
   SuppressionStore,
 } from './mail-store.js';
+import { ValidationError } from '../errors/validation-error.js';
 
 export interface MemoryStoreOptions {
   /** Messages kept: past this, the oldest finished ones (and their events) are dropped. Default: 100000. */
@@ -491,24 +494,82 @@ class MemoryCounterStore implements CounterStore {
 }
 
 class MemoryCredentialStore implements CredentialStore {
-  private readonly entries = new Map<string, StoredCredential>();
+  /** By owner and id; a Map keeps insertion order, which is creation order (a replace keeps its place). */
+  private readonly configs = new Map<string, StoredSmtpConfig>();
 
-  async put(credential: Omit<StoredCredential, 'updatedAt'>): Promise<StoredCredential> {
-    const stored: StoredCredential = { ...credential, updatedAt: new Date() };
-    this.entries.set(key(credential.ownerId, credential.name), stored);
+  async save(config: SmtpConfigWrite): Promise<StoredSmtpConfig> {
+    const k = key(config.ownerId, config.id);
+    const existing = this.configs.get(k);
+    const mine = this.#owned(config.ownerId);
+    if (mine.some((c) => c.name === config.name && c.id !== config.id)) {
+      throw ValidationError.of('name', `"${config.name}" is already the name of another SMTP config of this owner; choose another name`);
+    }
+    const otherDefault = mine.some((c) => c.isDefault && c.id !== config.id);
+    const isDefault = config.isDefault || (config.active && !otherDefault);
+    if (config.isDefault) for (const c of mine) if (c.id !== config.id) c.isDefault = false;
+    const now = new Date();
+    const { keepPassword, ...fields } = config;
+    const stored: StoredSmtpConfig = {
+      ...fields,
+      isDefault,
+      passwordCiphertext: keepPassword ? existing?.passwordCiphertext : config.passwordCiphertext,
+      keyId: keepPassword ? existing?.keyId : config.keyId,
+      createdAt: existing?.createdAt ?? now,
+      updatedAt: now,
+    };
+    this.configs.set(k, stored);
     return { ...stored };
   }
 
-  async get(ownerId: string, name: string): Promise<StoredCredential | undefined> {
-    const hit = this.entries.get(key(ownerId, name));
+  async get(ownerId: string, id: string): Promise<StoredSmtpConfig | undefined> {
+    const hit = this.configs.get(key(ownerId, id));
     return hit ? { ...hit } : undefined;
   }
 
-  async list(ownerId: string): Promise<{ name: string; keyId: string; updatedAt: Date }[]> {
-    return [...this.entries.values()].filter((c) => c.ownerId === ownerId).map(({ name, keyId, updatedAt }) => ({ name, keyId, updatedAt }));
+  async list(ownerId: string): Promise<StoredSmtpConfig[]> {
+    return this.#owned(ownerId).map((c) => ({ ...c }));
   }
 
-  async delete(ownerId: string, name: string): Promise<boolean> {
-    return this.entries.delete(key(ownerId, name));
+  async delete(ownerId: string, id: string): Promise<boolean> {
+    const hit = this.configs.get(key(ownerId, id));
+    if (!hit) return false;
+    this.configs.delete(key(ownerId, id));
+    if (hit.isDefault) {
+      const next = this.#owned(ownerId).find((c) => c.active);
+      if (next) next.isDefault = true;
+    }
+    return true;
+  }
+
+  async setDefault(ownerId: string, id: string): Promise<StoredSmtpConfig | undefined> {
+    const hit = this.configs.get(key(ownerId, id));
+    if (!hit) return undefined;
+    for (const c of this.#owned(ownerId)) c.isDefault = c.id === id;
+    return { ...hit };
+  }
+
+  async listForRotation(options: { keyId: string; ownerId?: string | undefined; after?: SmtpConfigCursor | undefined; limit: number }): Promise<StoredSmtpConfig[]> {
+    const { after } = options;
+    // Compared by code unit, like Postgres under the "C" collation the SQL function asks for.
+    const cmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+    return [...this.configs.values()]
+      .filter((c) => c.keyId !== undefined && c.keyId !== options.keyId)
+      .filter((c) => options.ownerId === undefined || c.ownerId === options.ownerId)
+      .filter((c) => !after || cmp(c.ownerId, after.ownerId) > 0 || (c.ownerId === after.ownerId && cmp(c.id, after.id) > 0))
+      .sort((a, b) => cmp(a.ownerId, b.ownerId) || cmp(a.id, b.id))
+      .slice(0, options.limit)
+      .map((c) => ({ ...c }));
+  }
+
+  async replacePassword(ownerId: string, id: string, expected: string, next: { keyId: string; passwordCiphertext: string }): Promise<boolean> {
+    const hit = this.configs.get(key(ownerId, id));
+    if (!hit || hit.passwordCiphertext !== expected) return false;
+    hit.keyId = next.keyId;
+    hit.passwordCiphertext = next.passwordCiphertext;
+    return true;
+  }
+
+  #owned(ownerId: string): StoredSmtpConfig[] {
+    return [...this.configs.values()].filter((c) => c.ownerId === ownerId);
   }
 }

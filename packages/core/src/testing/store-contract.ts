@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { EventListOptions, MailEvent, MailStore, MessageError, NewOutboxRecord, OutboxRecord, StoreCapabilities } from '../store/mail-store.js';
+import type { CredentialStore, SmtpConfigCursor, SmtpConfigWrite, StoredSmtpConfig } from '../store/mail-store.js';
 import { newOutboxRecord, sampleStoredEmail } from './outbox-record-fixture.js';
 
 export interface StoreContractOptions {
@@ -552,16 +553,133 @@ export function runStoreContract(options: StoreContractOptions): void {
     });
 
     describePart('credentials', () => {
-      it('puts, replaces, gets, lists without ciphertext, and deletes, per owner', async () => {
+      const credentials = (): CredentialStore => store.credentials!;
+      const smtpConfig = (ownerId: string, overrides: Partial<SmtpConfigWrite> = {}): SmtpConfigWrite => ({
+        ownerId,
+        id: `smtp_${randomUUID()}`,
+        name: `Work ${randomUUID().slice(0, 8)}`,
+        host: 'smtp.example.com',
+        port: 587,
+        security: 'starttls',
+        username: 'ada@example.com',
+        passwordCiphertext: 'AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=',
+        keyId: 'k1',
+        fromAddress: 'ada@example.com',
+        fromName: 'Ada "The Countess", Lovelace',
+        isDefault: false,
+        active: true,
+        ...overrides,
+      });
+      const defaults = async (ownerId: string): Promise<string[]> => (await credentials().list(ownerId)).filter((c) => c.isDefault).map((c) => c.id);
+
+      it('saves a config and gives every field back, per owner, oldest first', async () => {
         const ownerId = owner();
-        await store.credentials.put({ ownerId, name: 'smtp', keyId: 'k1', ciphertext: 'AAAA' });
-        await store.credentials.put({ ownerId, name: 'smtp', keyId: 'k2', ciphertext: 'BBBB' });
-        expect(await store.credentials.get(ownerId, 'smtp')).toMatchObject({ ownerId, name: 'smtp', keyId: 'k2', ciphertext: 'BBBB' });
-        const listed = await store.credentials.list(ownerId);
-        expect(listed).toEqual([{ name: 'smtp', keyId: 'k2', updatedAt: expect.any(Date) }]);
-        expect(await store.credentials.get(owner(), 'smtp')).toBeUndefined();
-        expect(await store.credentials.delete(ownerId, 'smtp')).toBe(true);
-        expect(await store.credentials.get(ownerId, 'smtp')).toBeUndefined();
+        const input = smtpConfig(ownerId, { name: 'Work ünïcode ✉' });
+        const saved = await credentials().save(input);
+        const { keepPassword: _, ...fields } = input;
+        expect(saved).toEqual({ ...fields, isDefault: true, createdAt: expect.any(Date), updatedAt: expect.any(Date) });
+        expect(await credentials().get(ownerId, input.id)).toEqual(saved);
+        const bare = await credentials().save(
+          smtpConfig(ownerId, { security: 'none', port: 25, username: undefined, passwordCiphertext: undefined, keyId: undefined, fromAddress: undefined, fromName: undefined, active: false }),
+        );
+        expect(bare).toMatchObject({ username: undefined, passwordCiphertext: undefined, keyId: undefined, fromAddress: undefined, fromName: undefined, active: false, isDefault: false });
+        expect((await credentials().list(ownerId)).map((c) => c.id)).toEqual([input.id, bare.id]);
+        expect(await credentials().get(owner(), input.id)).toBeUndefined();
+        expect(await credentials().list(owner())).toEqual([]);
+      });
+
+      it('replaces a config by id, keeping createdAt, and keeps the password when asked to', async () => {
+        const ownerId = owner();
+        const first = await credentials().save(smtpConfig(ownerId));
+        const edited = await credentials().save(smtpConfig(ownerId, { id: first.id, name: 'Renamed', host: 'mail.example.org', port: 465, security: 'tls', passwordCiphertext: 'bmV3', keyId: 'k2' }));
+        expect(edited).toMatchObject({ id: first.id, name: 'Renamed', host: 'mail.example.org', port: 465, security: 'tls', passwordCiphertext: 'bmV3', keyId: 'k2' });
+        expect(edited.createdAt.getTime()).toBe(first.createdAt.getTime());
+        expect(edited.updatedAt.getTime()).toBeGreaterThanOrEqual(first.updatedAt.getTime());
+        const kept = await credentials().save(smtpConfig(ownerId, { id: first.id, name: 'Renamed', passwordCiphertext: undefined, keyId: undefined, keepPassword: true }));
+        expect(kept).toMatchObject({ passwordCiphertext: 'bmV3', keyId: 'k2' });
+        const cleared = await credentials().save(smtpConfig(ownerId, { id: first.id, name: 'Renamed', username: undefined, passwordCiphertext: undefined, keyId: undefined }));
+        expect(cleared).toMatchObject({ username: undefined, passwordCiphertext: undefined, keyId: undefined });
+        expect(await credentials().list(ownerId)).toHaveLength(1);
+      });
+
+      it('keeps names unique per owner, refusing a taken one with a ValidationError on name', async () => {
+        const ownerId = owner();
+        const a = await credentials().save(smtpConfig(ownerId, { name: 'Work' }));
+        const b = await credentials().save(smtpConfig(ownerId, { name: 'Personal' }));
+        await expect(credentials().save(smtpConfig(ownerId, { name: 'Work' }))).rejects.toMatchObject({ code: 'VALIDATION_ERROR', field: 'name' });
+        await expect(credentials().save(smtpConfig(ownerId, { id: b.id, name: 'Work' }))).rejects.toMatchObject({ code: 'VALIDATION_ERROR', field: 'name' });
+        expect((await credentials().list(ownerId)).map((c) => [c.id, c.name])).toEqual([
+          [a.id, 'Work'],
+          [b.id, 'Personal'],
+        ]);
+        expect(await credentials().save(smtpConfig(owner(), { name: 'Work' }))).toMatchObject({ name: 'Work' });
+      });
+
+      it('has at most one default per owner: the first active config, then whichever is made default', async () => {
+        const ownerId = owner();
+        const inactive = await credentials().save(smtpConfig(ownerId, { active: false }));
+        expect(inactive.isDefault).toBe(false);
+        const a = await credentials().save(smtpConfig(ownerId));
+        const b = await credentials().save(smtpConfig(ownerId));
+        expect(await defaults(ownerId)).toEqual([a.id]);
+        expect(await credentials().save(smtpConfig(ownerId, { id: b.id, name: b.name, isDefault: true }))).toMatchObject({ isDefault: true });
+        expect(await defaults(ownerId)).toEqual([b.id]);
+        expect(await credentials().setDefault(ownerId, a.id)).toMatchObject({ id: a.id, isDefault: true });
+        expect(await defaults(ownerId)).toEqual([a.id]);
+        // Another owner's id, or none: nothing changes.
+        expect(await credentials().setDefault(owner(), b.id)).toBeUndefined();
+        expect(await credentials().setDefault(ownerId, 'smtp_missing')).toBeUndefined();
+        expect(await defaults(ownerId)).toEqual([a.id]);
+        // Deleting the default promotes the oldest active config; the inactive one is skipped.
+        expect(await credentials().delete(ownerId, a.id)).toBe(true);
+        expect(await credentials().delete(ownerId, a.id)).toBe(false);
+        expect(await defaults(ownerId)).toEqual([b.id]);
+        expect(await credentials().delete(owner(), b.id)).toBe(false);
+        expect(await credentials().get(ownerId, b.id)).toMatchObject({ isDefault: true });
+      });
+
+      it('makes exactly one default when 10 first configs of one owner are saved at once', async () => {
+        const ownerId = owner();
+        await Promise.all(Array.from({ length: 10 }, () => credentials().save(smtpConfig(ownerId))));
+        expect(await credentials().list(ownerId)).toHaveLength(10);
+        expect(await defaults(ownerId)).toHaveLength(1);
+      });
+
+      it('lists configs under other keys in (owner, id) order across owners, page by page', async () => {
+        const owners = [owner(), owner()].sort();
+        const configs: StoredSmtpConfig[] = [];
+        for (const ownerId of owners) {
+          for (const keyId of ['old', 'old', 'current']) configs.push(await credentials().save(smtpConfig(ownerId, { keyId })));
+          configs.push(await credentials().save(smtpConfig(ownerId, { username: undefined, passwordCiphertext: undefined, keyId: undefined })));
+        }
+        const byOwnerThenId = (x: StoredSmtpConfig, y: StoredSmtpConfig): number =>
+          x.ownerId < y.ownerId ? -1 : x.ownerId > y.ownerId ? 1 : x.id < y.id ? -1 : x.id > y.id ? 1 : 0;
+        const expected = configs.filter((c) => c.keyId === 'old').sort(byOwnerThenId).map((c) => c.id);
+        // Other tests' rows are in the store too: page through all, keep ours.
+        const seen: StoredSmtpConfig[] = [];
+        let after: SmtpConfigCursor | undefined;
+        for (let page = 0; page < 1_000; page++) {
+          const batch = await credentials().listForRotation({ keyId: 'current', after, limit: 3 });
+          seen.push(...batch);
+          if (batch.length < 3) break;
+          after = { ownerId: batch[2]!.ownerId, id: batch[2]!.id };
+        }
+        expect(seen.filter((c) => owners.includes(c.ownerId)).map((c) => c.id)).toEqual(expected);
+        expect(seen.every((c) => c.keyId !== 'current' && c.passwordCiphertext !== undefined)).toBe(true);
+        expect([...seen].sort(byOwnerThenId).map((c) => c.id)).toEqual(seen.map((c) => c.id));
+        const one = await credentials().listForRotation({ keyId: 'current', ownerId: owners[1], limit: 10 });
+        expect(one.map((c) => c.id)).toEqual(expected.slice(2));
+      });
+
+      it('replaces a password only while it is still the one expected, leaving updatedAt alone', async () => {
+        const ownerId = owner();
+        const saved = await credentials().save(smtpConfig(ownerId, { passwordCiphertext: 'b2xk', keyId: 'k1' }));
+        expect(await credentials().replacePassword(ownerId, saved.id, 'b3RoZXI=', { keyId: 'k2', passwordCiphertext: 'bmV3' })).toBe(false);
+        expect(await credentials().replacePassword(owner(), saved.id, 'b2xk', { keyId: 'k2', passwordCiphertext: 'bmV3' })).toBe(false);
+        expect(await credentials().replacePassword(ownerId, saved.id, 'b2xk', { keyId: 'k2', passwordCiphertext: 'bmV3' })).toBe(true);
+        const after = await credentials().get(ownerId, saved.id);
+        expect(after).toMatchObject({ keyId: 'k2', passwordCiphertext: 'bmV3' });
+        expect(after!.updatedAt.getTime()).toBe(saved.updatedAt.getTime());
       });
     });
   });
