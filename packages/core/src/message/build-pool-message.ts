@@ -1,4 +1,10 @@
-import type { PoolMessage } from '../pool/smtp-pool.js';
+import type { SendMailOptions } from 'nodemailer';
+
+/** What the pool sends: nodemailer message fields with an explicit envelope. */
+export interface PoolMessage extends SendMailOptions {
+  envelope: { from: string; to: string[] };
+  messageId: string;
+}
 import type { StoredEmail } from './stored-email.js';
 import type { ParsedAddress } from './address.js';
 

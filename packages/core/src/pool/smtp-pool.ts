@@ -1,4 +1,4 @@
-import type { SendMailOptions } from 'nodemailer';
+import type { PoolMessage } from '../message/build-pool-message.js';
 import {
   type ResolvedSmtpServerConfig,
   resolveSmtpServerConfigs,
@@ -28,10 +28,7 @@ export interface SmtpPoolOptions {
 }
 
 /** What the pool sends: nodemailer message fields with an explicit envelope. */
-export interface PoolMessage extends SendMailOptions {
-  envelope: { from: string; to: string[] };
-  messageId: string;
-}
+export type { PoolMessage } from '../message/build-pool-message.js';
 
 export interface RejectedRecipient {
   address: string;

@@ -3,6 +3,8 @@ import { useTestResources } from '../__fixtures__/test-resources.js';
 import type { SmtpServerConfig } from '../config/smtp-server-config.js';
 import { waitFor, waitForStatus } from '../outbox/__fixtures__/outbox-setup.js';
 import { MemoryStore } from '../store/memory-store.js';
+import { generateKeyRingKey } from '../credentials/key-ring.js';
+import { storedCredentials } from '../credentials/stored-credentials.js';
 import { createMailService } from './mail-service.js';
 
 const resources = useTestResources();
@@ -117,5 +119,35 @@ describe('createMailService: many owners, one store', () => {
     // The provider's raw words stay out of the message (they may hold SQL or a connection string).
     await expect(refused).rejects.not.toThrow(/no servers for carol/);
     expect(() => service.forAgent({ ownerId: '' })).toThrow(/ownerId/);
+  });
+
+  it('stored configurations: saved through the service (tested, encrypted), used at once, replaced at once', async () => {
+    const first = await resources.sink({ auth: { user: 'alice@alice.example', pass: 'first-Secret-1' } });
+    const second = await resources.sink({ auth: { user: 'alice@alice.example', pass: 'second-Secret-2' } });
+    const store = new MemoryStore();
+    const service = resources.track(
+      createMailService({ store, credentials: storedCredentials({ store, keyRing: { current: 'k1', keys: { k1: generateKeyRingKey() } } }) }),
+    );
+    const account = (sink: typeof first, pass: string) => ({
+      name: 'work',
+      host: sink.host,
+      port: sink.port,
+      security: 'none' as const,
+      username: 'alice@alice.example',
+      password: pass,
+      fromAddress: 'alice@alice.example',
+    });
+    const saved = await service.saveSmtpConfig('alice', account(first, 'first-Secret-1'));
+    expect(JSON.stringify(await service.listSmtpConfigs('alice'))).not.toContain('first-Secret-1');
+    const alice = service.forAgent({ ownerId: 'alice', agentId: 'assistant' });
+    await alice.send({ to: 'ada@example.com', subject: 'Through the first', text: 'x' });
+    // The same config moved to another server: the next send goes there, with no cache to wait out.
+    await service.saveSmtpConfig('alice', { id: saved.id, ...account(second, 'second-Secret-2') });
+    await alice.send({ to: 'ada@example.com', subject: 'Through the second', text: 'x' });
+    expect(first.messages.map((m) => [m.subject, m.user])).toEqual([['Through the first', 'alice@alice.example']]);
+    expect(second.messages.map((m) => [m.subject, m.user])).toEqual([['Through the second', 'alice@alice.example']]);
+    expect((await store.audit.list('alice', { action: 'smtp_config_save' })).length).toBe(2);
+    const plain = resources.track(createMailService({ credentials: { resolve: async () => [] } }));
+    await expect(plain.listSmtpConfigs('alice')).rejects.toMatchObject({ code: 'CONFIG_ERROR', setting: 'credentials' });
   });
 });

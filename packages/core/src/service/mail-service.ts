@@ -1,5 +1,7 @@
 import type { SmtpServerConfig } from '../config/smtp-server-config.js';
+import { ConfigError } from '../errors/config-error.js';
 import { ValidationError } from '../errors/validation-error.js';
+import type { StoredCredentialProvider } from '../credentials/stored-credentials.js';
 import { type Logger, safeLogger } from '../logger/logger.js';
 import { MailRuntime, type MailSettings } from '../mailer/mail-runtime.js';
 import { Mailer, SCOPED } from '../mailer/mailer.js';
@@ -9,10 +11,20 @@ import type { MailStore } from '../store/mail-store.js';
 import { MemoryStore } from '../store/memory-store.js';
 import { OwnerPools, type PoolScope } from './pool-source.js';
 
-/** What a service needs of a credential provider: the servers one owner (and agent) sends through. */
+/**
+ * What a service needs of a credential provider: the servers one owner (and agent) sends through, and (optionally)
+ * word of a change, so the owner's cached pool is replaced at once.
+ */
 export interface ServerResolver {
   resolve(scope: PoolScope): Promise<readonly SmtpServerConfig[]>;
+  onChange?(listener: (ownerId: string) => void): () => void;
 }
+
+/** A provider that keeps per-owner SMTP configs (`storedCredentials`): the service exposes its methods. */
+type SmtpConfigKeeper = Pick<
+  StoredCredentialProvider,
+  'saveSmtpConfig' | 'listSmtpConfigs' | 'getSmtpConfig' | 'deleteSmtpConfig' | 'setDefaultSmtpConfig' | 'rotateKeys'
+>;
 
 export interface MailServiceOptions extends MailSettings {
   /** Where every owner's records, events and audit are kept. Default: a `MemoryStore` (one process only). */
@@ -43,6 +55,8 @@ export class MailService {
   readonly store: MailStore;
   private readonly pools: OwnerPools;
   private readonly runtime: MailRuntime;
+  private readonly credentials: ServerResolver;
+  private readonly stopListening: (() => void) | undefined;
 
   constructor(options: MailServiceOptions) {
     if (!options?.credentials || typeof options.credentials.resolve !== 'function') {
@@ -53,6 +67,46 @@ export class MailService {
     this.pools = new OwnerPools({ resolve: (scope) => credentials.resolve(scope), pool: options.pool ?? {}, logger, ...options.pools });
     this.store = options.store ?? new MemoryStore();
     this.runtime = new MailRuntime(this.store, this.pools, logger, options, options.store === undefined);
+    this.credentials = credentials;
+    // A configuration saved, deleted or made default replaces the owner's pool at once, not after a cache expires.
+    this.stopListening = credentials.onChange?.((ownerId) => this.pools.invalidate(ownerId));
+  }
+
+  /**
+   * Saves (creates, or with `id` updates) an SMTP configuration of `ownerId`, connection-tested first unless
+   * `{ test: false }`. The password is encrypted; nothing returned holds it. Needs `storedCredentials(…)`.
+   */
+  async saveSmtpConfig(ownerId: string, ...args: DropFirst<Parameters<SmtpConfigKeeper['saveSmtpConfig']>>): ReturnType<SmtpConfigKeeper['saveSmtpConfig']> {
+    const saved = await this.configs().saveSmtpConfig(ownerId, ...args);
+    await this.audit(ownerId, 'smtp_config_save', { configId: saved.id, name: saved.name, host: saved.host, isDefault: saved.isDefault });
+    return saved;
+  }
+
+  /** The owner's SMTP configurations, without secrets. */
+  async listSmtpConfigs(ownerId: string): ReturnType<SmtpConfigKeeper['listSmtpConfigs']> {
+    return this.configs().listSmtpConfigs(ownerId);
+  }
+
+  /** One SMTP configuration, without secrets; undefined when the owner has none with that id. */
+  async getSmtpConfig(ownerId: string, id: string): ReturnType<SmtpConfigKeeper['getSmtpConfig']> {
+    return this.configs().getSmtpConfig(ownerId, id);
+  }
+
+  async deleteSmtpConfig(ownerId: string, id: string): Promise<boolean> {
+    const deleted = await this.configs().deleteSmtpConfig(ownerId, id);
+    await this.audit(ownerId, 'smtp_config_delete', { configId: id, deleted });
+    return deleted;
+  }
+
+  async setDefaultSmtpConfig(ownerId: string, id: string): ReturnType<SmtpConfigKeeper['setDefaultSmtpConfig']> {
+    const summary = await this.configs().setDefaultSmtpConfig(ownerId, id);
+    await this.audit(ownerId, 'smtp_config_default', { configId: id });
+    return summary;
+  }
+
+  /** Re-encrypts every stored password under the key ring's current key (run after adding a new key). */
+  async rotateKeys(options?: Parameters<SmtpConfigKeeper['rotateKeys']>[0]): ReturnType<SmtpConfigKeeper['rotateKeys']> {
+    return this.configs().rotateKeys(options);
   }
 
   /** A mailer for one agent of one owner. Cheap: it shares the service's store, pools and settings. */
@@ -73,6 +127,28 @@ export class MailService {
 
   /** Stops taking sends, waits up to `timeoutMs` (10 s) for the work in flight, then closes every connection. */
   close(options: { timeoutMs?: number } = {}): Promise<void> {
+    this.stopListening?.();
     return this.runtime.close(options.timeoutMs ?? 10_000);
   }
+
+  private configs(): SmtpConfigKeeper {
+    const keeper = this.credentials as Partial<SmtpConfigKeeper>;
+    if (typeof keeper.saveSmtpConfig !== 'function') {
+      throw new ConfigError('This service keeps no SMTP configurations: create it with credentials: storedCredentials({ store, keyRing }).', {
+        setting: 'credentials',
+      });
+    }
+    return keeper as SmtpConfigKeeper;
+  }
+
+  /** Best effort, like every audit write after the work is done. */
+  private async audit(ownerId: string, action: string, detail: Record<string, unknown>): Promise<void> {
+    try {
+      await this.store.audit.append({ ownerId, agentId: undefined, action, outcome: 'ok', detail });
+    } catch (err) {
+      this.runtime.logger.warn({ err, action }, 'could not write the audit entry');
+    }
+  }
 }
+
+type DropFirst<T extends unknown[]> = T extends [unknown, ...infer Rest] ? Rest : never;

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import { type ResolvedSmtpServerConfig, resolveSmtpServerConfigs, revealTlsOptions, type SmtpServerConfig } from '../config/smtp-server-config.js';
 import { AgentSmtpError } from '../errors/agent-smtp-error.js';
 import { ConfigError } from '../errors/config-error.js';
@@ -225,9 +225,12 @@ export class OwnerPools implements PoolSource {
 
 const scopeKey = (scope: PoolScope): string => `${scope.ownerId}\u0000${scope.agentId ?? ''}`;
 
-/** Identifies a server set, secrets included (hashed, never kept), so a changed password opens a new pool. */
+/** Keys the server-set hashes: without it a weak password could be guessed from a hash seen in a heap dump. */
+const SERVER_SET_KEY = randomBytes(32);
+
+/** Identifies a server set, secrets included (an HMAC, never the secret), so a changed password opens a new pool. */
 function serverSetKey(servers: readonly ResolvedSmtpServerConfig[]): string {
-  const hash = createHash('sha256');
+  const hash = createHmac('sha256', SERVER_SET_KEY);
   for (const server of servers) {
     hash.update(JSON.stringify(server));
     hash.update('\u0000');

@@ -69,6 +69,8 @@ export function watchClaims(store: MailStore): { claimedSince(time: number, time
     }
   };
   return {
-    claimedSince: (time, timeoutMs = 8_000) => waitFor(`a claim after ${new Date(time).toISOString()}`, async () => (finished.some((t) => t >= time) ? true : undefined), timeoutMs),
+    claimedSince: async (time, timeoutMs = 8_000) => {
+      await waitFor(`a claim after ${new Date(time).toISOString()}`, async () => (finished.some((t) => t >= time) ? true : undefined), timeoutMs);
+    },
   };
 }
