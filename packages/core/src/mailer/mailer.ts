@@ -242,7 +242,9 @@ export class Mailer {
     if (servers) throw ValidationError.of('servers', 'cannot be given to a service mailer: save the SMTP configuration through the service instead');
     const pools = this.runtime.pools as { invalidate?(ownerId: string): void };
     pools.invalidate?.(this.ownerId);
-    await this.audit('reload', 'ok', {});
+    // Read them again now, so what follows (status, the reload tool's answer) shows the servers as they are.
+    await this.runtime.pools.use(this.scope, async () => undefined);
+    await this.audit('reload', 'ok', { servers: this.status().servers.map((s) => s.name) });
   }
 
   /** Replaces every SMTP connection and clears every server's backoff. */

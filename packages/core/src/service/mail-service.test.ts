@@ -150,4 +150,83 @@ describe('createMailService: many owners, one store', () => {
     const plain = resources.track(createMailService({ credentials: { resolve: async () => [] } }));
     await expect(plain.listSmtpConfigs('alice')).rejects.toMatchObject({ code: 'CONFIG_ERROR', setting: 'credentials' });
   });
+
+  it('owners with the same servers still get pools of their own: no status, backoff or preference crosses over', async () => {
+    const primary = await resources.sink({ behavior: { rcptTo: (to) => (to === 'secret@victim.example' ? { code: 450, message: '4.2.0 <secret@victim.example> Greylisted' } : undefined) } });
+    const backup = await resources.sink();
+    const shared = [primary.serverConfig({ name: 'primary', priority: 2, maxRetries: 0 }), backup.serverConfig({ name: 'backup', priority: 1 })];
+    const service = resources.track(
+      createMailService({ credentials: { resolve: async () => shared }, defaults: { from: 'relay@example.com' }, pool: { maxRetryWaitMs: 0, backoff: { baseMs: 60_000 } } }),
+    );
+    const a = service.forAgent({ ownerId: 'tenant-a' });
+    const b = service.forAgent({ ownerId: 'tenant-b' });
+    await b.send({ to: 'ada@example.com', subject: 'B first', text: 'x' });
+    // B's preference does not route A's mail.
+    await b.useServer('backup');
+    await a.send({ to: 'ada@example.com', subject: 'A after B chose backup', text: 'x' });
+    expect(primary.messages.map((m) => m.subject)).toEqual(['B first', 'A after B chose backup']);
+    // A's refusal puts A's primary into backoff, not B's: B's status holds nothing of A's.
+    await a.send({ to: 'secret@victim.example', subject: 'A private', text: 'x' });
+    expect(a.status().servers.find((s) => s.name === 'primary')).toMatchObject({ state: 'backoff' });
+    expect(JSON.stringify(b.status())).not.toContain('secret@victim.example');
+    expect(b.status().servers.find((s) => s.name === 'primary')).toMatchObject({ state: 'healthy' });
+  });
+
+  it('a change made while an owner’s servers were being read is applied to the next send', async () => {
+    const oldSink = await resources.sink();
+    const newSink = await resources.sink();
+    let servers = [oldSink.serverConfig({ name: 'old', from: 'alice@alice.example' })];
+    let release: (() => void) | undefined;
+    const service = resources.track(
+      createMailService({
+        credentials: {
+          resolve: async () => {
+            const read = servers;
+            // The first read is slow: the configuration changes while it runs.
+            if (!release) await new Promise<void>((r) => (release = r));
+            return read;
+          },
+        },
+      }),
+    );
+    const alice = service.forAgent({ ownerId: 'alice' });
+    const first = alice.send({ to: 'ada@example.com', subject: 'Started before the change', text: 'x' });
+    await waitFor('the slow read', async () => (release ? true : undefined));
+    servers = [newSink.serverConfig({ name: 'new', from: 'alice@alice.example' })];
+    service.invalidate('alice');
+    release!();
+    await first;
+    await alice.send({ to: 'ada@example.com', subject: 'After the change', text: 'x' });
+    expect(newSink.messages.map((m) => m.subject)).toContain('After the change');
+    expect(oldSink.messages.map((m) => m.subject)).not.toContain('After the change');
+  });
+
+  it('invalidate() while a send waits out a backoff does not cut it off, and an unchanged server set keeps its pool', async () => {
+    let refusals = 1;
+    const sink = await resources.sink({ behavior: { connect: () => (refusals-- > 0 ? { code: 421, message: '4.3.2 busy' } : undefined) } });
+    const service = resources.track(
+      createMailService({
+        credentials: { resolve: async () => [sink.serverConfig({ name: 'only', maxRetries: 2, from: 'alice@alice.example' })] },
+        pool: { maxRetryWaitMs: 5_000, backoff: { baseMs: 400, maxMs: 400 } },
+      }),
+    );
+    const alice = service.forAgent({ ownerId: 'alice' });
+    const sending = alice.send({ to: 'ada@example.com', subject: 'Through a backoff', text: 'x' });
+    await waitFor('the refused connection', async () => (sink.stats.rejected > 0 ? true : undefined));
+    service.invalidate('alice');
+    await expect(sending).resolves.toMatchObject({ status: 'sent' });
+    const connections = sink.stats.connections;
+    await alice.send({ to: 'ada@example.com', subject: 'Same pool', text: 'x' });
+    // Same servers after the re-read: the pooled connection was reused, not closed and reopened.
+    expect(sink.stats.connections).toBe(connections);
+    expect(sink.stats.quits).toBe(0);
+  });
+
+  it('reload() on a service mailer reads the owner’s servers again and reports them', async () => {
+    const { service } = await twoOwners();
+    const alice = service.forAgent({ ownerId: 'alice' });
+    await alice.reload();
+    expect(alice.status().servers.map((s) => s.name)).toEqual(['alice-smtp']);
+    expect(() => service.forAgent({ ownerId: 'a\u0000b' })).toThrow(/ownerId/);
+  });
 });

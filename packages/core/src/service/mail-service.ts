@@ -112,6 +112,8 @@ export class MailService {
   /** A mailer for one agent of one owner. Cheap: it shares the service's store, pools and settings. */
   forAgent(scope: { ownerId: string; agentId?: string | undefined }): Mailer {
     if (typeof scope?.ownerId !== 'string' || scope.ownerId === '') throw ValidationError.of('ownerId', 'is required: the user this agent acts for');
+    assertId(scope.ownerId, 'ownerId');
+    if (scope.agentId !== undefined) assertId(scope.agentId, 'agentId');
     return new Mailer({ [SCOPED]: this.runtime, ownerId: scope.ownerId, agentId: scope.agentId });
   }
 
@@ -148,6 +150,13 @@ export class MailService {
     } catch (err) {
       this.runtime.logger.warn({ err, action }, 'could not write the audit entry');
     }
+  }
+}
+
+/** Ids key records, pools and caches: printable, at most 256 characters (no NUL or line break to run two together). */
+function assertId(value: unknown, field: string): void {
+  if (typeof value !== 'string' || value.length === 0 || value.length > 256 || /[\u0000-\u001f\u007f]/.test(value)) {
+    throw ValidationError.of(field, 'must be 1 to 256 printable characters');
   }
 }
 

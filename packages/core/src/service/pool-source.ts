@@ -79,9 +79,10 @@ export interface OwnerPoolsOptions {
 interface PoolEntry {
   pool: SmtpPool;
   sender: ParsedAddress | undefined;
-  owners: Set<string>;
   inUse: number;
   lastUsed: number;
+  /** Set once replaced or idle: closed as soon as no send uses it. */
+  retired: boolean;
 }
 
 interface Resolved {
@@ -90,13 +91,17 @@ interface Resolved {
 }
 
 /**
- * Pools cached per server set (servers, credentials included), so every owner sends through its own servers and two
- * agents of one owner share connections. A pool is closed when idle, or when its owner's configuration changes.
+ * Pools cached per owner and server set (servers, credentials included), so every owner sends through its own
+ * servers with connections, health and preferences of its own, and the agents of one owner share them. A pool is
+ * closed when idle, or once its owner's servers resolve to another set (a configuration change); never while a
+ * send uses it.
  */
 export class OwnerPools implements PoolSource {
   private readonly pools = new Map<string, PoolEntry>();
   private readonly resolved = new Map<string, Resolved>();
-  private readonly pending = new Map<string, Promise<PoolEntry>>();
+  private readonly pending = new Map<string, { generation: number; entry: Promise<PoolEntry> }>();
+  /** Bumped by `invalidate`: a resolution that began before it is not cached. */
+  private readonly generations = new Map<string, number>();
   private readonly idleMs: number;
   private readonly resolveTtlMs: number;
   private readonly sweeper: NodeJS.Timeout;
@@ -105,7 +110,7 @@ export class OwnerPools implements PoolSource {
   constructor(private readonly options: OwnerPoolsOptions) {
     this.idleMs = options.idleMs ?? 300_000;
     this.resolveTtlMs = options.resolveTtlMs ?? 30_000;
-    this.sweeper = setInterval(() => this.closeIdle(), Math.max(1_000, Math.floor(this.idleMs / 2)));
+    this.sweeper = setInterval(() => this.sweep(), Math.max(1_000, Math.floor(Math.min(this.idleMs, this.resolveTtlMs) / 2)));
     this.sweeper.unref();
   }
 
@@ -123,6 +128,7 @@ export class OwnerPools implements PoolSource {
     } finally {
       entry.inUse--;
       entry.lastUsed = Date.now();
+      if (entry.retired && entry.inUse === 0) this.closePool(entry);
     }
   }
 
@@ -136,16 +142,15 @@ export class OwnerPools implements PoolSource {
   }
 
   /**
-   * Forgets what was resolved for `ownerId` (all owners without one) and closes, once their sends settle, the pools
-   * only that owner used: its configuration changed, so the next send resolves its servers again.
+   * Forgets the servers resolved for `ownerId` (for every owner without one): the next send resolves them again.
+   * Its pool stays if they resolve to the same set (a change to another of its configs), and is closed, once its
+   * sends are done, if they do not.
    */
   invalidate(ownerId?: string): void {
-    for (const key of [...this.resolved.keys()]) if (ownerId === undefined || key.startsWith(`${ownerId}\u0000`)) this.resolved.delete(key);
-    for (const [key, entry] of this.pools) {
-      if (ownerId !== undefined && !entry.owners.has(ownerId)) continue;
-      entry.owners.delete(ownerId ?? '');
-      if (ownerId === undefined || entry.owners.size === 0) this.retire(key, entry);
-    }
+    const owners = ownerId === undefined ? new Set([...this.resolved.keys(), ...this.pending.keys()].map(ownerOf)) : new Set([ownerId]);
+    for (const owner of owners) this.generations.set(owner, (this.generations.get(owner) ?? 0) + 1);
+    for (const key of [...this.resolved.keys()]) if (owners.has(ownerOf(key))) this.resolved.delete(key);
+    for (const key of [...this.pending.keys()]) if (owners.has(ownerOf(key))) this.pending.delete(key);
   }
 
   async close(options?: PoolCloseOptions): Promise<void> {
@@ -164,15 +169,19 @@ export class OwnerPools implements PoolSource {
     const cached = resolved && resolved.until > Date.now() ? this.pools.get(resolved.key) : undefined;
     if (cached) return cached;
     // One resolution per scope at a time: a burst of sends for a new owner reads its configuration once.
+    const generation = this.generations.get(scope.ownerId) ?? 0;
     let pending = this.pending.get(key);
-    if (!pending) {
-      pending = this.open(scope).finally(() => this.pending.delete(key));
+    if (!pending || pending.generation !== generation) {
+      const entry = this.open(scope, generation).finally(() => {
+        if (this.pending.get(key)?.entry === entry) this.pending.delete(key);
+      });
+      pending = { generation, entry };
       this.pending.set(key, pending);
     }
-    return pending;
+    return pending.entry;
   }
 
-  private async open(scope: PoolScope): Promise<PoolEntry> {
+  private async open(scope: PoolScope, generation: number): Promise<PoolEntry> {
     let servers: readonly SmtpServerConfig[];
     try {
       servers = await this.options.resolve(scope);
@@ -184,46 +193,49 @@ export class OwnerPools implements PoolSource {
         cause: err,
       });
     }
-    const resolved = resolveSmtpServerConfigs(servers);
-    const setKey = serverSetKey(resolved);
+    // The configuration changed while it was being read: what was read may be the old one, so read it again.
+    if ((this.generations.get(scope.ownerId) ?? 0) !== generation) return this.entryFor(scope);
+    const setKey = `${scope.ownerId}\u0000${serverSetKey(resolveSmtpServerConfigs(servers))}`;
     let entry = this.pools.get(setKey);
     if (!entry) {
-      entry = {
-        pool: new SmtpPool({ servers, ...this.options.pool, logger: this.options.logger }),
-        sender: senderFromServers(servers),
-        owners: new Set(),
-        inUse: 0,
-        lastUsed: Date.now(),
-      };
+      entry = { pool: new SmtpPool({ servers, ...this.options.pool, logger: this.options.logger }), sender: senderFromServers(servers), inUse: 0, lastUsed: Date.now(), retired: false };
       this.pools.set(setKey, entry);
     }
-    entry.owners.add(scope.ownerId);
-    const previous = this.resolved.get(scopeKey(scope));
     this.resolved.set(scopeKey(scope), { key: setKey, until: Date.now() + this.resolveTtlMs });
-    // The scope's servers changed since the last resolution: its old pool goes once nobody else uses it.
-    if (previous && previous.key !== setKey) {
-      const old = this.pools.get(previous.key);
-      if (old && ![...this.resolved.values()].some((r) => r.key === previous.key)) this.retire(previous.key, old);
-    }
+    // The owner's servers changed: its pools for other sets go once no scope resolves to them (an agent of the
+    // owner that still needs one re-opens it at its next send).
+    const ownerPrefix = `${scope.ownerId}\u0000`;
+    const inUse = new Set([...this.resolved.values()].map((r) => r.key));
+    for (const key of [...this.pools.keys()]) if (key.startsWith(ownerPrefix) && key !== setKey && !inUse.has(key)) this.retire(key);
     return entry;
   }
 
-  private closeIdle(): void {
+  /** Drops expired resolutions (a long-lived pool would otherwise collect one per scope forever) and idle pools. */
+  private sweep(): void {
     const now = Date.now();
+    for (const [key, resolved] of this.resolved) if (resolved.until <= now) this.resolved.delete(key);
     for (const [key, entry] of this.pools) {
-      if (entry.inUse === 0 && now - entry.lastUsed >= this.idleMs) this.retire(key, entry);
+      if (entry.inUse === 0 && now - entry.lastUsed >= this.idleMs) this.retire(key);
     }
   }
 
-  private retire(key: string, entry: PoolEntry): void {
+  private retire(key: string): void {
+    const entry = this.pools.get(key);
+    if (!entry) return;
     this.pools.delete(key);
     for (const [scope, resolved] of this.resolved) if (resolved.key === key) this.resolved.delete(scope);
-    // Not forced: sends that hold the pool finish first (SmtpPool.close waits for them).
-    entry.pool.close().catch((err: unknown) => this.options.logger.warn({ err }, 'could not close an idle SMTP pool'));
+    entry.retired = true;
+    if (entry.inUse === 0) this.closePool(entry);
+  }
+
+  private closePool(entry: PoolEntry): void {
+    entry.pool.close().catch((err: unknown) => this.options.logger.warn({ err }, 'could not close an SMTP pool'));
   }
 }
 
+// NUL cannot occur in an owner id (the stores refuse it), so owner and agent cannot run into each other here.
 const scopeKey = (scope: PoolScope): string => `${scope.ownerId}\u0000${scope.agentId ?? ''}`;
+const ownerOf = (key: string): string => key.slice(0, key.indexOf('\u0000'));
 
 /** Keys the server-set hashes: without it a weak password could be guessed from a hash seen in a heap dump. */
 const SERVER_SET_KEY = randomBytes(32);
