@@ -108,6 +108,12 @@ export function mergeSmtpConfigInput(input: SmtpConfigInput, existing: StoredSmt
   if (c.password !== undefined && c.password !== null && username === undefined) {
     throw ValidationError.of('password', 'needs a username: set username to the login name, or leave the password out');
   }
+  // A stored password goes only where it was given for: moving the account to another host, port or security mode
+  // (or login) needs the password again, so an edit cannot send the old one to a server of the editor's choosing.
+  const moved = existing !== undefined && (host !== existing.host || (port ?? DEFAULT_PORTS[security]) !== existing.port || securityChanged || username !== existing.username);
+  if (moved && existing.passwordCiphertext !== undefined && username !== undefined && (c.password === undefined || c.password === null || c.password === '')) {
+    throw ValidationError.of('password', 'is required again when host, port, security or username changes: the stored one stays with the old server');
+  }
   const fromAddress = c.fromAddress === null ? undefined : (c.fromAddress ?? existing?.fromAddress);
   if (fromAddress !== undefined) parseAddress(fromAddress, 'fromAddress');
   const fromName = c.fromName === null ? undefined : (c.fromName ?? existing?.fromName);

@@ -278,7 +278,11 @@ describe('storedCredentials: which servers, and telling a cache when they change
     expect(second[0]!.auth!.pass).toBe('another-password');
 
     // A change another process made (straight to the store) is found on the next read and reported.
-    await saveSmtpConfig({ store, keyRing: ringV1 }, ownerId, { id: a.id, host: 'moved.example.com' }, { test: false });
+    // Moving the account to another host needs its password again: the stored one stays with the old server.
+    await expect(saveSmtpConfig({ store, keyRing: ringV1 }, ownerId, { id: a.id, host: 'moved.example.com' }, { test: false })).rejects.toMatchObject({
+      field: 'password',
+    });
+    await saveSmtpConfig({ store, keyRing: ringV1 }, ownerId, { id: a.id, host: 'moved.example.com', password: 'moved-password' }, { test: false });
     const third = await credentials.resolve({ ownerId });
     expect(third[0]!.host).toBe('moved.example.com');
     expect(changed).toEqual([ownerId, ownerId, ownerId]);
