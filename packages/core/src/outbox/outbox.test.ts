@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { createMailer } from '../mailer/mailer.js';
 import { MemoryStore } from '../store/memory-store.js';
 import { newOutboxRecord, sampleStoredEmail } from '../testing/outbox-record-fixture.js';
-import { sleep, useOutboxSetup, waitForStatus } from './__fixtures__/outbox-setup.js';
+import { sleep, useOutboxSetup, waitFor, waitForStatus, watchClaims } from './__fixtures__/outbox-setup.js';
 
 const { resources, setup } = useOutboxSetup();
 
@@ -25,22 +25,27 @@ describe('outbox: enqueue and workers', () => {
   });
 
   it('does not send a scheduled message before sendAt, and sends it after', async () => {
-    const { sink, mailer } = await setup();
+    const { sink, store, mailer } = await setup();
+    const claims = watchClaims(store);
     mailer.startWorker({ pollMs: 20 });
     const sendAt = new Date(Date.now() + 400);
     const queued = await mailer.enqueue({ ...email('Later'), sendAt });
-    await sleep(250);
+    // A claim ran after the enqueue and found nothing due.
+    await claims.claimedSince(Date.now());
     expect(sink.messages).toHaveLength(0);
     await waitForStatus(mailer, queued.id, 'sent');
     expect(sink.messages[0]!.receivedAt.getTime()).toBeGreaterThanOrEqual(sendAt.getTime());
   });
 
   it('never sends a message cancelled before it was claimed', async () => {
-    const { sink, mailer } = await setup();
+    const { sink, store, mailer } = await setup();
+    const claims = watchClaims(store);
     const queued = await mailer.enqueue({ ...email('Cancelled'), sendAt: new Date(Date.now() + 200) });
     expect(await mailer.cancel(queued.id)).toEqual({ cancelled: true, status: 'cancelled' });
     mailer.startWorker({ pollMs: 20 });
-    await sleep(400);
+    // A claim after the message would have been due, then close: whatever the worker did is over.
+    await claims.claimedSince(Date.now() + 250);
+    await mailer.close();
     expect(sink.stats.connections).toBe(0);
     expect((await mailer.getStatus(queued.id))!.status).toBe('cancelled');
     await expect(mailer.cancel('msg_nope')).rejects.toMatchObject({ code: 'NOT_FOUND' });
@@ -54,7 +59,7 @@ describe('outbox: enqueue and workers', () => {
     await expect(mailer.enqueue({ ...email('Different'), idempotencyKey: 'k-1' })).rejects.toMatchObject({ code: 'IDEMPOTENCY_CONFLICT' });
     mailer.startWorker({ pollMs: 20 });
     await waitForStatus(mailer, results[0]!.id, 'sent');
-    await sleep(100);
+    await mailer.close();
     expect(sink.messages).toHaveLength(1);
   });
 
@@ -128,12 +133,14 @@ describe('outbox: enqueue and workers', () => {
   });
 
   it('marks an ambiguous outcome unknown and never resends it', async () => {
-    const { sink, mailer } = await setup({ behavior: { data: () => 'drop' } });
+    const { sink, store, mailer } = await setup({ behavior: { data: () => 'drop' } });
+    const claims = watchClaims(store);
     const queued = await mailer.enqueue(email('Ambiguous'));
     mailer.startWorker({ pollMs: 20 });
     await waitForStatus(mailer, queued.id, 'unknown');
     sink.behavior = {};
-    await sleep(400);
+    await claims.claimedSince(Date.now());
+    await mailer.close();
     expect(sink.messages).toHaveLength(1);
   });
 
@@ -147,7 +154,7 @@ describe('outbox: enqueue and workers', () => {
     expect(statuses.filter((s) => s === 'sending')).toHaveLength(0);
     expect(statuses.filter((s) => s === 'sent').length).toBe(sink.messages.length);
     const count = sink.messages.length;
-    await sleep(200);
+    await mailer.close();
     expect(sink.messages.length).toBe(count);
   });
 
@@ -165,13 +172,15 @@ describe('outbox: enqueue and workers', () => {
   });
 
   it('keeps the lease of a slow send alive, so it is never taken over and sent twice', async () => {
-    const { sink, mailer } = await setup({ behavior: { data: () => 'hang' } });
+    const { sink, store, mailer } = await setup({ behavior: { data: () => 'hang' } });
+    const claims = watchClaims(store);
     await mailer.reload([{ ...sink.serverConfig({ name: 'sink', maxRetries: 0 }), timeouts: { socketMs: 1_000 } }]);
     const queued = await mailer.enqueue(email('Slow'));
     mailer.startWorker({ pollMs: 20, leaseMs: 300 });
     mailer.startWorker({ pollMs: 20, leaseMs: 300, workerId: 'second' });
     const report = await waitForStatus(mailer, queued.id, 'unknown');
-    await sleep(400);
+    await claims.claimedSince(Date.now() + 350);
+    await mailer.close();
     expect(sink.messages).toHaveLength(1);
     expect(report).toMatchObject({ attempt: 1, possibleDuplicate: false });
     expect(report.history.map((e) => e.type)).toEqual(['queued', 'claimed', 'unknown']);
@@ -184,9 +193,11 @@ describe('outbox: enqueue and workers', () => {
     resources.track(bob);
     const bobs = await bob.enqueue(email('Bob private'));
     const alices = await alice.enqueue(email('Alice'));
+    const claims = watchClaims(store);
     alice.startWorker({ pollMs: 20 });
     await waitForStatus(alice, alices.id, 'sent');
-    await sleep(200);
+    // Alice's worker polled again after sending hers, and left Bob's alone.
+    await claims.claimedSince(Date.now());
     expect(aliceSink.messages.map((m) => m.subject)).toEqual(['Alice']);
     expect((await bob.getStatus(bobs.id))!.status).toBe('queued');
     bob.startWorker({ pollMs: 20 });
@@ -199,8 +210,11 @@ describe('outbox: enqueue and workers', () => {
     const queued = await mailer.enqueue(email('Audited'));
     mailer.startWorker({ pollMs: 20 });
     await waitForStatus(mailer, queued.id, 'sent');
-    await sleep(50);
-    const entries = await store.audit.list(mailer.ownerId);
+    // The audit entry is written after the settle.
+    const entries = await waitFor('the send audit entry', async () => {
+      const list = await store.audit.list(mailer.ownerId);
+      return list.length === 2 ? list : undefined;
+    });
     expect(entries.map((e) => `${e.action}/${e.outcome}`)).toEqual(['send/ok', 'enqueue/ok']);
     expect(entries[0]).toMatchObject({ messageId: queued.id, detail: { status: 'sent', to: ['ada@example.com'], server: 'sink' } });
   });
@@ -219,8 +233,10 @@ describe('outbox: enqueue and workers', () => {
     const result = await mailer.send(email('Once despite the store'));
     expect(result.status).toBe('sent');
     expect((await mailer.getStatus(result.id))!.status).toBe('sent');
+    const claims = watchClaims(store);
     mailer.startWorker({ pollMs: 20 });
-    await sleep(200);
+    await claims.claimedSince(Date.now());
+    await mailer.close();
     expect(sink.messages).toHaveLength(1);
   });
 
@@ -259,8 +275,9 @@ describe('outbox: enqueue and workers', () => {
     const entries = await store.audit.list(mailer.ownerId, { action: 'send', limit: 10 });
     const original = entries.find((e) => e.messageId === queued.id)!;
     expect(original.detail).toMatchObject({ deferred: ['bob@example.com'], to: ['ada@example.com', 'bob@example.com'] });
-    await sleep(50);
-    const followUp = (await store.audit.list(mailer.ownerId, { action: 'send', limit: 10 })).find((e) => e.messageId === original.detail.followUp)!;
+    const followUp = await waitFor('the follow-up audit entry', async () =>
+      (await store.audit.list(mailer.ownerId, { action: 'send', limit: 10 })).find((e) => e.messageId === original.detail.followUp),
+    );
     expect(followUp.detail).toMatchObject({ status: 'sent', to: ['bob@example.com'] });
   });
 
