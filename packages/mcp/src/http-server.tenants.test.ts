@@ -1,9 +1,9 @@
-import { createServer, type Server, type Socket } from 'node:net';
+import { connect as connectTcp, createServer, type Server, type Socket } from 'node:net';
 import { ConfigError, createMailer, createMailService, type MailService, MemoryStore, type SmtpServerConfig } from '@agent-smtp/core';
 import { type SmtpSink, startSmtpSink } from '@agent-smtp/core/testing';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import type { CallToolResult, JSONRPCMessage, RequestId } from '@modelcontextprotocol/sdk/types.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { hashMcpToken, type McpHttpServer, type McpHttpServerOptions, startMcpHttpServer } from './index.js';
 
@@ -176,25 +176,75 @@ describe('startMcpHttpServer with a service: one server, many users', () => {
   });
 });
 
-/** A TCP server that accepts connections and never says a word: a send to it hangs before the SMTP greeting. */
-async function silentServer(): Promise<{ port: number; sockets: Socket[]; bytes: () => number }> {
+/**
+ * An SMTP server that says nothing until released: a send to it stays in flight, before the greeting, for as long as
+ * the test wants. Once released, each connection still open is relayed to `upstream` byte for byte. Never released
+ * (or without an upstream) it is a server hung before its greeting. Only the client closes a connection before the
+ * test's cleanup, so `closed()` counts the connections the client gave up on.
+ */
+async function heldServer(upstream?: SmtpSink): Promise<{ port: number; sockets: Socket[]; closed: () => number; release: () => void }> {
   const sockets: Socket[] = [];
-  let received = 0;
-  const server: Server = createServer((socket) => {
+  let closed = 0;
+  let released = false;
+  const relay = (socket: Socket): void => {
+    if (!upstream || socket.destroyed) return;
+    const server = connectTcp(upstream.port, upstream.host);
+    server.on('error', () => socket.destroy());
+    socket.pipe(server).pipe(socket);
+    server.once('close', () => socket.destroy());
+    socket.once('close', () => server.destroy());
+  };
+  const listener: Server = createServer((socket) => {
     sockets.push(socket);
-    socket.on('data', (chunk: Buffer) => (received += chunk.length));
+    socket.on('error', () => undefined);
+    socket.once('close', () => closed++);
+    if (released) relay(socket);
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
   cleanups.push(() => {
     sockets.forEach((s) => s.destroy());
-    return new Promise<void>((resolve) => server.close(() => resolve()));
+    return new Promise<void>((resolve) => listener.close(() => resolve()));
   });
-  return { port: (server.address() as { port: number }).port, sockets, bytes: () => received };
+  return {
+    port: (listener.address() as { port: number }).port,
+    sockets,
+    closed: () => closed,
+    release: () => {
+      released = true;
+      sockets.forEach(relay);
+    },
+  };
+}
+
+/** A client whose tools/call request ids are recorded as it sends them, so a test can name one in a cancellation. */
+async function connectRecordingCalls(http: McpHttpServer, token: string): Promise<{ client: Client; callIds: RequestId[] }> {
+  const callIds: RequestId[] = [];
+  const transport = new StreamableHTTPClientTransport(new URL(`${http.url}/mcp`), { requestInit: { headers: { Authorization: `Bearer ${token}` } } });
+  const send = transport.send.bind(transport);
+  transport.send = (message: JSONRPCMessage, options) => {
+    if ('method' in message && message.method === 'tools/call' && 'id' in message) callIds.push(message.id);
+    return send(message, options);
+  };
+  const client = new Client({ name: 'tenant-test', version: '1.0.0' });
+  await client.connect(transport);
+  cleanups.push(() => client.close());
+  return { client, callIds };
+}
+
+/** Posts `notifications/cancelled` for `requestId` with `token`, as an MCP client does; resolves with the HTTP status once the server handled it. */
+async function postCancellation(http: McpHttpServer, token: string, requestId: RequestId): Promise<number> {
+  const response = await fetch(`${http.url}/mcp`, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json', Accept: 'application/json, text/event-stream' },
+    body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId, reason: 'changed my mind' } }),
+  });
+  await response.arrayBuffer();
+  return response.status;
 }
 
 describe('a tool call cancelled by the MCP client', () => {
-  it('aborts a send hung before the SMTP server answered: the call ends, the record is not sent, nothing arrived', async () => {
-    const hung = await silentServer();
+  it('aborts a send hung before the SMTP server answered: the call ends, the record is not sent, the connection is closed', async () => {
+    const hung = await heldServer();
     const bystander = await sink();
     const { service, store } = serviceFor({
       alice: [{ host: '127.0.0.1', port: hung.port, name: 'hung', from: 'alice@alice.example', maxRetries: 0, timeouts: { greetingMs: 60_000 } }],
@@ -223,9 +273,67 @@ describe('a tool call cancelled by the MCP client', () => {
     });
     expect(record.status).not.toBe('sent');
     expect(record.error).toMatchObject({ code: 'ABORTED', retryable: true });
+    // The send let go of the server it was waiting on: its one connection was closed by the client, not left to
+    // the 60 s greeting timeout.
+    await poll('the client to close its SMTP connection', () => (hung.closed() === hung.sockets.length ? true : undefined));
+    expect(hung.sockets).toHaveLength(1);
+    expect(hung.closed()).toBe(1);
     // The cancelled request's HTTP response was ended too: nothing holds its connection or its bytes.
     await poll('no request in flight', () => (http.inFlight().requests === 0 ? true : undefined));
-    expect(hung.bytes()).toBe(0);
     expect(bystander.stats.connections).toBe(0);
+  });
+
+  it('ignores a cancellation naming another owner’s request: the same notification stops the call only with its owner’s token', async () => {
+    const aliceSink = await sink();
+    const held = await heldServer(aliceSink);
+    const bobSink = await sink();
+    const { service, store } = serviceFor({
+      alice: [{ host: '127.0.0.1', port: held.port, name: 'alice-smtp', from: 'alice@alice.example', starttls: 'disabled', maxRetries: 0, timeouts: { greetingMs: 60_000 } }],
+      bob: [bobSink.serverConfig({ name: 'bob-smtp', from: 'bob@bob.example' })],
+    });
+    const http = await serve({ service, tokens: callers });
+    const { client: alice, callIds } = await connectRecordingCalls(http, TOKEN_A);
+
+    // Alice's own cancellation of a held call stops it: this notification, sent this way, does reach a call.
+    const stopped = alice.callTool({ name: 'send_email', arguments: { to: 'ada@example.com', subject: 'Stopped by Alice', body: 'x', idempotency_key: 'stopped' } }, undefined, {
+      timeout: 60_000,
+    });
+    // The server ends a cancelled request without an answer, so this call stays open until the client closes.
+    stopped.catch(() => undefined);
+    await poll('the first SMTP connection', () => (held.sockets.length === 1 ? true : undefined));
+    expect(await postCancellation(http, TOKEN_A, callIds[0]!)).toBe(202);
+    const aborted = await poll('the cancelled record to settle', async () => {
+      const found = await store.outbox.findByIdempotencyKey('alice', 'stopped');
+      return found && found.status !== 'sending' && found.status !== 'queued' ? found : undefined;
+    });
+    expect(aborted.error).toMatchObject({ code: 'ABORTED' });
+    await poll('the client to close the first SMTP connection', () => (held.closed() === 1 ? true : undefined));
+
+    // The same notification naming Alice's next call, sent with Bob's token, is ignored.
+    const kept = alice.callTool({ name: 'send_email', arguments: { to: 'ada@example.com', subject: 'Kept', body: 'x', idempotency_key: 'kept' } }, undefined, {
+      timeout: 60_000,
+    });
+    // Awaited below; this only keeps a failure earlier in the test from leaving the call's rejection unhandled.
+    kept.catch(() => undefined);
+    await poll('the second SMTP connection', () => (held.sockets.length === 2 ? true : undefined));
+    expect(callIds).toHaveLength(2);
+    // The server answers a cancellation once it has acted on it (or not), so the call is still held here.
+    expect(await postCancellation(http, TOKEN_B, callIds[1]!)).toBe(202);
+    held.release();
+    // Read from the store, which settles either way; a cancelled call would leave `kept` without an answer.
+    const settled = await poll('the kept record to settle', async () => {
+      const found = await store.outbox.findByIdempotencyKey('alice', 'kept');
+      return found && found.status !== 'sending' && found.status !== 'queued' ? found : undefined;
+    });
+    expect(settled).toMatchObject({ status: 'sent' });
+    const result = (await kept) as CallToolResult;
+    expect(result.isError).toBeFalsy();
+    expect(result.structuredContent).toMatchObject({ status: 'sent' });
+
+    // Which server received what, counted once each has seen its last connection close.
+    await service.close();
+    await Promise.all([sinkDone(aliceSink), sinkDone(bobSink)]);
+    expect(aliceSink.messages.map((m) => [m.subject, m.envelope.from])).toEqual([['Kept', 'alice@alice.example']]);
+    expect(bobSink.stats.connections).toBe(0);
   });
 });

@@ -170,9 +170,10 @@ describe('Mailer.send against a real SMTP server', () => {
     const conflict = m.send({ ...email, text: 'something else' });
     await expect(conflict).rejects.toMatchObject({ code: 'IDEMPOTENCY_CONFLICT' });
     await expect(conflict).rejects.toSatisfy(AgentSmtpError.isInstance);
-    await new Promise((r) => setTimeout(r, 100));
-    expect(server.messages).toHaveLength(1);
     expect(await m.getStatus(first.id)).toMatchObject({ status: 'sent', idempotencyKey: 'order-42-receipt' });
+    // Once the mailer has closed, nothing more can reach the sink: what it has now is all it would ever get.
+    await m.close();
+    expect(server.messages).toHaveLength(1);
   });
 
   it('sends once when the same key is used by concurrent calls', async () => {
@@ -182,7 +183,7 @@ describe('Mailer.send against a real SMTP server', () => {
     const results = await Promise.all(Array.from({ length: 20 }, () => m.send(email)));
     expect(new Set(results.map((r) => r.id)).size).toBe(1);
     expect(results.filter((r) => !r.replayed)).toHaveLength(1);
-    await new Promise((r) => setTimeout(r, 100));
+    await m.close();
     expect(server.messages).toHaveLength(1);
   });
 
@@ -207,10 +208,14 @@ describe('Mailer.send against a real SMTP server', () => {
     const m = mailer({ servers: () => current, env: { SMTP_HOST: '127.0.0.1', SMTP_PORT: String(b.port) } });
     current = [b.serverConfig({ name: 'b' })];
     await m.reload();
-    expect((await m.send({ to: 'x@example.com', subject: 's', text: 't' })).server).toBe('b');
+    expect((await m.send({ to: 'x@example.com', subject: 'after reading the function again', text: 't' })).server).toBe('b');
     const fixed = mailer({ servers: [a.serverConfig({ name: 'a' })], env: { SMTP_HOST: '127.0.0.1', SMTP_PORT: String(b.port) } });
     await fixed.reload();
     expect(fixed.status().servers.map((s) => s.name)).toEqual(['a']);
+    expect((await fixed.send({ to: 'x@example.com', subject: 'after keeping the list', text: 't' })).server).toBe('a');
+    // Each sink kept its message before answering 250, so once the sends resolved both lists are complete.
+    expect(b.messages.map((received) => received.subject)).toEqual(['after reading the function again']);
+    expect(a.messages.map((received) => received.subject)).toEqual(['after keeping the list']);
   });
 
   it('takes its servers and sender from the environment when none are given', async () => {

@@ -85,10 +85,12 @@ describe('SmtpPool closing connections', () => {
     const old = await resources.sink();
     const next = await resources.sink();
     const pool = pools.pool({ servers: [{ ...old.serverConfig(), name: 'old' }] });
-    await pool.send(poolMessage());
+    await pool.send(poolMessage({ subject: 'before reload' }));
     pool.reload([{ ...next.serverConfig(), name: 'next' }]);
     await until(() => old.stats.closed === old.stats.connections, 'the old server’s connections to close');
     expect(old.stats.quits).toBe(old.stats.connections);
-    expect((await pool.send(poolMessage())).server).toBe('next');
+    expect((await pool.send(poolMessage({ subject: 'after reload' }))).server).toBe('next');
+    expect(next.messages.map((received) => received.subject)).toEqual(['after reload']);
+    expect(old.messages.map((received) => received.subject)).toEqual(['before reload']);
   });
 });

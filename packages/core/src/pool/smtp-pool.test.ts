@@ -4,6 +4,8 @@ import { useTestResources } from '../__fixtures__/test-resources.js';
 import type { SmtpServerConfig } from '../config/smtp-server-config.js';
 import { SmtpError } from '../errors/smtp-error.js';
 import { createMailer, type Mailer } from '../mailer/mailer.js';
+import type { SmtpSink } from '../testing/smtp-sink.js';
+import { until } from './__fixtures__/pool-fixtures.js';
 import { classifySmtpError } from './classify-smtp-error.js';
 
 const resources = useTestResources();
@@ -34,13 +36,18 @@ async function closedPort(): Promise<number> {
 
 const email = { to: 'ada@example.com', subject: 'Failover', text: 'hello' };
 
+/** The subjects a sink received, oldest first: which message went where, not just how many. */
+function subjects(sink: SmtpSink): (string | undefined)[] {
+  return sink.messages.map((message) => message.subject);
+}
+
 describe('SmtpPool failover', () => {
   it('fails over when the primary refuses connections', async () => {
     const backup = await sink();
     const m = mailer({ host: '127.0.0.1', port: await closedPort() }, backup.serverConfig());
     const result = await m.send(email);
     expect(result).toMatchObject({ status: 'sent', server: 'secondary' });
-    expect(await backup.waitForMessages(1)).toHaveLength(1);
+    expect((await backup.waitForMessages(1)).map((received) => received.messageId)).toEqual([result.messageId]);
     const [primary] = m.status().servers;
     expect(primary).toMatchObject({ name: 'primary', state: 'backoff', healthy: false, consecutiveFailures: 1 });
     expect(primary!.lastError).toMatchObject({ failure: 'transient' });
@@ -56,7 +63,7 @@ describe('SmtpPool failover', () => {
     const result = await m.send(email);
     expect(result.server).toBe('secondary');
     expect(first.messages).toHaveLength(0);
-    expect(await backup.waitForMessages(1)).toHaveLength(1);
+    expect((await backup.waitForMessages(1)).map((received) => received.messageId)).toEqual([result.messageId]);
     expect(m.status().servers[0]!.lastError?.failure).toBe('transient');
   });
 
@@ -68,7 +75,7 @@ describe('SmtpPool failover', () => {
     const result = await m.send(email);
     expect(result.server).toBe('secondary');
     expect(first.messages).toHaveLength(0);
-    expect(await backup.waitForMessages(1)).toHaveLength(1);
+    expect((await backup.waitForMessages(1)).map((received) => received.messageId)).toEqual([result.messageId]);
     const primary = m.status().servers[0]!;
     expect(primary.lastError).toMatchObject({ failure: 'auth', code: 'EAUTH' });
     // The auth backoff (10 s, jittered down to no less than half) rather than the transient one (1 s).
@@ -80,9 +87,11 @@ describe('SmtpPool failover', () => {
     const untrusted = await sink({ tls: 'starttls' });
     const backup = await sink();
     const m = mailer({ ...untrusted.serverConfig(), tls: {} }, backup.serverConfig(), 1_000);
-    expect((await m.send(email)).server).toBe('secondary');
+    const result = await m.send(email);
+    expect(result.server).toBe('secondary');
     expect(m.status().servers[0]!.lastError).toMatchObject({ failure: 'auth', code: 'ESOCKET' });
     expect(untrusted.messages).toHaveLength(0);
+    expect((await backup.waitForMessages(1)).map((received) => received.messageId)).toEqual([result.messageId]);
   });
 
   it('does not fail over on 550 5.1.1 and reports the server’s words', async () => {
@@ -93,10 +102,11 @@ describe('SmtpPool failover', () => {
     expect(error).toBeInstanceOf(SmtpError);
     expect(error).toMatchObject({ code: 'SMTP_REJECTED', retryable: false, server: 'primary', responseCode: 550 });
     expect((error as SmtpError).response).toContain('5.1.1');
-    await new Promise((r) => setTimeout(r, 100));
+    expect(m.status().servers[0]!.healthy).toBe(true);
+    // Once the mailer has closed, nothing more can reach the backup: what it has now is all it would ever get.
+    await m.close();
     expect(backup.messages).toHaveLength(0);
     expect(backup.stats.connections).toBe(0);
-    expect(m.status().servers[0]!.healthy).toBe(true);
   });
 
   it('reports a partial rejection as accepted and rejected lists', async () => {
@@ -117,10 +127,11 @@ describe('SmtpPool failover', () => {
     const result = await m.send(email);
     expect(result.status).toBe('unknown');
     expect(result.server).toBe('primary');
-    await new Promise((r) => setTimeout(r, 300));
-    expect(first.messages).toHaveLength(1);
-    expect(backup.messages).toHaveLength(0);
     expect((await m.getStatus(result.id))!.status).toBe('unknown');
+    expect((await first.waitForMessages(1)).map((received) => received.messageId)).toEqual([result.messageId]);
+    await m.close();
+    expect(first.messages).toHaveLength(1);
+    expect(backup.stats.connections).toBe(0);
   });
 
   it('gives status unknown when the connection drops after the final dot', async () => {
@@ -129,24 +140,27 @@ describe('SmtpPool failover', () => {
     const m = mailer(first.serverConfig(), backup.serverConfig());
     const result = await m.send(email);
     expect(result.status).toBe('unknown');
-    await new Promise((r) => setTimeout(r, 200));
+    expect((await first.waitForMessages(1)).map((received) => received.messageId)).toEqual([result.messageId]);
+    await m.close();
     expect(first.messages).toHaveLength(1);
-    expect(backup.messages).toHaveLength(0);
+    expect(backup.stats.connections).toBe(0);
   });
 
   it('brings a failed server back after its backoff (half-open probe)', async () => {
     const first = await sink({ behavior: { connect: () => ({ code: 421, message: '4.3.2 try later' }) } });
     const backup = await sink();
     const m = mailer(first.serverConfig(), backup.serverConfig(), 300);
-    expect((await m.send(email)).server).toBe('secondary');
-    expect((await m.send(email)).server).toBe('secondary');
+    expect((await m.send({ ...email, subject: 'refused 1' })).server).toBe('secondary');
+    expect((await m.send({ ...email, subject: 'refused 2' })).server).toBe('secondary');
     first.behavior = {};
-    await new Promise((r) => setTimeout(r, 700));
-    expect(m.status().servers[0]!.state).toBe('half-open');
-    expect((await m.send(email)).server).toBe('primary');
+    // The first backoff is 300 ms jittered down, so the server turns half-open well within the wait.
+    await until(() => m.status().servers[0]!.state === 'half-open', 'the primary to turn half-open');
+    expect((await m.send({ ...email, subject: 'probe' })).server).toBe('primary');
     expect(m.status().servers[0]).toMatchObject({ state: 'healthy', consecutiveFailures: 0 });
-    expect((await m.send(email)).server).toBe('primary');
-    expect(first.messages).toHaveLength(2);
+    expect((await m.send({ ...email, subject: 'recovered' })).server).toBe('primary');
+    // Each sink kept a message before answering 250, so once the sends resolved both lists are complete.
+    expect(subjects(backup)).toEqual(['refused 1', 'refused 2']);
+    expect(subjects(first)).toEqual(['probe', 'recovered']);
   });
 
   it('fails with SMTP_UNAVAILABLE naming every attempt when no server takes the message', async () => {
@@ -162,29 +176,36 @@ describe('SmtpPool failover', () => {
   });
 
   it('prefers a server chosen with useServer, and verifies each server', async () => {
-    const a = await sink();
-    const b = await sink();
-    const m = mailer(a.serverConfig(), b.serverConfig());
+    const primarySink = await sink();
+    const secondarySink = await sink();
+    const m = mailer(primarySink.serverConfig(), secondarySink.serverConfig());
     await m.useServer('secondary');
-    expect((await m.send(email)).server).toBe('secondary');
+    expect((await m.send({ ...email, subject: 'chosen: secondary' })).server).toBe('secondary');
     await m.useServer(null);
-    expect((await m.send(email)).server).toBe('primary');
+    expect((await m.send({ ...email, subject: 'by priority' })).server).toBe('primary');
+    expect(subjects(secondarySink)).toEqual(['chosen: secondary']);
+    expect(subjects(primarySink)).toEqual(['by priority']);
     await expect(m.useServer('nope')).rejects.toMatchObject({ code: 'VALIDATION_ERROR', field: 'server' });
+    const connectionsBefore = [primarySink.stats.connections, secondarySink.stats.connections];
     const verified = await m.testConnection();
     expect(verified.map((v) => [v.name, v.ok])).toEqual([
       ['primary', true],
       ['secondary', true],
     ]);
+    // Each verification opened one connection of its own, to its own server.
+    expect([primarySink.stats.connections, secondarySink.stats.connections]).toEqual(connectionsBefore.map((n) => n + 1));
   });
 
   it('follows a reload that only changes the order of servers of equal priority', async () => {
     const a = await sink();
     const b = await sink();
     const m = resources.track(createMailer({ servers: [a.serverConfig({ name: 'a' }), b.serverConfig({ name: 'b' })], defaults: { from: 'x@example.com' }, env: {} }));
-    expect((await m.send(email)).server).toBe('a');
+    expect((await m.send({ ...email, subject: 'a first' })).server).toBe('a');
     await m.reload([b.serverConfig({ name: 'b' }), a.serverConfig({ name: 'a' })]);
     expect(m.status().servers.map((s) => s.name)).toEqual(['b', 'a']);
-    expect((await m.send(email)).server).toBe('b');
+    expect((await m.send({ ...email, subject: 'b first' })).server).toBe('b');
+    expect(subjects(a)).toEqual(['a first']);
+    expect(subjects(b)).toEqual(['b first']);
   });
 
   it('loses no message when reloaded while 200 sends are in flight', async () => {
@@ -201,7 +222,10 @@ describe('SmtpPool failover', () => {
     expect(received).toHaveLength(220);
     expect(new Set(received.map((r) => r.raw.toString().match(/^Subject: (n\d+)/m)?.[1])).size).toBe(220);
     expect(results.slice(200).every((r) => r.server === 'b')).toBe(true);
-    expect(b.messages.length).toBeGreaterThanOrEqual(20);
+    // The sends after the reload reached b's sink, not just b's name.
+    const subjectOf = (raw: Buffer) => raw.toString().match(/^Subject: (n\d+)/m)?.[1];
+    const atB = new Set(b.messages.map((received) => subjectOf(received.raw)));
+    expect(Array.from({ length: 20 }, (_, i) => `n${200 + i}`).filter((subject) => !atB.has(subject))).toEqual([]);
     expect(m.status().servers.map((s) => s.name)).toEqual(['b']);
   });
 });
