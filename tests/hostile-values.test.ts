@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { createMailer, createMailTools, type MailStore, MemoryStore, type OutgoingEmail, ValidationError } from '@agent-smtp/core';
-import { type SmtpSink, startSmtpSink } from '@agent-smtp/core/testing';
+import { type SmtpSink, startSmtpSink } from '@agent-smtp/testing';
 import { createPostgresStore } from '@agent-smtp/store-postgres';
 import { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';

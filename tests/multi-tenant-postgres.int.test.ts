@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { createMailService, generateKeyRingKey, type MailService, storedCredentials } from '@agent-smtp/core';
-import { type SmtpSink, startSmtpSink } from '@agent-smtp/core/testing';
+import { type SmtpSink, startSmtpSink } from '@agent-smtp/testing';
 import { createPostgresStore, type PostgresStore } from '@agent-smtp/store-postgres';
 import { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';

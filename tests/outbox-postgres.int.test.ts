@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { createMailer, type Mailer } from '@agent-smtp/core';
-import { type SmtpSink, startSmtpSink } from '@agent-smtp/core/testing';
+import { type SmtpSink, startSmtpSink } from '@agent-smtp/testing';
 import { createPostgresStore } from '@agent-smtp/store-postgres';
 import pg from 'pg';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';

@@ -5,7 +5,7 @@
  */
 import { createAiSdkTools } from '@agent-smtp/ai-sdk';
 import { createMailer, loadSmtpServersFromEnv } from '@agent-smtp/core';
-import { startSmtpSink } from '@agent-smtp/core/testing';
+import { startSmtpSink } from '@agent-smtp/testing';
 import { generateText, type LanguageModel, stepCountIs } from 'ai';
 import { MockLanguageModelV3 } from 'ai/test';
 

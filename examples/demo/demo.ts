@@ -4,7 +4,7 @@
  * with SMTP_HOST set (see the README's table) it sends through that server instead.
  */
 import { createMailer, loadSmtpServersFromEnv, type SmtpServerConfig } from '@agent-smtp/core';
-import { type SmtpSink, startSmtpSink } from '@agent-smtp/core/testing';
+import { type SmtpSink, startSmtpSink } from '@agent-smtp/testing';
 
 const envServers = loadSmtpServersFromEnv(process.env);
 let sink: SmtpSink | undefined;

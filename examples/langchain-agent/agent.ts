@@ -5,7 +5,7 @@
  * the recipient).
  */
 import { createMailer, loadSmtpServersFromEnv } from '@agent-smtp/core';
-import { startSmtpSink } from '@agent-smtp/core/testing';
+import { startSmtpSink } from '@agent-smtp/testing';
 import { createLangChainTools } from '@agent-smtp/langchain';
 import { AIMessage, ToolMessage } from '@langchain/core/messages';
 import { fakeModel } from '@langchain/core/testing';

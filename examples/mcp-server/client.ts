@@ -9,7 +9,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import { createMailer } from '@agent-smtp/core';
-import { startSmtpSink } from '@agent-smtp/core/testing';
+import { startSmtpSink } from '@agent-smtp/testing';
 import { startMcpHttpServer } from '@agent-smtp/mcp';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';

@@ -1,5 +1,5 @@
 import { createMailer, defineTool, type Mailer, type MailTool, type ToolContext } from '@agent-smtp/core';
-import { type SmtpSink, startSmtpSink } from '@agent-smtp/core/testing';
+import { type SmtpSink, startSmtpSink } from '@agent-smtp/testing';
 import type { LanguageModelV3GenerateResult } from '@ai-sdk/provider';
 import { generateText, stepCountIs } from 'ai';
 import { MockLanguageModelV3 } from 'ai/test';

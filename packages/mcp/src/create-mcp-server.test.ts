@@ -1,5 +1,5 @@
 import { createMailer, MAIL_TOOL_NAMES, type Mailer, type MailTool, MemoryStore } from '@agent-smtp/core';
-import { type SmtpSink, startSmtpSink } from '@agent-smtp/core/testing';
+import { type SmtpSink, startSmtpSink } from '@agent-smtp/testing';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';

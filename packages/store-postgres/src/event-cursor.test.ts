@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { EventListOptions, MailEvent } from '@agent-smtp/core';
-import { newOutboxRecord } from '@agent-smtp/core/store-contract';
+import { newOutboxRecord } from '@agent-smtp/testing/store-contract';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PostgresClient } from './postgres-client.js';

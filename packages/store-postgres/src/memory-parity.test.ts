@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { MemoryStore, type MailStore, type NewOutboxRecord, type OutboxRecord } from '@agent-smtp/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { newOutboxRecord } from '@agent-smtp/core/store-contract';
+import { newOutboxRecord } from '@agent-smtp/testing/store-contract';
 import { DATABASE_URL, eventsVisible, pgliteStore, SERVER_SKIP_REASON, serverStore, type TestDatabase } from './test-databases.js';
 
 // The same scripts on MemoryStore (the reference) and on Postgres must leave the same

@@ -4,7 +4,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildMigrateStatement } from './migrate.js';
 import { getMigrationSql } from './migration-sql.js';
-import { newOutboxRecord } from '@agent-smtp/core/store-contract';
+import { newOutboxRecord } from '@agent-smtp/testing/store-contract';
 import { migrations } from './migrations/index.js';
 import type { PostgresClient } from './postgres-client.js';
 import { createPostgresStore } from './postgres-store.js';

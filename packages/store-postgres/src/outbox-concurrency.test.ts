@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { OutboxRecord, Settlement } from '@agent-smtp/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { newOutboxRecord } from '@agent-smtp/core/store-contract';
+import { newOutboxRecord } from '@agent-smtp/testing/store-contract';
 import type { PostgresClient } from './postgres-client.js';
 import { createPostgresStore, type PostgresStore } from './postgres-store.js';
 import { DATABASE_URL, pgliteStore, SERVER_SKIP_REASON, serverPool, serverStore, type TestDatabase } from './test-databases.js';

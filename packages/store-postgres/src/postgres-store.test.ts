@@ -1,5 +1,5 @@
 import type { MailStore } from '@agent-smtp/core';
-import { runStoreContract } from '@agent-smtp/core/store-contract';
+import { runStoreContract } from '@agent-smtp/testing/store-contract';
 import { describe } from 'vitest';
 import { DATABASE_URL, pgliteStore, SERVER_SKIP_REASON, serverStore, type TestDatabase } from './test-databases.js';
 

@@ -1,5 +1,5 @@
 import { createMailer, type Mailer } from '@agent-smtp/core';
-import { type SmtpSink, type SmtpSinkOptions, startSmtpSink } from '@agent-smtp/core/testing';
+import { type SmtpSink, type SmtpSinkOptions, startSmtpSink } from '@agent-smtp/testing';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DATABASE_URL, pgliteStore, SERVER_SKIP_REASON, serverStore, type TestDatabase } from './test-databases.js';
 

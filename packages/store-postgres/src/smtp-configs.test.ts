@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { inspect } from 'node:util';
 import { generateKeyRingKey, rotateKeys, SmtpPool, storedCredentials, type SmtpServerConfig } from '@agent-smtp/core';
-import { type SmtpSink, startSmtpSink } from '@agent-smtp/core/testing';
+import { type SmtpSink, startSmtpSink } from '@agent-smtp/testing';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DATABASE_URL, pgliteStore, SERVER_SKIP_REASON, serverStore, type TestDatabase } from './test-databases.js';
 

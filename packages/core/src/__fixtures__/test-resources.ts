@@ -1,5 +1,5 @@
 import { afterEach } from 'vitest';
-import { type SmtpSink, type SmtpSinkOptions, startSmtpSink } from '../testing/smtp-sink.js';
+import { type SmtpSink, type SmtpSinkOptions, startSmtpSink } from '@agent-smtp/testing';
 
 /** A mailer, a service, anything with `close()`. */
 type Closable = { close(): Promise<unknown> };

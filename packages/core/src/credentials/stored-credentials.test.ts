@@ -5,7 +5,7 @@ import type { SmtpServerConfig } from '../config/smtp-server-config.js';
 import { AgentSmtpError } from '../errors/agent-smtp-error.js';
 import { SmtpPool } from '../pool/smtp-pool.js';
 import { MemoryStore } from '../store/memory-store.js';
-import { type SmtpSink, type SmtpSinkOptions, startSmtpSink } from '../testing/smtp-sink.js';
+import { type SmtpSink, type SmtpSinkOptions, startSmtpSink } from '@agent-smtp/testing';
 import { generateKeyRingKey, KeyRing } from './key-ring.js';
 import { rotateKeys, saveSmtpConfig } from './smtp-configs.js';
 import { storedCredentials } from './stored-credentials.js';

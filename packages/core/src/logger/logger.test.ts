@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createMailer, type Mailer } from '../mailer/mailer.js';
-import { type SmtpSink, startSmtpSink } from '../testing/smtp-sink.js';
+import { type SmtpSink, startSmtpSink } from '@agent-smtp/testing';
 import { type Logger, redact, safeLogger, silentLogger } from './logger.js';
 
 function capture(): { logger: Logger; lines: string[] } {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { createMailer } from '../mailer/mailer.js';
 import { MemoryStore } from '../store/memory-store.js';
-import { newOutboxRecord, sampleStoredEmail } from '../testing/outbox-record-fixture.js';
+import { newOutboxRecord, sampleStoredEmail } from '@agent-smtp/testing/store-contract';
 import { sleep, useOutboxSetup, waitFor, waitForStatus, watchClaims } from './__fixtures__/outbox-setup.js';
 
 const { resources, setup } = useOutboxSetup();

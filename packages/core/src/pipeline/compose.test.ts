@@ -5,7 +5,7 @@ import { createMailer, type Mailer, type MailerOptions } from '../mailer/mailer.
 import { ACCEPTED_ADDRESSES, REFUSED_ADDRESSES } from '../message/__fixtures__/address-corpus.js';
 import type { OutgoingEmail } from '../message/email-schema.js';
 import { toDisplayAddress } from '../message/address.js';
-import type { SmtpSink } from '../testing/smtp-sink.js';
+import type { SmtpSink } from '@agent-smtp/testing';
 import { startSmtpWireTap } from './__fixtures__/smtp-wire-tap.js';
 
 // The compose pipeline end to end: what it accepts is what a real SMTP server receives, and what it refuses never

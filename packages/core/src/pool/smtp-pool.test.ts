@@ -4,7 +4,7 @@ import { useTestResources } from '../__fixtures__/test-resources.js';
 import type { SmtpServerConfig } from '../config/smtp-server-config.js';
 import { SmtpError } from '../errors/smtp-error.js';
 import { createMailer, type Mailer } from '../mailer/mailer.js';
-import type { SmtpSink } from '../testing/smtp-sink.js';
+import type { SmtpSink } from '@agent-smtp/testing';
 import { until } from './__fixtures__/pool-fixtures.js';
 import { classifySmtpError } from './classify-smtp-error.js';
 

@@ -1,8 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { createMailer } from '../mailer/mailer.js';
-import { newOutboxRecord, sampleStoredEmail } from '../testing/outbox-record-fixture.js';
-import { startSmtpSink } from '../testing/smtp-sink.js';
-import { runStoreContract } from '../testing/store-contract.js';
+import { startSmtpSink } from '@agent-smtp/testing';
+import { newOutboxRecord, runStoreContract, sampleStoredEmail } from '@agent-smtp/testing/store-contract';
 import type { Settlement } from './mail-store.js';
 import { DEFAULT_MAX_RETAINED_BYTES, MemoryStore } from './memory-store.js';
 

@@ -5,7 +5,7 @@ import { createMailer, type Mailer } from '../mailer/mailer.js';
 import { waitFor } from '../outbox/__fixtures__/outbox-setup.js';
 import type { MailStore } from '../store/mail-store.js';
 import { MemoryStore } from '../store/memory-store.js';
-import { type SmtpSink, startSmtpSink } from '../testing/smtp-sink.js';
+import { type SmtpSink, startSmtpSink } from '@agent-smtp/testing';
 import { createMailTools, MAIL_TOOL_NAMES, type MailToolName } from './create-mail-tools.js';
 import type { MailTool, ToolErrorPayload, ToolOutcome } from './define-tool.js';
 import { formatToolError, UNEXPECTED_FAILURE_CODE } from './tool-error.js';

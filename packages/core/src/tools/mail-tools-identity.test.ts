@@ -6,7 +6,7 @@ import { createMailer } from '../mailer/mailer.js';
 import { waitFor } from '../outbox/__fixtures__/outbox-setup.js';
 import { createMailService } from '../service/mail-service.js';
 import { MemoryStore } from '../store/memory-store.js';
-import type { SmtpSink } from '../testing/smtp-sink.js';
+import type { SmtpSink } from '@agent-smtp/testing';
 import { createMailTools, type MailToolName } from './create-mail-tools.js';
 import type { MailTool, ToolContext, ToolOutcome } from './define-tool.js';
 

@@ -2,7 +2,7 @@ import { useTestResources } from '../../__fixtures__/test-resources.js';
 import { createMailer, type Mailer, type MailerOptions } from '../../mailer/mailer.js';
 import type { MailStore } from '../../store/mail-store.js';
 import { MemoryStore } from '../../store/memory-store.js';
-import type { SmtpSinkOptions } from '../../testing/smtp-sink.js';
+import type { SmtpSinkOptions } from '@agent-smtp/testing';
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

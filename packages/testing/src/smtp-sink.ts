@@ -4,7 +4,7 @@ import { simpleParser } from 'mailparser';
 import type { AddressObject, ParsedMail } from 'mailparser';
 import { SMTPServer } from 'smtp-server';
 import type { SMTPServerDataStream, SMTPServerOptions, SMTPServerSession } from 'smtp-server';
-import type { SmtpServerConfig } from '../config/smtp-server-config.js';
+import type { SmtpServerConfig } from '@agent-smtp/core';
 import { testCertificate } from './test-certificate.js';
 
 /** An SMTP reply the sink answers with, e.g. `{ code: 550, message: '5.1.1 No such user' }`. */

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { NewOutboxRecord, StoredEmail } from '../store/mail-store.js';
+import type { NewOutboxRecord, StoredEmail } from '@agent-smtp/core';
 
 /** A stored email with something in every field (UTF-8, a bcc, an attachment, a header), for store tests. */
 export function sampleStoredEmail(patch: Partial<StoredEmail> = {}): StoredEmail {

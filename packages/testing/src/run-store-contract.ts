@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { EventListOptions, MailEvent, MailStore, MessageError, NewOutboxRecord, OutboxRecord, StoreCapabilities } from '../store/mail-store.js';
-import type { CredentialStore, SmtpConfigCursor, SmtpConfigWrite, StoredSmtpConfig } from '../store/mail-store.js';
+import type { EventListOptions, MailEvent, MailStore, MessageError, NewOutboxRecord, OutboxRecord, StoreCapabilities } from '@agent-smtp/core';
+import type { CredentialStore, SmtpConfigCursor, SmtpConfigWrite, StoredSmtpConfig } from '@agent-smtp/core';
 import { newOutboxRecord, sampleStoredEmail } from './outbox-record-fixture.js';
 
 export interface StoreContractOptions {
