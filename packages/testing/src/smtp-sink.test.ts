@@ -1,9 +1,11 @@
+import { X509Certificate, createPrivateKey } from 'node:crypto';
 import net from 'node:net';
 import tls from 'node:tls';
 import nodemailer from 'nodemailer';
 import type { SMTPTransportOptions } from 'nodemailer/lib/smtp-transport';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startSmtpSink } from './smtp-sink.js';
+import { testCertificate } from './test-certificate.js';
 import type { SmtpSink, SmtpSinkOptions } from './smtp-sink.js';
 
 const sinks: SmtpSink[] = [];
@@ -104,6 +106,29 @@ describe('startSmtpSink', () => {
     expect(ehlo).not.toContain('STARTTLS');
     expect(ehlo).not.toContain('AUTH');
     expect(ehlo).toMatch(/^220 localhost ESMTP agent-smtp dev sink/);
+  });
+
+  it('refuses STARTTLS on a plain sink, even from a client that asks without being offered it', async () => {
+    const sink = await sinkWith();
+    const { transcript, socket } = await rawSession(sink.port, ['EHLO client.test', 'STARTTLS']);
+    socket.destroy();
+    expect(transcript.split('\r\n').filter((line) => /^250[- ]/.test(line))).not.toContainEqual(expect.stringContaining('STARTTLS'));
+    expect(transcript).toMatch(/\r\n5\d\d [^\r\n]*\r\n$/);
+    expect(transcript).not.toContain('220 Ready to start TLS');
+
+    // nodemailer's requireTLS sends STARTTLS whatever EHLO said: the sink refuses it rather than upgrading
+    const error = await sendError(clientFor(sink, { requireTLS: true }).sendMail(simpleMessage));
+    expect(error.message).not.toMatch(/certificate|expired/i);
+    expect(error.responseCode).toBeGreaterThanOrEqual(500);
+    expect(sink.messages).toHaveLength(0);
+  });
+
+  it('uses a test certificate valid for at least 50 more years', () => {
+    const certificate = new X509Certificate(testCertificate.cert);
+    const fiftyYears = 50 * 365.25 * 24 * 3600 * 1000;
+    expect(new Date(certificate.validTo).getTime() - Date.now()).toBeGreaterThan(fiftyYears);
+    expect(new Date(certificate.validFrom).getTime()).toBeLessThan(Date.now());
+    expect(certificate.checkPrivateKey(createPrivateKey(testCertificate.key))).toBe(true);
   });
 
   it('upgrades with STARTTLS to a client that verifies the test certificate', async () => {

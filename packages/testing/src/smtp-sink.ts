@@ -77,7 +77,7 @@ export interface ReceivedMessage {
 
 export interface SmtpSinkOptions {
   /**
-   * `'none'` (default): plain only. `'starttls'`: plain, advertising STARTTLS with the test certificate (AUTH is then
+   * `'none'` (default): plain only; STARTTLS is neither offered nor accepted. `'starttls'`: plain, advertising STARTTLS with the test certificate (AUTH is then
    * refused until the client upgrades). `'implicit'`: TLS from the first byte.
    */
   tls?: 'none' | 'starttls' | 'implicit';
@@ -196,10 +196,11 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}): Promise<Smtp
     disableReverseLookup: true,
     logger: false,
     secure: tlsMode === 'implicit',
-    hideSTARTTLS: tlsMode === 'none',
     ...(tlsMode === 'none' ? {} : { key: testCertificate.key, cert: testCertificate.cert }),
-    // Without credentials there is nothing to check, so AUTH is not offered and nodemailer skips it.
-    disabledCommands: credentials ? [] : ['AUTH'],
+    // Without credentials there is nothing to check, so AUTH is not offered and nodemailer skips it. A plain sink
+    // neither offers nor accepts STARTTLS: hiding it is not enough, since smtp-server would still upgrade a client
+    // that asks anyway (nodemailer's requireTLS does), with its own built-in certificate, long expired.
+    disabledCommands: [...(credentials ? [] : ['AUTH']), ...(tlsMode === 'none' ? ['STARTTLS'] : [])],
     authOptional: !credentials,
     authMethods: ['PLAIN', 'LOGIN'],
     // Like a real submission server, a STARTTLS sink wants the upgrade before credentials.
