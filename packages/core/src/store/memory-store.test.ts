@@ -151,3 +151,44 @@ describe('MemoryStore retention by bytes', () => {
     }
   }, 120_000);
 });
+
+describe('MemoryStore hands out snapshots, not its own objects', () => {
+  it('a record, event or audit entry it returns cannot change what it keeps', async () => {
+    const store = new MemoryStore();
+    const { record } = await store.outbox.enqueue(newOutboxRecord('o', { id: 'm1' }), { claim: { workerId: 'w', leaseMs: 60_000 } });
+    // The data is frozen and shared; the record's own fields and dates are copies.
+    expect(() => {
+      (record.email as { subject: string }).subject = 'changed';
+    }).toThrow(TypeError);
+    expect(() => record.tags.push('x')).toThrow(TypeError);
+    record.status = 'cancelled';
+    record.sendAt.setTime(0);
+    const settled = await store.outbox.settle('m1', 1, { status: 'sent', server: 's', accepted: ['a@example.com'], rejected: [], response: '250' });
+    expect(() => settled!.accepted.push('b@example.com')).toThrow(TypeError);
+    const again = (await store.outbox.get('o', 'm1'))!;
+    expect(again).toMatchObject({ status: 'sent', accepted: ['a@example.com'], email: { subject: sampleStoredEmail().subject } });
+    expect(again.sendAt.getTime()).not.toBe(0);
+    const [event] = await store.events.list('o', { messageId: 'm1' });
+    expect(() => {
+      (event!.detail as Record<string, unknown>).sendAt = 'changed';
+    }).toThrow(TypeError);
+    const entry = await store.audit.append({ ownerId: 'o', agentId: undefined, action: 'x', outcome: 'ok', detail: { n: 1 } });
+    expect(() => {
+      entry.detail.n = 2;
+    }).toThrow(TypeError);
+    expect((await store.audit.list('o'))[0]!.detail).toEqual({ n: 1 });
+  });
+
+  it('a send result’s recipient lists are the caller’s to change', async () => {
+    const sink = await startSmtpSink();
+    const mailer = createMailer({ servers: [sink.serverConfig()], defaults: { from: 'agent@example.com' }, env: {} });
+    try {
+      const result = await mailer.send({ to: 'ada@example.com', subject: 'Mine', text: 'x' });
+      result.accepted.push('someone@example.com');
+      expect((await mailer.getStatus(result.id))!.accepted).toEqual(['ada@example.com']);
+    } finally {
+      await mailer.close();
+      await sink.close();
+    }
+  });
+});

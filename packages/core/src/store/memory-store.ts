@@ -91,6 +91,43 @@ const withoutContent = ({ text: _text, html: _html, ...email }: StoredEmail): St
   attachments: email.attachments.map((a) => ({ ...a, contentBase64: '' })),
 });
 
+
+/**
+ * Deep-freezes plain data the store keeps (an email, tags, metadata, an error, recipient lists), so the store can
+ * hand the same objects out instead of copying them on every call: nobody can change a stored record through them.
+ */
+function freezeData<T>(value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value) && !(value instanceof Date)) {
+    Object.freeze(value);
+    for (const inner of Object.values(value)) freezeData(inner);
+  }
+  return value;
+}
+
+/** A record as handed out: its data frozen and shared, its own fields and dates copied (a Date is mutable). */
+function snapshot(record: OutboxRecord): OutboxRecord {
+  freezeData(record.email);
+  freezeData(record.tags);
+  freezeData(record.metadata);
+  freezeData(record.accepted);
+  freezeData(record.rejected);
+  freezeData(record.error);
+  return {
+    ...record,
+    sendAt: new Date(record.sendAt),
+    nextAttemptAt: new Date(record.nextAttemptAt),
+    leaseExpiresAt: record.leaseExpiresAt && new Date(record.leaseExpiresAt),
+    createdAt: new Date(record.createdAt),
+    updatedAt: new Date(record.updatedAt),
+  };
+}
+
+/** An event or audit entry as handed out: frozen data, a copied date. */
+function snapshotEntry<T extends { at: Date; detail: Record<string, unknown> }>(entry: T): T {
+  freezeData(entry.detail);
+  return { ...entry, at: new Date(entry.at) };
+}
+
 const leaseExpiredError = (attempt: number) => ({
   code: 'LEASE_EXPIRED',
   message: `The worker sending attempt ${attempt} stopped before recording the outcome; it may have been delivered, so it is not sent again.`,
@@ -135,7 +172,7 @@ class MemoryOutboxStore implements OutboxStore {
   private insert(input: NewOutboxRecord, claim: Lease | undefined): EnqueueResult {
     const idempotency = input.idempotencyKey === undefined ? undefined : key(input.ownerId, input.idempotencyKey);
     const existingId = idempotency === undefined ? undefined : this.byKey.get(idempotency);
-    if (existingId !== undefined) return { created: false, record: structuredClone(this.byId.get(existingId)!) };
+    if (existingId !== undefined) return { created: false, record: snapshot(this.byId.get(existingId)!) };
 
     const now = new Date();
     const { delayMs, ...fields } = input;
@@ -165,7 +202,7 @@ class MemoryOutboxStore implements OutboxStore {
     this.events.record(record, 'queued', { sendAt: record.sendAt.toISOString() });
     if (claim) this.events.record(record, 'claimed', { worker: claim.workerId });
     if (this.byId.size > this.maxMessages) this.prune();
-    return { created: true, record: structuredClone(record) };
+    return { created: true, record: snapshot(record) };
   }
 
   async claim(options: ClaimOptions): Promise<OutboxRecord[]> {
@@ -198,7 +235,7 @@ class MemoryOutboxStore implements OutboxStore {
       if (expired) record.possibleDuplicate = true;
       record.updatedAt = now;
       this.events.record(record, expired ? 'reclaimed' : 'claimed', { worker: options.workerId });
-      claimed.push(structuredClone(record));
+      claimed.push(snapshot(record));
     }
     return claimed;
   }
@@ -217,21 +254,21 @@ class MemoryOutboxStore implements OutboxStore {
     if (settlement.status === 'sent') {
       Object.assign(record, {
         server: settlement.server,
-        accepted: settlement.accepted,
-        rejected: settlement.rejected,
+        accepted: [...settlement.accepted],
+        rejected: [...settlement.rejected],
         response: settlement.response,
         error: undefined,
       });
       this.finish(record, 'sent', now, {});
     } else if (settlement.status === 'retry') {
       const at = new Date(now.getTime() + settlement.delayMs);
-      Object.assign(record, { status: 'queued', nextAttemptAt: at, error: settlement.error, server: settlement.server });
+      Object.assign(record, { status: 'queued', nextAttemptAt: at, error: { ...settlement.error }, server: settlement.server });
       this.release(record, now);
       this.events.record(record, 'retry', { at: at.toISOString(), code: settlement.error.code, server: settlement.server });
     } else {
-      this.finish(record, settlement.status, now, { error: settlement.error, server: settlement.server });
+      this.finish(record, settlement.status, now, { error: { ...settlement.error }, server: settlement.server });
     }
-    return structuredClone(record);
+    return snapshot(record);
   }
 
   async reclaim(ownerId: string, id: string, lease: Lease): Promise<OutboxRecord | undefined> {
@@ -248,30 +285,30 @@ class MemoryOutboxStore implements OutboxStore {
       updatedAt: now,
     });
     this.events.record(record, 'claimed', { worker: lease.workerId, retry: true });
-    return structuredClone(record);
+    return snapshot(record);
   }
 
   async cancel(ownerId: string, id: string): Promise<{ cancelled: boolean; record: OutboxRecord } | undefined> {
     const record = this.byId.get(id);
     if (!record || record.ownerId !== ownerId) return undefined;
-    if (record.status !== 'queued') return { cancelled: false, record: structuredClone(record) };
+    if (record.status !== 'queued') return { cancelled: false, record: snapshot(record) };
     this.finish(record, 'cancelled', new Date(), {});
-    return { cancelled: true, record: structuredClone(record) };
+    return { cancelled: true, record: snapshot(record) };
   }
 
   async get(ownerId: string, id: string): Promise<OutboxRecord | undefined> {
     const record = this.byId.get(id);
-    return record && record.ownerId === ownerId ? structuredClone(record) : undefined;
+    return record && record.ownerId === ownerId ? snapshot(record) : undefined;
   }
 
   async findByIdempotencyKey(ownerId: string, idempotencyKey: string): Promise<OutboxRecord | undefined> {
     const id = this.byKey.get(key(ownerId, idempotencyKey));
-    return id === undefined ? undefined : structuredClone(this.byId.get(id));
+    return id === undefined ? undefined : snapshot(this.byId.get(id)!);
   }
 
   async findByMessageId(ownerId: string, messageIdHeader: string, options: { limit?: number } = {}): Promise<OutboxRecord[]> {
     const ids = this.byMessageId.get(key(ownerId, messageIdHeader)) ?? [];
-    return ids.slice(0, Math.max(0, options.limit ?? 100)).map((id) => structuredClone(this.byId.get(id)!));
+    return ids.slice(0, Math.max(0, options.limit ?? 100)).map((id) => snapshot(this.byId.get(id)!));
   }
 
   private finish(record: OutboxRecord, status: 'sent' | 'failed' | 'unknown' | 'cancelled', now: Date, fields: Partial<OutboxRecord>): void {
@@ -373,7 +410,7 @@ class MemoryEventStore implements EventStore {
   async append(event: Omit<MailEvent, 'id' | 'at'> & { at?: Date }): Promise<MailEvent> {
     const stored: MailEvent = { ...structuredClone(event), id: randomUUID(), at: event.at ?? new Date() };
     this.push(stored);
-    return structuredClone(stored);
+    return snapshotEntry(stored);
   }
 
   /**
@@ -394,7 +431,7 @@ class MemoryEventStore implements EventStore {
       const { event } = source[i]!;
       if (event.ownerId !== ownerId) continue;
       if (options.type !== undefined && event.type !== options.type) continue;
-      out.push(structuredClone(event));
+      out.push(snapshotEntry(event));
     }
     return out;
   }
@@ -464,14 +501,14 @@ class MemoryAuditStore implements AuditStore {
     this.entries.push(stored);
     // Trimmed in batches, as the event log is, so an append stays O(1).
     if (this.entries.length > this.max * 2) this.entries = this.entries.slice(-this.max);
-    return structuredClone(stored);
+    return snapshotEntry(stored);
   }
 
   async list(ownerId: string, options: { limit?: number; action?: string } = {}): Promise<AuditEntry[]> {
     const out: AuditEntry[] = [];
     for (let i = this.entries.length - 1; i >= 0 && out.length < (options.limit ?? 100); i--) {
       const entry = this.entries[i]!;
-      if (entry.ownerId === ownerId && (!options.action || entry.action === options.action)) out.push(structuredClone(entry));
+      if (entry.ownerId === ownerId && (!options.action || entry.action === options.action)) out.push(snapshotEntry(entry));
     }
     return out;
   }
