@@ -67,7 +67,8 @@ async function waitFor<T>(probe: () => T | undefined, what: string, timeoutMs = 
 
 describe('parseCliArgs', () => {
   it('defaults to stdio on 127.0.0.1:8000', () => {
-    expect(parseCliArgs([])).toEqual({ transport: 'stdio', host: '127.0.0.1', port: 8000, maxMessageBytes: 10 * 1024 * 1024, help: false, version: false });
+    expect(parseCliArgs([])).toEqual({ transport: 'stdio', host: '127.0.0.1', port: 8000, maxMessageBytes: 10 * 1024 * 1024, verify: false, help: false, version: false });
+    expect(parseCliArgs(['--verify']).verify).toBe(true);
     expect(parseCliArgs(['--max-message-bytes', '100000']).maxMessageBytes).toBe(100_000);
     expect(parseCliArgs(['--transport', 'http', '--host', '::1', '--port=0'])).toMatchObject({ transport: 'http', host: '::1', port: 0 });
     expect(parseCliArgs(['-h']).help).toBe(true);
@@ -240,7 +241,8 @@ describe('agent-smtp-mcp as a process', () => {
       arguments: { to: 'ada@example.com', subject: 'Too big to send', body: 'x', attachments: [attachment(150_000)] },
     })) as CallToolResult;
     expect(overMessage.isError).toBe(true);
-    expect((overMessage.content[0] as { text: string }).text).toContain('limits.maxMessageBytes');
+    // In the tool's terms: the field it has, and the size; not the programmer's option name.
+    expect((overMessage.content[0] as { text: string }).text).toContain('content_base64: is at least 150000 bytes, over the 100000-byte message limit');
 
     const ok = (await c.callTool({ name: 'send_email', arguments: { to: 'ada@example.com', subject: 'Still here', body: 'x', attachments: [attachment(50_000)] } })) as CallToolResult;
     expect(ok.isError).toBeFalsy();

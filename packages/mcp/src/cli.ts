@@ -9,9 +9,12 @@ import {
   DEFAULT_LIMITS,
   describeSmtpEnv,
   loadSmtpServersFromEnv,
+  type Logger,
   type Mailer,
   redact,
   safeLogger,
+  type SmtpServerConfig,
+  type VerifyResult,
 } from '@agent-smtp/core';
 import { createMcpServer } from './create-mcp-server.js';
 import { assertSafeBinding, MCP_TOKEN_ENV, type McpHttpServer, startMcpHttpServer } from './http-server.js';
@@ -29,6 +32,8 @@ export interface CliOptions {
   port: number;
   /** The mailer's `limits.maxMessageBytes`; the largest request either transport reads follows from it. */
   maxMessageBytes: number;
+  /** Test the connection to every SMTP server before serving, and stop (exit 2) if one fails. */
+  verify: boolean;
   help: boolean;
   version: boolean;
 }
@@ -44,7 +49,7 @@ export interface CliIo {
 
 /** Parses the command line (without `node` and the script). Throws `ConfigError` for anything it does not accept. */
 export function parseCliArgs(argv: readonly string[]): CliOptions {
-  let values: { transport?: string; host?: string; port?: string; 'max-message-bytes'?: string; help?: boolean; version?: boolean };
+  let values: { transport?: string; host?: string; port?: string; 'max-message-bytes'?: string; verify?: boolean; help?: boolean; version?: boolean };
   try {
     ({ values } = parseArgs({
       args: [...argv],
@@ -55,6 +60,7 @@ export function parseCliArgs(argv: readonly string[]): CliOptions {
         host: { type: 'string' },
         port: { type: 'string' },
         'max-message-bytes': { type: 'string' },
+        verify: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' },
       },
@@ -86,7 +92,7 @@ export function parseCliArgs(argv: readonly string[]): CliOptions {
       { setting: '--max-message-bytes' },
     );
   }
-  return { transport, host, port, maxMessageBytes, help: values.help ?? false, version: values.version ?? false };
+  return { transport, host, port, maxMessageBytes, verify: values.verify ?? false, help: values.help ?? false, version: values.version ?? false };
 }
 
 /** `--help`: usage, options, and every environment variable the CLI reads. */
@@ -111,7 +117,7 @@ export function helpText(): string {
   return `${BIN} ${VERSION}: email tools for AI agents over MCP (stdio or Streamable HTTP), sending through your SMTP server.
 
 Usage:
-  ${BIN} [--transport stdio|http] [--host <address>] [--port <port>] [--max-message-bytes <bytes>]
+  ${BIN} [--transport stdio|http] [--host <address>] [--port <port>] [--max-message-bytes <bytes>] [--verify]
 
 Options:
   --transport <stdio|http>  stdio (default): MCP over stdin/stdout, for Claude Desktop and other local clients.
@@ -121,6 +127,8 @@ Options:
   --max-message-bytes <n>   Largest email (text and attachments, decoded) send_email accepts. Default ${DEFAULT_LIMITS.maxMessageBytes} (10 MiB).
                             A request may be up to 2 x this + 64 KiB (base64 and JSON escaping); a larger one is
                             answered with an error and not read.
+  --verify                  Test the connection to (and login at) every SMTP server before serving; exit 2 if one
+                            fails. Without it the same test runs in the background and its result is logged.
   -h, --help                Show this help.
   -v, --version             Print the version.
 
@@ -128,7 +136,8 @@ Environment:
 ${env}
 
 Logs are JSON lines on stderr; in stdio mode stdout carries the protocol only.
-Exit codes: 0 stopped (SIGINT, SIGTERM, or stdin closed in stdio mode); 2 bad configuration; 1 other failure,
+Exit codes: 0 stopped (SIGINT, SIGTERM, or stdin closed in stdio mode); 2 bad configuration (or, with --verify, an
+SMTP server that failed its connection test); 1 other failure,
 such as a stdio message that could not be read or answered (one line on stderr says why).
 `;
 }
@@ -173,13 +182,18 @@ export async function main(
     // Checked before the mailer exists, so the one line printed is about the binding, whatever else is wrong.
     if (options.transport === 'http') assertSafeBinding(options.host, token);
     // createMailer says the same, but addressed to a programmer (`servers`); a CLI user sets variables.
-    if (loadSmtpServersFromEnv(env).length === 0) {
+    const servers = loadSmtpServersFromEnv(env);
+    if (servers.length === 0) {
       throw new ConfigError(
         `No SMTP server is configured: set SMTP_HOST (and SMTP_PORT, SMTP_USERNAME, SMTP_PASSWORD, SMTP_FROM_EMAIL) in the environment.`,
         { setting: 'SMTP_HOST' },
       );
     }
+    assertSender(servers);
     mailer = createMailer({ logger, env, limits: { maxMessageBytes: options.maxMessageBytes } });
+    // --verify tests before serving, so a client never meets a server that cannot send; otherwise the test must not
+    // hold up the start (a slow server can take its whole connection timeout), and its result is only logged.
+    if (options.verify) logConnectionTests(assertConnections(await mailer.testConnection()), mailer, log);
     if (options.transport === 'stdio') {
       const server = createMcpServer({ mailer, logger });
       const transport = createStdioServerTransport({ maxMessageBytes: options.maxMessageBytes });
@@ -196,6 +210,7 @@ export async function main(
         return server.close();
       };
       log.info({ transport: 'stdio', version: VERSION, servers: mailer.status().servers.map((s) => s.name) }, 'agent-smtp MCP server ready');
+      if (!options.verify) void testConnectionsInBackground(mailer, log);
     } else {
       http = await startMcpHttpServer({
         mailer,
@@ -205,7 +220,8 @@ export async function main(
         logger,
         maxRequestBytes: maxRequestBytesFor(options.maxMessageBytes),
       });
-      io.stderr(`${BIN}: listening on ${http.url}/mcp (health: ${http.url}/health, auth: ${token ? 'bearer token' : 'none, loopback only'})\n`);
+      io.stderr(`${BIN}: listening on ${http.url} (health: ${http.healthUrl}, auth: ${token ? 'bearer token' : 'none, loopback only'})\n`);
+      if (!options.verify) void testConnectionsInBackground(mailer, log);
     }
   } catch (err) {
     stop.dispose();
@@ -221,6 +237,57 @@ export async function main(
   if (failure === undefined) return 0;
   io.stderr(`${BIN}: ${oneLine(failure)}\n`);
   return 1;
+}
+
+/**
+ * Every send needs a From address, and the tools take none from the model: without SMTP_FROM_EMAIL or a username
+ * that is an address (the same rule the mailer applies), every send_email would fail. Say so now, not at the first send.
+ */
+function assertSender(servers: readonly SmtpServerConfig[]): void {
+  if (servers.some((s) => s.from || s.auth?.user.includes('@'))) return;
+  throw new ConfigError(
+    'No sender address is configured: set SMTP_FROM_EMAIL to the address emails come from (e.g. agent@example.com); ' +
+      'without it the SMTP_USERNAME is used, but only when it is an email address.',
+    { setting: 'SMTP_FROM_EMAIL' },
+  );
+}
+
+/** Tests every server once and logs the results; never throws (a mailer closed meanwhile reports nothing). */
+async function testConnectionsInBackground(mailer: Mailer, log: Logger): Promise<void> {
+  try {
+    logConnectionTests(await mailer.testConnection(), mailer, log);
+  } catch (err) {
+    // Only a mailer closed under the test (a stop during startup) gets here: there is nothing left to report on.
+    log.debug({ err }, 'smtp connection test did not finish');
+  }
+}
+
+/** One log line per server: where it is, and whether the test passed (else what it said and what to check). */
+function logConnectionTests(results: readonly VerifyResult[], mailer: Mailer, log: Logger): void {
+  const servers = new Map(mailer.status().servers.map((s) => [s.name, s]));
+  for (const r of results) {
+    const where = { server: r.name, host: servers.get(r.name)?.host, port: servers.get(r.name)?.port, latencyMs: r.latencyMs };
+    if (r.ok) log.info(where, 'smtp connection test passed');
+    else log.warn({ ...where, code: r.error?.code, error: r.error?.message }, `smtp connection test failed: ${connectionAdvice(r)}`);
+  }
+}
+
+/** --verify: one line naming each server that failed, what it said, and what to check. */
+function assertConnections(results: readonly VerifyResult[]): readonly VerifyResult[] {
+  const failed = results.filter((r) => !r.ok);
+  if (failed.length === 0) return results;
+  const each = failed.map((r) => `SMTP server "${r.name}" failed its connection test (${r.error?.code ?? 'ERROR'}: ${r.error?.message ?? 'no reason given'}): ${connectionAdvice(r)}`);
+  throw new ConfigError(`${each.join('; ')}. Fix it, or start without --verify to serve anyway.`, { setting: '--verify' });
+}
+
+/** What to check, in the variables a CLI user sets. */
+function connectionAdvice(result: VerifyResult): string {
+  const code = result.error?.code;
+  if (code === 'EAUTH' || code === 'ENOAUTH') return 'the server refused the login; check SMTP_USERNAME and SMTP_PASSWORD';
+  if (code === 'ETLS' || code === 'EREQUIRETLS' || /certificate|\bTLS\b|\bSSL\b|handshake|wrong version number/i.test(result.error?.message ?? '')) {
+    return 'TLS failed; check SMTP_PORT with SMTP_USE_TLS (587, STARTTLS) or SMTP_USE_SSL (465)';
+  }
+  return 'the server could not be reached or did not answer; check SMTP_HOST and SMTP_PORT';
 }
 
 interface Stop {

@@ -105,7 +105,7 @@ async function executeSafely(tool: MailTool, input: unknown, context: ToolContex
     if (!AgentSmtpError.isInstance(error)) {
       logger.error({ err: error, tool: tool.name, ownerId: context.ownerId, agentId: context.agentId, requestId: context.requestId }, 'tool failed with an unexpected error');
     }
-    return { ok: false, error: toToolError(error) };
+    return { ok: false, error: toToolError(error, { tool: tool.name }) };
   }
 }
 

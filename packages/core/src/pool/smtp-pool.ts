@@ -392,14 +392,25 @@ export class SmtpPool {
   #unavailable(attempts: SmtpAttempt[], waiting: ServerState[]): SmtpError {
     const retryAt = waiting.length ? new Date(Math.min(...waiting.map((s) => s.nextAttemptAt))) : undefined;
     const last = attempts.at(-1);
-    const authOnly = attempts.length > 0 && attempts.every((a) => a.failure === 'auth');
-    const tried = attempts.length
-      ? attempts.map((a) => `${a.server}: ${a.response ?? a.message}`).join('; ')
-      : `every server is backing off after earlier failures (${this.#servers.map((s) => s.name).join(', ')})`;
+    // A server skipped for its backoff is named with the failure that put it there: the first send after a wrong
+    // password must not be the only one that says so.
+    const skipped = this.#sendOrder.filter((s) => !attempts.some((a) => a.server === s.name) && s.lastError && !s.isHealthy());
+    const failures = [...attempts.map((a) => a.failure), ...skipped.map((s) => s.lastError!.failure)];
+    // Every server refused the login or TLS: waiting changes nothing until someone fixes the configuration.
+    const authOnly = failures.length > 0 && failures.every((f) => f === 'auth');
+    const tried = [
+      ...attempts.map((a) => `${a.server}: ${a.response ?? a.message}`),
+      ...skipped.map((s) => `${s.name}: ${s.lastError!.message}, backing off`),
+    ];
+    const cause = tried.length ? tried.join('; ') : `every server is backing off after earlier failures (${this.#servers.map((s) => s.name).join(', ')})`;
+    const lastCode = last ? { smtpCode: last.code, responseCode: last.responseCode, response: last.response } : { smtpCode: skipped.at(-1)?.lastError?.code };
     return new SmtpError(
       authOnly ? 'SMTP_AUTH' : 'SMTP_UNAVAILABLE',
-      `No SMTP server accepted the message (${tried}).${retryAt ? ` Try again after ${retryAt.toISOString()}.` : ''}`,
-      { server: last?.server, smtpCode: last?.code, responseCode: last?.responseCode, response: last?.response, attempts, retryAt },
+      authOnly
+        ? `${this.#servers.length > 1 ? 'Every SMTP server' : 'The SMTP server'} refused the configured login or TLS settings (${cause}). ` +
+          'The SMTP configuration (username, password, port or TLS) must be corrected; sending fails until it is.'
+        : `No SMTP server accepted the message (${cause}).${retryAt ? ` Try again after ${retryAt.toISOString()}.` : ''}`,
+      { server: last?.server ?? skipped.at(-1)?.name, ...lastCode, attempts, retryAt },
     );
   }
 

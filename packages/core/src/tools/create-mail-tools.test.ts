@@ -131,7 +131,8 @@ describe('createMailTools', () => {
     expect(tested).toMatchObject({ ok: true, value: { servers: [{ name: 'sink', ok: true }] } });
     expect(await call('get_smtp_status', {})).toMatchObject({ ok: true, value: { servers: [{ name: 'sink', state: 'healthy', preferred: false }] } });
     expect(await call('switch_smtp_server', { name: 'sink' })).toMatchObject({ ok: true, value: { servers: [{ preferred: true }] } });
-    expect(await call('switch_smtp_server', { name: 'other' })).toMatchObject({ ok: false, error: { code: 'VALIDATION_ERROR', field: 'server' } });
+    // The tool's own field: switch_smtp_server takes "name", whatever the pool calls it.
+    expect(await call('switch_smtp_server', { name: 'other' })).toMatchObject({ ok: false, error: { code: 'VALIDATION_ERROR', field: 'name' } });
     expect(await call('reconnect_smtp_servers', {})).toMatchObject({ ok: true });
     // This mailer was given its servers in code: reloading keeps them (it never reads the environment instead).
     expect(await call('reload_smtp_configuration', {})).toMatchObject({ ok: true, value: { servers: [{ name: 'sink' }] } });
@@ -238,8 +239,10 @@ describe('createMailTools', () => {
         const byName = Object.fromEntries(outcomes);
         for (const name of ['send_email', 'get_email_status'] as const) {
           expect(byName[name], name).toMatchObject({ ok: false, error: { code: UNEXPECTED_FAILURE_CODE, retryable: true } });
-          expect((byName[name] as { error: { hint: string } }).error.hint, name).toContain('idempotency_key');
         }
+        // Only the tool that sends is told how to retry without sending twice.
+        expect((byName.send_email as { error: { hint: string } }).error.hint).toContain('idempotency_key');
+        expect((byName.get_email_status as { error: { hint: string } }).error.hint).not.toMatch(/idempotency_key|\bsent\b/);
         const text = JSON.stringify(outcomes);
         for (const leak of ['db-secret-pw', '10.0.0.5', '22P05', '22021', 'ECONNREFUSED', 'password authentication', 'rows']) expect(text).not.toContain(leak);
         // The operator still learns what happened: the original error, logged once per failing call.

@@ -6,6 +6,7 @@ import { envelopeRecipients } from '../message/build-pool-message.js';
 import type { OutgoingEmail } from '../message/email-schema.js';
 import type { MailService } from '../service/mail-service.js';
 import { defineTool, type MailTool, type ToolContext, type ToolOutcome } from './define-tool.js';
+import { inToolTerms } from './in-tool-terms.js';
 import { toToolError } from './tool-error.js';
 
 export type MailToolName =
@@ -47,6 +48,13 @@ const OUTBOX_STATUSES = ['queued', 'sending', 'sent', 'failed', 'unknown', 'canc
 
 const recipients = z.union([z.string().min(3).max(2_000), z.array(z.string().min(3).max(320)).min(1).max(100)]);
 
+// Template values are JSON nested a few levels deep, spelled out level by level: a recursive schema would be a
+// JSON Schema $ref, which several model APIs refuse in tool parameters. Four levels hold {order.items.0.sku}.
+const templateScalars = [z.string().max(100_000), z.number(), z.boolean(), z.null()] as const;
+const nestedTemplateValue = (inner: z.ZodType): z.ZodType =>
+  z.union([...templateScalars, z.array(inner).max(1_000), z.record(z.string().max(100), inner)]);
+const templateValue = nestedTemplateValue(nestedTemplateValue(nestedTemplateValue(z.union(templateScalars))));
+
 const sendEmailInput = z.strictObject({
   to: recipients.describe('Recipient(s): "ada@example.com", "Ada Lovelace <ada@example.com>", or a list of them.'),
   cc: recipients.optional().describe('Copy recipients, visible to everyone. Same forms as "to".'),
@@ -76,9 +84,12 @@ const sendEmailInput = z.strictObject({
     .optional()
     .describe('Files to attach.'),
   variables: z
-    .record(z.string(), z.union([z.string(), z.number(), z.boolean()]))
+    .record(z.string().max(100), templateValue)
     .optional()
-    .describe('Values for {name} placeholders in subject and body. Every placeholder used must have a value.'),
+    .describe(
+      'Values for {name} placeholders in subject and body; nested objects are reached with dots, e.g. {"order": {"id": "A-1"}} for {order.id}, ' +
+        'and arrays by index ({items.0.name}). Every placeholder used must have a value.',
+    ),
   idempotency_key: z
     .string()
     .min(1)
@@ -364,12 +375,11 @@ async function toToolOutcome<O>(tool: MailToolName, context: ToolContext | undef
   try {
     return { ok: true, value: await run() };
   } catch (error) {
-    const payload = toToolError(error);
     // The result says only that something failed inside; the operator needs the original (and whose call it was) to fix it.
     if (!AgentSmtpError.isInstance(error)) {
       logger.error({ err: error, tool, ownerId: context?.ownerId, agentId: context?.agentId, toolCallId: context?.toolCallId, requestId: context?.requestId }, 'tool failed with an unexpected error');
     }
-    return { ok: false, error: payload.field ? { ...payload, field: toolField(payload.field) } : payload };
+    return { ok: false, error: toToolError(inToolTerms(tool, error), { tool }) };
   }
 }
 
@@ -446,19 +456,4 @@ function toOutgoingEmail(input: z.output<typeof sendEmailInput>, toolCallId: str
     ...(input.variables ? { variables: input.variables } : {}),
     ...(idempotencyKey ? { idempotencyKey } : {}),
   };
-}
-
-// The core reports fields by the email's names; the model knows the tool's.
-const FIELD_NAMES: [RegExp, string][] = [
-  [/^(text|html|markdown)$/, 'body'],
-  [/^replyTo/, 'reply_to'],
-  [/^inReplyTo/, 'in_reply_to'],
-  [/^idempotencyKey/, 'idempotency_key'],
-  [/^(attachments\[\d+\])\.content$/, '$1.content_base64'],
-  [/^(attachments\[\d+\])\.contentType$/, '$1.content_type'],
-];
-
-function toolField(field: string): string {
-  for (const [pattern, replacement] of FIELD_NAMES) if (pattern.test(field)) return field.replace(pattern, replacement);
-  return field;
 }
