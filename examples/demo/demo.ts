@@ -1,24 +1,37 @@
 /**
  * npm run demo: sends a templated HTML + text email with an attachment through createMailer and shows
  * what the server received. With no configuration it starts the built-in dev SMTP sink on 127.0.0.1;
- * with SMTP_HOST set (see the README's table) it sends through that server instead.
+ * with SMTP_HOST set (see the README's table) it sends through that server instead. When something is wrong
+ * (a server it cannot reach, a bad variable) it prints one line saying what to change and exits 1.
  */
-import { createMailer, loadSmtpServersFromEnv, type SmtpServerConfig } from '@agent-smtp/core';
+import { AgentSmtpError, createMailer, loadSmtpServersFromEnv, type Mailer, type SmtpServerConfig, ValidationError } from '@agent-smtp/core';
 import { type SmtpSink, startSmtpSink } from '@agent-smtp/testing';
 
-const envServers = loadSmtpServersFromEnv(process.env);
 let sink: SmtpSink | undefined;
-let servers: SmtpServerConfig[] = envServers;
-if (envServers.length === 0) {
-  sink = await startSmtpSink();
-  servers = [sink.serverConfig({ name: 'dev-sink' })];
-  console.log(`No SMTP_HOST set: started the dev SMTP sink on ${sink.host}:${sink.port}.`);
-} else {
-  console.log(`Sending through ${envServers.map((s) => `${s.name} (${s.host})`).join(', ')}.`);
+let mailer: Mailer | undefined;
+try {
+  await runDemo();
+} catch (err) {
+  // A newcomer's first run: one line saying what to change, not a stack trace and an error object.
+  console.error(`demo: ${whatToFix(err)}`);
+  process.exitCode = 1;
+} finally {
+  await mailer?.close();
+  await sink?.close();
 }
 
-const mailer = createMailer({ servers, defaults: { from: process.env.SMTP_FROM_EMAIL ?? 'Agent Smith <agent@example.com>' } });
-try {
+async function runDemo(): Promise<void> {
+  const envServers = loadSmtpServersFromEnv(process.env);
+  let servers: SmtpServerConfig[] = envServers;
+  if (envServers.length === 0) {
+    sink = await startSmtpSink();
+    servers = [sink.serverConfig({ name: 'dev-sink' })];
+    console.log(`No SMTP_HOST set: started the dev SMTP sink on ${sink.host}:${sink.port}.`);
+  } else {
+    console.log(`Sending through ${envServers.map((s) => `${s.name} (${s.host})`).join(', ')}.`);
+  }
+
+  mailer = createMailer({ servers, defaults: { from: process.env.SMTP_FROM_EMAIL ?? 'Agent Smith <agent@example.com>' } });
   const result = await mailer.send({
     to: process.env.DEMO_TO ?? { name: 'Ada Lovelace', address: 'ada@example.com' },
     subject: 'Your order {order.id} has shipped',
@@ -46,7 +59,26 @@ try {
   for (const s of mailer.status().servers) {
     console.log(`  ${s.name} ${s.host}:${s.port} state=${s.state} sent=${s.messagesSent} failures=${s.totalFailures}`);
   }
-} finally {
-  await mailer.close();
-  await sink?.close();
+}
+
+/** One line: what went wrong, and what to change in the variables this demo reads. */
+function whatToFix(err: unknown): string {
+  const message = (err instanceof Error ? err.message : String(err)).replace(/\s*[\r\n]+\s*/g, ' ');
+  if (!AgentSmtpError.isInstance(err)) return `failed: ${message}`;
+  const devSink = 'or unset SMTP_HOST to use the built-in dev SMTP sink.';
+  if (ValidationError.isInstance(err)) {
+    // The demo's own message is valid; a refused field came from the variable that set it.
+    const variable = err.field === 'to' ? 'DEMO_TO' : err.field === 'from' ? 'SMTP_FROM_EMAIL' : undefined;
+    return variable ? `${variable} is not usable: ${message}. Fix ${variable}.` : message;
+  }
+  switch (err.code) {
+    case 'CONFIG_ERROR':
+      return `${message} Fix that variable, ${devSink}`;
+    case 'SMTP_AUTH':
+      return `${message} Check SMTP_USERNAME and SMTP_PASSWORD, and SMTP_PORT with SMTP_USE_TLS or SMTP_USE_SSL.`;
+    case 'SMTP_REJECTED':
+      return `${message} The server refused this message: check DEMO_TO and SMTP_FROM_EMAIL.`;
+    default:
+      return `${message} Check that SMTP_HOST and SMTP_PORT name an SMTP server this machine can reach, ${devSink}`;
+  }
 }
