@@ -110,7 +110,8 @@ function unexpectedFailure(sends: boolean): ToolErrorPayload {
  * says (the missing variables, the retry time) is not said again.
  */
 export function formatToolError(error: ToolErrorPayload): string {
-  const parts = [`Error ${error.code}: ${error.message}`];
+  // The hint follows as its own sentence, so the message must end as one.
+  const parts = [`Error ${error.code}: ${error.message}${/[.!?]$/.test(error.message) ? '' : '.'}`];
   if (error.missing?.length && !error.missing.every((name) => error.message.includes(name))) parts.push(`Missing: ${error.missing.join(', ')}.`);
   if (error.retry_at && !error.message.includes(error.retry_at)) parts.push(`Retry after ${error.retry_at}.`);
   parts.push(error.hint);
