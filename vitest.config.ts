@@ -1,6 +1,13 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
+import { SkippedTestsReporter } from './tests/support/skipped-tests-reporter.js';
+
+// Vitest's own choice of reporter when none is configured (std-env is its dependency): `agent` under an AI agent,
+// `default` otherwise, and `github-actions` besides in GitHub Actions. Naming reporters replaces that choice, so it is
+// made again here; a `--reporter` on the command line still replaces them all.
+const { isAgent } = await import('std-env').catch(() => ({ isAgent: false }));
+const builtInReporters = [isAgent ? 'agent' : 'default', ...(process.env.GITHUB_ACTIONS === 'true' ? ['github-actions'] : [])];
 
 // Tests run against the TypeScript sources: every workspace package's exports name its source file under
 // the `@agent-smtp/source` condition, and these aliases point imports at it, so no build is needed first.
@@ -22,6 +29,9 @@ const alias = readdirSync(packagesDir).flatMap((dir) => {
 export default defineConfig({
   resolve: { alias },
   test: {
+    // First, so its one line (the tests not run for want of DATABASE_URL, and how to run them) comes before Vitest's
+    // summary, which stays the last thing printed.
+    reporters: [new SkippedTestsReporter(), ...builtInReporters],
     // One project per package, so `npm test` runs them all and `--project core` runs one.
     projects: [
       ...readdirSync(packagesDir).map((dir) => ({

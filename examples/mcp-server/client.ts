@@ -63,10 +63,10 @@ await stdioClient.close(); // ends the child's stdin; the CLI shuts down on its 
 // --- 2. Streamable HTTP, in this process ---------------------------------------------------------------------------
 const mailer = createMailer({ servers: [sink.serverConfig({ name: 'dev-sink' })], defaults: { from: 'agent@example.com' } });
 const http = await startMcpHttpServer({ mailer, port: 0 }); // 127.0.0.1 and a free port; no token needed on loopback
-const health = (await (await fetch(`${http.url}/health`)).json()) as unknown;
-console.log(`\nHTTP: ${http.url}/mcp, health: ${JSON.stringify(health)}`);
+const health = (await (await fetch(http.healthUrl)).json()) as unknown;
+console.log(`\nHTTP: ${http.url}, health: ${JSON.stringify(health)}`);
 const httpClient = new Client({ name: 'example-http-client', version: '1.0.0' });
-await httpClient.connect(new StreamableHTTPClientTransport(new URL(`${http.url}/mcp`)));
+await httpClient.connect(new StreamableHTTPClientTransport(new URL(http.url)));
 const viaHttp = (await httpClient.callTool({
   name: 'send_email',
   arguments: { to: 'grace@example.com', subject: 'Over Streamable HTTP', body: 'Same tools, other transport.' },

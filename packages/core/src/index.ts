@@ -18,6 +18,7 @@ export type { MessageLimits } from './message/limits.js';
 
 export { resolveSmtpServerConfigs, smtpServerConfigSchema } from './config/smtp-server-config.js';
 export type { SmtpServerConfig, ResolvedSmtpServerConfig } from './config/smtp-server-config.js';
+export type { SmtpConfigSource } from './config/smtp-config-source.js';
 export { loadSmtpServersFromEnv, describeSmtpEnv } from './config/load-smtp-servers-from-env.js';
 export type { SmtpEnvVariable } from './config/load-smtp-servers-from-env.js';
 
@@ -69,6 +70,7 @@ export type {
 } from './store/mail-store.js';
 export { OutboxWorker } from './outbox/outbox-worker.js';
 export type { WorkerOptions } from './outbox/outbox-worker.js';
+export { OUTBOX_DEFAULTS, WORKER_DEFAULTS } from './outbox/outbox-defaults.js';
 export type { RetryOptions } from './outbox/settlement.js';
 
 export { silentLogger, safeLogger, redact } from './logger/logger.js';

@@ -60,7 +60,7 @@ async function serve(options: McpHttpServerOptions): Promise<McpHttpServer> {
 
 async function connect(http: McpHttpServer, token: string): Promise<Client> {
   const client = new Client({ name: 'tenant-test', version: '1.0.0' });
-  await client.connect(new StreamableHTTPClientTransport(new URL(`${http.url}/mcp`), { requestInit: { headers: { Authorization: `Bearer ${token}` } } }));
+  await client.connect(new StreamableHTTPClientTransport(new URL(http.url), { requestInit: { headers: { Authorization: `Bearer ${token}` } } }));
   cleanups.push(() => client.close());
   return client;
 }
@@ -115,7 +115,7 @@ describe('startMcpHttpServer with a service: one server, many users', () => {
 
     const stranger = new Client({ name: 'stranger', version: '1.0.0' });
     const refused = await stranger
-      .connect(new StreamableHTTPClientTransport(new URL(`${http.url}/mcp`), { requestInit: { headers: { Authorization: 'Bearer not-a-known-token' } } }))
+      .connect(new StreamableHTTPClientTransport(new URL(http.url), { requestInit: { headers: { Authorization: 'Bearer not-a-known-token' } } }))
       .catch((err: unknown) => err);
     expect(refused).toBeInstanceOf(StreamableHTTPError);
     expect((refused as StreamableHTTPError).code).toBe(401);
@@ -133,7 +133,7 @@ describe('startMcpHttpServer with a service: one server, many users', () => {
     const http = await serve({ service, tokens: callers });
     const alice = await connect(http, TOKEN_A);
     await alice.callTool({ name: 'send_email', arguments: { to: 'ada@example.com', subject: 's', body: 'x' } });
-    const health = await (await fetch(`${http.url}/health`)).json();
+    const health = await (await fetch(http.healthUrl)).json();
     expect(health).toMatchObject({ status: 'ok', name: 'agent-smtp' });
     expect(JSON.stringify(health)).not.toContain('alice');
   });
@@ -219,7 +219,7 @@ async function heldServer(upstream?: SmtpSink): Promise<{ port: number; sockets:
 /** A client whose tools/call request ids are recorded as it sends them, so a test can name one in a cancellation. */
 async function connectRecordingCalls(http: McpHttpServer, token: string): Promise<{ client: Client; callIds: RequestId[] }> {
   const callIds: RequestId[] = [];
-  const transport = new StreamableHTTPClientTransport(new URL(`${http.url}/mcp`), { requestInit: { headers: { Authorization: `Bearer ${token}` } } });
+  const transport = new StreamableHTTPClientTransport(new URL(http.url), { requestInit: { headers: { Authorization: `Bearer ${token}` } } });
   const send = transport.send.bind(transport);
   transport.send = (message: JSONRPCMessage, options) => {
     if ('method' in message && message.method === 'tools/call' && 'id' in message) callIds.push(message.id);
@@ -233,7 +233,7 @@ async function connectRecordingCalls(http: McpHttpServer, token: string): Promis
 
 /** Posts `notifications/cancelled` for `requestId` with `token`, as an MCP client does; resolves with the HTTP status once the server handled it. */
 async function postCancellation(http: McpHttpServer, token: string, requestId: RequestId): Promise<number> {
-  const response = await fetch(`${http.url}/mcp`, {
+  const response = await fetch(http.url, {
     method: 'POST',
     headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json', Accept: 'application/json, text/event-stream' },
     body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId, reason: 'changed my mind' } }),

@@ -36,7 +36,7 @@ async function start(options: { token?: string; auth?: boolean; unnamed?: boolea
 async function connectClient(url: string, headers?: Record<string, string>): Promise<Client> {
   const client = new Client({ name: 'http-test', version: '1.0.0' });
   clients.push(client);
-  const transport = new StreamableHTTPClientTransport(new URL(`${url}/mcp`), headers ? { requestInit: { headers } } : undefined);
+  const transport = new StreamableHTTPClientTransport(new URL(url), headers ? { requestInit: { headers } } : undefined);
   await client.connect(transport);
   return client;
 }
@@ -111,10 +111,15 @@ const initialize = JSON.stringify({
 const mcpHeaders = { 'Content-Type': 'application/json', Accept: 'application/json, text/event-stream' };
 
 describe('startMcpHttpServer', () => {
-  it('listens on a free port when given 0 and reports it in url and port', async () => {
+  it('listens on a free port when given 0 and reports it in port, url (the MCP endpoint) and healthUrl', async () => {
     const server = await start();
     expect(server.port).toBeGreaterThan(0);
-    expect(server.url).toBe(`http://127.0.0.1:${server.port}`);
+    // Issue 9 item 12: url lacked the /mcp the CLI printed, so a client given it reached a 404.
+    expect(server.url).toBe(`http://127.0.0.1:${server.port}/mcp`);
+    expect(server.healthUrl).toBe(`http://127.0.0.1:${server.port}/health`);
+    expect((await fetch(server.healthUrl)).status).toBe(200);
+    const client = await connectClient(server.url);
+    expect((await client.listTools()).tools.map((t) => t.name)).toContain('send_email');
   });
 
   it('binds to IPv6 loopback, written bare or in brackets, and reports a bracketed URL', async () => {
@@ -123,7 +128,7 @@ describe('startMcpHttpServer', () => {
     for (const host of ['::1', '[::1]']) {
       const server = await startMcpHttpServer({ mailer, host, port: 0 });
       try {
-        expect(server.url, host).toBe(`http://[::1]:${server.port}`);
+        expect(server.url, host).toBe(`http://[::1]:${server.port}/mcp`);
         const client = await connectClient(server.url);
         await client.callTool({ name: 'send_email', arguments: { to: 'ada@example.com', subject: `via ${host}`, body: 'x' } });
       } finally {
@@ -294,11 +299,15 @@ describe('startMcpHttpServer', () => {
     expect(res.body).not.toContain(String(sink!.port));
   });
 
-  it('GET /health does not reveal the host and port of a server named by default', async () => {
+  // Issue 9 item 12: /health said `server-1` where get_smtp_status said `127.0.0.1:<port>`.
+  it('GET /health names a server as status() and get_smtp_status do, and a default name holds no host or port', async () => {
     const server = await start({ unnamed: true });
-    expect(mailer!.status().servers[0]!.name).toBe(`127.0.0.1:${sink!.port}`);
+    const client = await connectClient(server.url);
+    const tool = (await client.callTool({ name: 'get_smtp_status', arguments: {} })) as CallToolResult;
     const res = await raw(server.url, { path: '/health' });
-    expect(JSON.parse(res.body).servers).toEqual([{ name: 'server-1', state: 'healthy', healthy: true }]);
+    expect(JSON.parse(res.body).servers).toEqual([{ name: 'smtp-1', state: 'healthy', healthy: true }]);
+    expect((tool.structuredContent as { servers: { name: string }[] }).servers.map((s) => s.name)).toEqual(['smtp-1']);
+    expect(mailer!.status().servers.map((s) => s.name)).toEqual(['smtp-1']);
     expect(res.body).not.toContain(String(sink!.port));
   });
 
@@ -306,7 +315,7 @@ describe('startMcpHttpServer', () => {
     const server = await start();
     const cross = await raw(server.url, { method: 'POST', path: '/mcp', headers: { ...mcpHeaders, Origin: 'https://evil.example' }, body: initialize });
     expect(cross.status).toBe(403);
-    const same = await raw(server.url, { method: 'POST', path: '/mcp', headers: { ...mcpHeaders, Origin: server.url }, body: initialize });
+    const same = await raw(server.url, { method: 'POST', path: '/mcp', headers: { ...mcpHeaders, Origin: new URL(server.url).origin }, body: initialize });
     expect(same.status).toBe(200);
   });
 
@@ -329,7 +338,7 @@ describe('startMcpHttpServer', () => {
       const server = await start({ token });
       const anonymous = new Client({ name: 'anonymous', version: '1.0.0' });
       clients.push(anonymous);
-      const failure = await anonymous.connect(new StreamableHTTPClientTransport(new URL(`${server.url}/mcp`))).catch((err: unknown) => err);
+      const failure = await anonymous.connect(new StreamableHTTPClientTransport(new URL(server.url))).catch((err: unknown) => err);
       expect(failure).toBeInstanceOf(StreamableHTTPError);
       expect((failure as StreamableHTTPError).code).toBe(401);
 

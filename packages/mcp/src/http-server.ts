@@ -61,8 +61,10 @@ export interface McpHttpServerOptions {
 }
 
 export interface McpHttpServer {
-  /** `http://host:port`, with the port actually bound. The MCP endpoint is `${url}/mcp`. */
+  /** The MCP endpoint, `http://host:port/mcp`, with the port actually bound: what a client connects to. */
   url: string;
+  /** `http://host:port/health`. */
+  healthUrl: string;
   port: number;
   /** What is in flight now: requests to `/mcp` being read or answered, and the bytes of their bodies. */
   inFlight(): { requests: number; bytes: number };
@@ -257,12 +259,14 @@ export async function startMcpHttpServer(options: McpHttpServerOptions): Promise
   allowedHosts = new Set(
     ['127.0.0.1', 'localhost', '[::1]', urlHost.toLowerCase()].flatMap((name) => (port === 80 ? [name, `${name}:80`] : [`${name}:${port}`])),
   );
-  const url = `http://${urlHost}:${port}`;
+  const origin = `http://${urlHost}:${port}`;
+  const url = `${origin}/mcp`;
   logger.debug({ url, auth: options.tokens ? 'token table' : options.authenticate ? 'authenticate' : options.token ? 'bearer' : 'none' }, 'MCP HTTP server listening');
 
   let closing: Promise<void> | undefined;
   return {
     url,
+    healthUrl: `${origin}/health`,
     port,
     inFlight: () => budget.inFlight,
     close() {
@@ -284,13 +288,9 @@ export async function startMcpHttpServer(options: McpHttpServerOptions): Promise
 function health(mailer: Mailer | undefined): Record<string, unknown> {
   // Many users: their servers are theirs, not for an endpoint that needs no token.
   if (mailer === undefined) return { status: 'ok', name: 'agent-smtp', version: VERSION };
-  // Names and states only: hosts, ports and usernames stay off an endpoint that needs no token. A server named by
-  // default is named `host:port`, so it shows as `server-<n>` instead.
-  const servers = mailer.status().servers.map((s, i) => ({
-    name: s.name === `${s.host}:${s.port}` ? `server-${i + 1}` : s.name,
-    state: s.state,
-    healthy: s.healthy,
-  }));
+  // Names and states only: hosts, ports and usernames stay off an endpoint that needs no token. Names are the ones
+  // status() and the tools use; a default name (`smtp-<n>`) holds no host.
+  const servers = mailer.status().servers.map((s) => ({ name: s.name, state: s.state, healthy: s.healthy }));
   return { status: 'ok', name: 'agent-smtp', version: VERSION, servers };
 }
 

@@ -1,4 +1,5 @@
 import { ConfigError } from '../errors/config-error.js';
+import { markConfigSource } from './smtp-config-source.js';
 import type { SmtpServerConfig } from './smtp-server-config.js';
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -203,6 +204,8 @@ function readServer(env: Env, suffix: string, defaultName: string): SmtpServerFr
   const canonical = (field: Field): string => `${VARIABLES[field][0]}${suffix}`;
 
   const server: SmtpServerFromEnv = { name: get('name')?.value.trim() ?? defaultName, host: parseHost(get('host')!) };
+  // Messages about this server (a TLS mismatch, a certificate) then name SMTP_USE_SSL<suffix>, not `secure`.
+  markConfigSource(server, { kind: 'env', suffix });
 
   const port = get('port');
   if (port) server.port = parsePort(port);

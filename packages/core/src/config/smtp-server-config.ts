@@ -1,13 +1,17 @@
 import type { ConnectionOptions } from 'node:tls';
 import { z } from 'zod/v4';
 import { ConfigError } from '../errors/config-error.js';
+import { copyConfigSource } from './smtp-config-source.js';
 
 /**
  * One SMTP server the pool may send through. Only `host` is required; everything else has a default
  * that suits a submission server (port 587, opportunistic STARTTLS, a pool of 5 connections).
  */
 export interface SmtpServerConfig {
-  /** Unique name used by `status()`, `useServer()` and the send result. Default: `host:port`. */
+  /**
+   * Unique name used by `status()`, `useServer()`, the send result, the tools and the MCP server's `/health`.
+   * Default: `smtp-<n>`, n its position in the list from 1 (the host stays out of it, since `/health` needs no token).
+   */
   name?: string;
   host: string;
   /** Default: 465 when `secure`, else 587. */
@@ -131,14 +135,14 @@ export function resolveSmtpServerConfigs(configs: readonly SmtpServerConfig[]): 
     const c = parsed.data;
     const secure = c.secure ?? false;
     const port = c.port ?? (secure ? 465 : 587);
-    const name = c.name ?? `${c.host}:${port}`;
+    const name = c.name ?? defaultServerName(index);
     if (seen.has(name)) {
       throw new ConfigError(`servers[${index}].name: "${name}" is used by two servers; give each server a unique name.`, {
         setting: `servers[${index}].name`,
       });
     }
     seen.add(name);
-    return {
+    return copyConfigSource(config, {
       name,
       host: c.host,
       port,
@@ -152,8 +156,13 @@ export function resolveSmtpServerConfigs(configs: readonly SmtpServerConfig[]): 
       timeouts: { ...DEFAULT_TIMEOUTS, ...stripUndefined(c.timeouts ?? {}) },
       tls: config.tls ? hideTlsSecrets(config.tls) : undefined,
       maxRetries: c.maxRetries ?? 1,
-    };
+    });
   });
+}
+
+/** The name of the server at `index` that was given none: the same in status, results, tools and `/health`. */
+export function defaultServerName(index: number): string {
+  return `smtp-${index + 1}`;
 }
 
 /** The first problem of a server configuration as a ConfigError; an unknown key comes first, as it often causes the rest. */

@@ -1,4 +1,5 @@
 import { z } from 'zod/v4';
+import { markConfigSource } from '../config/smtp-config-source.js';
 import type { SmtpServerConfig } from '../config/smtp-server-config.js';
 import { ValidationError } from '../errors/validation-error.js';
 import { parseAddress } from '../message/address.js';
@@ -152,6 +153,8 @@ export function toSmtpServerConfig(
     ...(config.security === 'tls' ? {} : { starttls: config.security === 'starttls' ? ('required' as const) : ('disabled' as const) }),
     ...(priority === undefined ? {} : { priority }),
   };
+  // Messages about a TLS mistake then name `security` and `port`, the fields this account was saved with.
+  markConfigSource(server, { kind: 'stored' });
   const from = formatFrom(config.fromAddress, config.fromName);
   if (from !== undefined) server.from = from;
   if (config.username !== undefined) {

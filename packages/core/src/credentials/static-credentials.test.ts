@@ -13,7 +13,7 @@ describe('staticCredentials and envCredentials', () => {
     ]);
     const a = await provider.resolve({ ownerId: 'a' });
     expect(await provider.resolve({ ownerId: 'b', agentId: 'x' })).toBe(a);
-    expect(a.map((s) => s.name)).toEqual(['smtp.example.com:587', 'backup']);
+    expect(a.map((s) => s.name)).toEqual(['smtp-1', 'backup']);
     expect(a[0]!.auth!.pass).toBe(PASS);
     for (const shown of [inspect(a, { depth: Infinity }), JSON.stringify(a), JSON.stringify({ ...a[0] })]) expect(shown).not.toContain(PASS);
     expect((await provider.resolve({ ownerId: 'a', configId: 'backup' })).map((s) => s.host)).toEqual(['backup.example.com']);

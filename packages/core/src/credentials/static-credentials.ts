@@ -1,5 +1,6 @@
 import { loadSmtpServersFromEnv } from '../config/load-smtp-servers-from-env.js';
 import { resolveSmtpServerConfigs, type SmtpServerConfig } from '../config/smtp-server-config.js';
+import { copyConfigSource } from '../config/smtp-config-source.js';
 import { ConfigError } from '../errors/config-error.js';
 import { type CredentialProvider, type CredentialScope, hidePassword } from './credential-provider.js';
 
@@ -10,7 +11,7 @@ import { type CredentialProvider, type CredentialScope, hidePassword } from './c
 export function staticCredentials(servers: readonly SmtpServerConfig[]): CredentialProvider {
   const resolved = resolveSmtpServerConfigs(servers);
   // Frozen and built once: every resolve returns these same arrays, so a pool cache never rebuilds for nothing.
-  const all: readonly SmtpServerConfig[] = Object.freeze(servers.map((server, i) => hidePassword({ ...server, name: resolved[i]!.name })));
+  const all: readonly SmtpServerConfig[] = Object.freeze(servers.map((server, i) => copyConfigSource(server, hidePassword({ ...server, name: resolved[i]!.name }))));
   const byName = new Map(all.map((server) => [server.name!, Object.freeze([server]) as readonly SmtpServerConfig[]]));
   return {
     async resolve(scope: CredentialScope) {

@@ -6,9 +6,10 @@ import { DEFAULT_LIMITS, type MessageLimits } from '../message/limits.js';
 import { assertSingleLine } from '../message/normalize-email.js';
 import { type Delivery, deliver } from '../outbox/deliver.js';
 import { FollowUpDelivery } from '../outbox/follow-up-delivery.js';
+import { OUTBOX_DEFAULTS } from '../outbox/outbox-defaults.js';
 import { OutboxWorker, type WorkerOptions } from '../outbox/outbox-worker.js';
 import { DEFAULT_SEND_CHECKS, type SendCheck } from '../outbox/send-checks.js';
-import { DEFAULT_RETRY, type RetryOptions } from '../outbox/settlement.js';
+import type { RetryOptions } from '../outbox/settlement.js';
 import type { ComposeContext } from '../pipeline/compose.js';
 import type { PoolSource } from '../service/pool-source.js';
 import type { MailStore, OutboxRecord } from '../store/mail-store.js';
@@ -45,7 +46,8 @@ export interface MailSettings {
   templates?: { strict?: boolean; cacheSize?: number; cacheBytes?: number };
   /**
    * Queued sends: tries per message (default 10), the backoff between them and how long to keep trying
-   * (`retry`: 30 s doubling to 1 h, for up to 24 h), and the lease of a direct send (2 min, renewed while sending).
+   * (`retry`: 30 s doubling to 1 h, for up to 24 h), and the lease of a send, direct or by a worker (60 s, renewed
+   * while sending; a worker's own `leaseMs` overrides it). The defaults are `OUTBOX_DEFAULTS`.
    */
   outbox?: {
     maxAttempts?: number;
@@ -95,9 +97,9 @@ export class MailRuntime {
       defaultReplyTo: parseAddressList(settings.defaults?.replyTo, 'defaults.replyTo'),
       defaultHeaders,
     };
-    this.maxAttempts = settings.outbox?.maxAttempts ?? 10;
-    this.leaseMs = settings.outbox?.leaseMs ?? 120_000;
-    this.retry = { ...DEFAULT_RETRY, ...settings.outbox?.retry };
+    this.maxAttempts = settings.outbox?.maxAttempts ?? OUTBOX_DEFAULTS.maxAttempts;
+    this.leaseMs = settings.outbox?.leaseMs ?? OUTBOX_DEFAULTS.leaseMs;
+    this.retry = { ...OUTBOX_DEFAULTS.retry, ...settings.outbox?.retry };
     this.recordRetryDelaysMs = settings.outbox?.recordRetryDelaysMs;
     this.checks = [...DEFAULT_SEND_CHECKS, ...(settings.sendChecks ?? [])];
     this.followUps = new FollowUpDelivery({
@@ -140,7 +142,8 @@ export class MailRuntime {
     const worker = new OutboxWorker(
       { store: this.store, pools: this.pools, logger: this.logger, checks: this.checks },
       { ownerId },
-      { retry: this.retry, recordRetryDelaysMs: this.recordRetryDelaysMs, ...options },
+      // The mailer's outbox settings are the worker's defaults; `outbox.leaseMs` used to stop at direct sends.
+      { retry: this.retry, recordRetryDelaysMs: this.recordRetryDelaysMs, ...options, leaseMs: options.leaseMs ?? this.leaseMs },
     );
     this.workers.add(worker);
     return worker;

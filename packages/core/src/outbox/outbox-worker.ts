@@ -4,6 +4,7 @@ import type { Logger } from '../logger/logger.js';
 import type { PoolSource } from '../service/pool-source.js';
 import type { MailStore, OutboxRecord } from '../store/mail-store.js';
 import { deliver } from './deliver.js';
+import { OUTBOX_DEFAULTS, WORKER_DEFAULTS } from './outbox-defaults.js';
 import type { SendCheck } from './send-checks.js';
 import { DEFAULT_RETRY, type RetryOptions } from './settlement.js';
 
@@ -25,7 +26,10 @@ export interface WorkerOptions {
   concurrency?: number;
   /** How often to look for due messages when the queue is empty. Default: 1000 ms. */
   pollMs?: number;
-  /** How long a claim holds a message; past it, another worker takes it over. Default: 60000 ms. */
+  /**
+   * How long a claim holds a message (renewed while it is sent); past it, another worker takes it over. Default: the
+   * mailer's `outbox.leaseMs` (`OUTBOX_DEFAULTS.leaseMs`, 60000 ms).
+   */
   leaseMs?: number;
   /** Names this worker in leases and events. Default: host, pid and a random suffix. */
   workerId?: string;
@@ -42,7 +46,8 @@ export class OutboxWorker {
   readonly workerId: string;
   private readonly concurrency: number;
   private readonly pollMs: number;
-  private readonly leaseMs: number;
+  /** How long its claims hold a message: its own `leaseMs`, else the mailer's `outbox.leaseMs`. */
+  readonly leaseMs: number;
   private readonly retry: Required<RetryOptions>;
   private readonly recordRetryDelaysMs: readonly number[] | undefined;
   private readonly inFlight = new Set<Promise<void>>();
@@ -62,9 +67,9 @@ export class OutboxWorker {
     this.store = runtime.store;
     this.logger = runtime.logger;
     this.workerId = options.workerId ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
-    this.concurrency = options.concurrency ?? 10;
-    this.pollMs = options.pollMs ?? 1_000;
-    this.leaseMs = options.leaseMs ?? 60_000;
+    this.concurrency = options.concurrency ?? WORKER_DEFAULTS.concurrency;
+    this.pollMs = options.pollMs ?? WORKER_DEFAULTS.pollMs;
+    this.leaseMs = options.leaseMs ?? OUTBOX_DEFAULTS.leaseMs;
     this.retry = { ...DEFAULT_RETRY, ...options.retry };
     this.recordRetryDelaysMs = options.recordRetryDelaysMs;
     this.loop = this.run();

@@ -4,6 +4,7 @@ import { type ResolvedSmtpServerConfig, revealTlsOptions } from '../config/smtp-
 import type { SmtpFailureClass } from '../errors/smtp-error.js';
 import { SecretScrubber } from '../secrets/secret-scrubber.js';
 import { backoffDelay, type ResolvedBackoff } from './backoff.js';
+import { explainConnectionError, IMPLICIT_TLS_PROBE_TIMEOUT_MS, probeImplicitTls } from './explain-tls-failure.js';
 
 /** Marks, per message, that nodemailer has read the whole body: any failure after that is ambiguous. */
 export interface SendTracker {
@@ -164,6 +165,11 @@ export class ServerState {
   lastError: ServerStatus['lastError'] = null;
   /** Removes this server's credentials from what it says. */
   readonly scrubber: SecretScrubber;
+  /**
+   * Whether the port answers a TLS handshake, asked once per configuration after a plain connection got no greeting:
+   * a server that is merely slow costs one probe, not one per failed send.
+   */
+  private implicitTlsProbe: Promise<boolean> | undefined;
 
   constructor(
     config: ResolvedSmtpServerConfig,
@@ -195,8 +201,18 @@ export class ServerState {
     return now >= this.nextAttemptAt && !this.probing;
   }
 
-  send(mail: SendMailOptions, tracker: SendTracker, signal?: AbortSignal): Promise<SMTPPoolSentMessageInfo> {
-    return this.handle.send(mail, tracker, signal);
+  /** Rejects with nodemailer's error, or, for a TLS mistake (a mismatch, a certificate), one that says what to set. */
+  async send(mail: SendMailOptions, tracker: SendTracker, signal?: AbortSignal): Promise<SMTPPoolSentMessageInfo> {
+    try {
+      return await this.handle.send(mail, tracker, signal);
+    } catch (error) {
+      throw await explainConnectionError(error, this.config, () => this.speaksImplicitTls());
+    }
+  }
+
+  private speaksImplicitTls(): Promise<boolean> {
+    this.implicitTlsProbe ??= probeImplicitTls(this.config, Math.min(this.config.timeouts.greetingMs, IMPLICIT_TLS_PROBE_TIMEOUT_MS));
+    return this.implicitTlsProbe;
   }
 
   recordSuccess(): void {
@@ -239,7 +255,11 @@ export class ServerState {
   }
 
   async verify(): Promise<void> {
-    await this.handle.transport.verify();
+    try {
+      await this.handle.transport.verify();
+    } catch (error) {
+      throw await explainConnectionError(error, this.config, () => this.speaksImplicitTls());
+    }
   }
 
   /** Takes no new sends; closes with QUIT once the sends in flight settle. */

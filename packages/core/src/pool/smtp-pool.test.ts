@@ -89,7 +89,7 @@ describe('SmtpPool failover', () => {
     const m = mailer({ ...untrusted.serverConfig(), tls: {} }, backup.serverConfig(), 1_000);
     const result = await m.send(email);
     expect(result.server).toBe('secondary');
-    expect(m.status().servers[0]!.lastError).toMatchObject({ failure: 'auth', code: 'ESOCKET' });
+    expect(m.status().servers[0]!.lastError).toMatchObject({ failure: 'auth', code: 'ETLS', message: expect.stringContaining('tls.ca') });
     expect(untrusted.messages).toHaveLength(0);
     expect((await backup.waitForMessages(1)).map((received) => received.messageId)).toEqual([result.messageId]);
   });
