@@ -1,6 +1,6 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { defineConfig } from 'vitest/config';
+import { configDefaults, defineConfig } from 'vitest/config';
 import { SkippedTestsReporter } from './tests/support/skipped-tests-reporter.js';
 
 // Vitest's own choice of reporter when none is configured (std-env is its dependency): `agent` under an AI agent,
@@ -16,15 +16,17 @@ const packagesDir = fileURLToPath(new URL('./packages/', import.meta.url));
 const alias = readdirSync(packagesDir).flatMap((dir) => {
   const pkg = JSON.parse(readFileSync(`${packagesDir}${dir}/package.json`, 'utf8')) as {
     name: string;
-    exports?: Record<string, string | Record<string, string>>;
+    exports?: Record<string, string | Record<string, unknown>>;
   };
   return Object.entries(pkg.exports ?? {}).flatMap(([subpath, target]) => {
     const source = typeof target === 'object' ? target['@agent-smtp/source'] : undefined;
-    if (!source) return [];
+    if (typeof source !== 'string') return [];
     const find = new RegExp(`^${(pkg.name + subpath.slice(1)).replace(/[/.]/g, '\\$&')}$`);
     return [{ find, replacement: `${packagesDir}${dir}/${source.replace(/^\.\//, '')}` }];
   });
 });
+
+const PACKED_TARBALLS_TEST = 'packed-tarballs.int.test.ts';
 
 export default defineConfig({
   resolve: { alias },
@@ -39,7 +41,13 @@ export default defineConfig({
         test: { name: dir, root: `./packages/${dir}`, include: ['src/**/*.test.ts'], testTimeout: 20_000, hookTimeout: 20_000 },
       })),
       // Tests across packages (e.g. adapter parity) live outside any one package: no package imports a sibling.
-      { extends: true as const, test: { name: 'cross-package', root: './tests', include: ['**/*.test.ts'], testTimeout: 20_000 } },
+      {
+        extends: true as const,
+        test: { name: 'cross-package', root: './tests', include: ['**/*.test.ts'], exclude: [...configDefaults.exclude, PACKED_TARBALLS_TEST], testTimeout: 20_000 },
+      },
+      // Builds and packs every package and installs the tarballs into a fresh app: minutes of CPU on a small machine,
+      // so it runs after every other project (groupOrder), neither slowing their timing-sensitive tests nor slowed by them.
+      { extends: true as const, test: { name: 'packed-tarballs', root: './tests', include: [PACKED_TARBALLS_TEST], sequence: { groupOrder: 1 } } },
     ],
   },
 });
