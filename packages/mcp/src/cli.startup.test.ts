@@ -122,7 +122,11 @@ describe('agent-smtp-mcp connection test at startup', () => {
     const hung = await silentServer();
     const stop = new AbortController();
     const { io, err } = capture(stop.signal);
-    const env = { ...plainEnv(sink.port, { SMTP_FROM_EMAIL: 'agent@example.com' }), SMTP_HOST_2: '127.0.0.1', SMTP_PORT_2: String(hung.port), SMTP_USE_TLS_2: 'false' };
+    // A greeting timeout far beyond the test: only the test's own hang-up ends the second server's connection test.
+    const env = {
+      ...plainEnv(sink.port, { SMTP_FROM_EMAIL: 'agent@example.com' }),
+      ...{ SMTP_HOST_2: '127.0.0.1', SMTP_PORT_2: String(hung.port), SMTP_USE_TLS_2: 'false', SMTP_TIMEOUT_2: '600' },
+    };
     const running = main(['--transport', 'http', '--port', '0'], env, io);
 
     const url = await waitFor(() => /listening on (http:\S+\/mcp)/.exec(err.join(''))?.[1], 'the URL line');
