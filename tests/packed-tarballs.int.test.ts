@@ -49,9 +49,13 @@ const THIRD_PARTY = ['zod', 'ai', '@langchain/core', '@modelcontextprotocol/sdk'
 const SETUP_TIMEOUT_MS = 420_000;
 const STEP_TIMEOUT_MS = 120_000;
 
-/** Runs a command without the npm_* variables of an enclosing `npm test` (they would point npm back at the repo). */
+// What an enclosing `npm test` sets about the repo's own package and workspaces: npm in the app must not inherit it.
+// (The user's npm configuration, such as npm_config_registry or npm_config_cache, is kept.)
+const REPO_NPM_VARIABLES = /^npm_(lifecycle_|package_|command$|config_local_prefix$|config_workspaces?$|config_include_workspace_root$)/i;
+
+/** Runs a command, failing with its output; without the repo's npm_* variables of an enclosing `npm test`. */
 function run(command: string, args: string[], cwd: string, timeoutMs = STEP_TIMEOUT_MS): Promise<{ stdout: string; stderr: string }> {
-  const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !/^npm_/i.test(key)));
+  const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !REPO_NPM_VARIABLES.test(key)));
   return new Promise((resolvePromise, reject) => {
     execFile(command, args, { cwd, env: { ...env, NO_COLOR: '1' }, timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
       if (error) reject(new Error(`${command} ${args.join(' ')} (in ${cwd}) failed: ${error.message}\n--- stdout\n${stdout}\n--- stderr\n${stderr}`));
@@ -74,9 +78,10 @@ beforeAll(async () => {
 
   // One `npm pack` for every workspace package: each prepack builds its package first.
   const workspaces = packages.flatMap(({ dir }) => ['--workspace', `packages/${dir}`]);
-  const { stdout } = await run('npm', ['pack', ...workspaces, '--pack-destination', packs, '--json', '--loglevel=error'], REPO, SETUP_TIMEOUT_MS);
-  const packed = JSON.parse(stdout.slice(stdout.indexOf('['))) as { name: string; filename: string }[];
-  expect(packed.map((p) => p.name).sort()).toEqual(packages.map(({ pkg }) => pkg.name).sort());
+  await run('npm', ['pack', ...workspaces, '--pack-destination', packs, '--loglevel=error'], REPO, SETUP_TIMEOUT_MS);
+  // npm names a tarball after the package: @agent-smtp/core 0.0.0 -> agent-smtp-core-0.0.0.tgz
+  const packed = packages.map(({ pkg }) => ({ name: pkg.name, filename: `${pkg.name.replace(/^@/, '').replace('/', '-')}-${pkg.version}.tgz` }));
+  expect(readdirSync(packs).sort()).toEqual(packed.map((p) => p.filename).sort());
 
   const root = readJson<PackageJson>(join(REPO, 'package.json'));
   const appPackage = {
