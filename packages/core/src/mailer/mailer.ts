@@ -338,7 +338,9 @@ export class Mailer {
   }
 
   private async prepare(input: OutgoingEmail): Promise<NormalizedEmail> {
-    const serverFrom = await this.runtime.pools.senderFor(this.scope);
+    // Known at once for a mailer with servers of its own; a service may have to read the owner's configuration.
+    const sender = this.runtime.pools.senderFor(this.scope);
+    const serverFrom = sender instanceof Promise ? await sender : sender;
     return composeEmail(input, { ...this.runtime.compose, serverFrom });
   }
 

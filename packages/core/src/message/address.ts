@@ -162,7 +162,22 @@ function toWireAddress(name: string | undefined, address: string, where: string,
  * The A-label form nodemailer will send, or undefined when UTS #46 rejects the domain. nodemailer falls back to
  * plain Punycode for what the mapping rejects (`xn--zz` stays as written), so the mapping's own verdict decides.
  */
+/**
+ * Mapped domains, by the domain as written: mail goes to few domains, and the mapping (UTS #46, twice) was the
+ * costliest step of parsing an address. Bounded: cleared whole when full, so a stream of new domains cannot grow it.
+ */
+const mappedDomains = new Map<string, string | undefined>();
+const MAX_MAPPED_DOMAINS = 2_000;
+
 function mapDomain(rawDomain: string): string | undefined {
+  if (mappedDomains.has(rawDomain)) return mappedDomains.get(rawDomain);
+  const mapped = mapDomainUncached(rawDomain);
+  if (mappedDomains.size >= MAX_MAPPED_DOMAINS) mappedDomains.clear();
+  mappedDomains.set(rawDomain, mapped);
+  return mapped;
+}
+
+function mapDomainUncached(rawDomain: string): string | undefined {
   if (!domainToASCII(rawDomain)) return undefined;
   try {
     const ascii = normalizeDomain(rawDomain, false);

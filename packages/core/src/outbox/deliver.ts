@@ -63,7 +63,7 @@ export async function deliver(record: OutboxRecord, context: DeliveryContext): P
   let failure: unknown;
   const heartbeat = keepLeased(store.outbox, record, context.leaseMs, logger);
   try {
-    for (const check of context.checks ?? []) await check(record, { store });
+    if (context.checks) for (const check of context.checks) await check(record, { store });
     const message = buildPoolMessage(record.email, record.messageId);
     // A takeover must not write to recipients an earlier attempt handed to a follow-up: they would get two copies.
     const covered = record.possibleDuplicate ? await recipientsOfEarlierFollowUps(store, record) : new Set<string>();
@@ -98,7 +98,8 @@ async function recordOutcome(
   const settlement = outcome ? settlementOf(outcome) : failureSettlement(record, failure, context.retry, sent.storeNow);
   const rejectedReasons = outcome?.rejectedReasons ?? [];
 
-  await recordAttempts(store, record, outcome?.attempts ?? attemptsOf(failure), logger);
+  const attempts = outcome?.attempts ?? attemptsOf(failure);
+  if (attempts.length) await recordAttempts(store, record, attempts, logger);
   const deferred = deferredRecipients(rejectedReasons);
   // Queued before the settle: if this process dies in between, a takeover leaves those recipients to this follow-up.
   const followUp = deferred.length ? await queueFollowUp(store.outbox, record, deferred, context.followUpRetry, logger) : undefined;
