@@ -255,3 +255,55 @@ describe('createMailTools', () => {
     });
   });
 });
+
+describe('send_email template errors in the tool’s terms', () => {
+  it('refuses placeholders when no variables are passed, naming them and saying to pass variables', async () => {
+    const outcome = await call('send_email', { to: 'ada@example.com', subject: 'Hi {name}', body: 'Your code is {code}.' });
+    const error = errorOf(outcome);
+    expect(error).toMatchObject({ code: 'TEMPLATE_ERROR', missing: ['name', 'code'], retryable: false });
+    expect(error.message).toContain('{name}');
+    expect(error.message).toContain('{code}');
+    expect(error.message).toContain('pass variables');
+    expect(error.message).toContain('{{');
+    await sinkDone(sink);
+    expect(sink.messages).toHaveLength(0);
+  });
+
+  it('sends text without placeholders, and an escaped brace as one brace, when no variables are passed', async () => {
+    valueOf(await call('send_email', { to: 'ada@example.com', subject: 'Plain', body: 'Use {{name} literally; {not a tag}.' }));
+    const [received] = await sink.waitForMessages(1);
+    expect(received!.text?.trim()).toBe('Use {name} literally; {not a tag}.');
+  });
+
+  it('names body, not text/html/markdown, and hints at the template when nothing is missing', async () => {
+    for (const format of ['text', 'html', 'markdown'] as const) {
+      const unclosed = errorOf(await call('send_email', { to: 'a@example.com', subject: 's', body: '{?vip}Hello', format, variables: { vip: true } }));
+      expect(unclosed.code).toBe('TEMPLATE_ERROR');
+      expect(unclosed.message).toMatch(/^body: /);
+      expect(unclosed.message).not.toMatch(/\b(text|html|markdown):/);
+      expect(unclosed.hint).not.toContain('missing');
+      expect(unclosed.hint).toContain('Nothing was sent');
+    }
+    const objectValue = errorOf(await call('send_email', { to: 'a@example.com', subject: 's', body: 'Hi {user}', variables: { user: { first: 'Ada' } } }));
+    expect(objectValue.code).toBe('TEMPLATE_ERROR');
+    expect(objectValue.message).not.toMatch(/\btext:/);
+    expect(objectValue.hint).not.toContain('"missing"');
+    const missing = errorOf(await call('send_email', { to: 'a@example.com', subject: 's', body: 'Hi {name}', variables: {} }));
+    expect(missing.hint).toContain('"missing"');
+    expect(missing.message).not.toMatch(/\btext:/);
+    await sinkDone(sink);
+    expect(sink.messages).toHaveLength(0);
+  });
+
+  it('get_email_status of an unknown id says nothing twice', async () => {
+    const unknown = errorOf(await call('get_email_status', { id: 'msg_nope' }));
+    const sentences = formatToolError(unknown)
+      .split(/(?<=[.:;])\s+/)
+      .map((s) => s.trim().toLowerCase().replace(/[.:;]$/, ''))
+      .filter((s) => s.length > 3);
+    expect(new Set(sentences).size).toBe(sentences.length);
+    // The hint and the message do not both tell the model to check the id.
+    expect(`${unknown.message} ${unknown.hint}`.match(/check the id/gi)).toHaveLength(1);
+    expect(unknown.message).toContain('"msg_nope"');
+  });
+});

@@ -1,10 +1,12 @@
 import { z } from 'zod/v4';
 import { AgentSmtpError } from '../errors/agent-smtp-error.js';
+import { TemplateError } from '../errors/template-error.js';
 import { type Logger, safeLogger } from '../logger/logger.js';
 import type { Mailer, SendResult } from '../mailer/mailer.js';
 import { envelopeRecipients } from '../message/build-pool-message.js';
 import type { OutgoingEmail } from '../message/email-schema.js';
 import type { MailService } from '../service/mail-service.js';
+import { compileTemplate, hasTemplateTags } from '../template/template-engine.js';
 import { defineTool, type MailTool, type ToolContext, type ToolOutcome } from './define-tool.js';
 import { inToolTerms } from './in-tool-terms.js';
 import { toToolError } from './tool-error.js';
@@ -47,16 +49,25 @@ export interface MailToolsOptions {
 const OUTBOX_STATUSES = ['queued', 'sending', 'sent', 'failed', 'unknown', 'cancelled'] as const;
 
 const recipients = z.union([z.string().min(3).max(2_000), z.array(z.string().min(3).max(320)).min(1).max(100)]);
+const TO_MESSAGE = 'to is required: one address or a list';
+// A missing `to` would otherwise read "Invalid input at to"; a present but wrong one keeps zod's own reason.
+const toRecipients = z.union([z.string().min(3).max(2_000), z.array(z.string().min(3).max(320)).min(1).max(100)], {
+  error: (issue) => (issue.input === undefined ? TO_MESSAGE : `${TO_MESSAGE} of 1 to 100 addresses (each 3 to 320 characters, a single string up to 2000)`),
+});
 
 // Template values are JSON nested a few levels deep, spelled out level by level: a recursive schema would be a
 // JSON Schema $ref, which several model APIs refuse in tool parameters. Four levels hold {order.items.0.sku}.
+export const MAX_VARIABLE_NESTING = 4;
+const VARIABLES_MESSAGE =
+  `variables nest at most ${MAX_VARIABLE_NESTING} levels; each value is text (up to 100000 characters), a number, true/false, null, ` +
+  'a list (up to 1000 items) or an object of such values';
 const templateScalars = [z.string().max(100_000), z.number(), z.boolean(), z.null()] as const;
 const nestedTemplateValue = (inner: z.ZodType): z.ZodType =>
-  z.union([...templateScalars, z.array(inner).max(1_000), z.record(z.string().max(100), inner)]);
-const templateValue = nestedTemplateValue(nestedTemplateValue(nestedTemplateValue(z.union(templateScalars))));
+  z.union([...templateScalars, z.array(inner).max(1_000), z.record(z.string().max(100), inner)], { error: VARIABLES_MESSAGE });
+const templateValue = nestedTemplateValue(nestedTemplateValue(nestedTemplateValue(z.union(templateScalars, { error: VARIABLES_MESSAGE }))));
 
 const sendEmailInput = z.strictObject({
-  to: recipients.describe('Recipient(s): "ada@example.com", "Ada Lovelace <ada@example.com>", or a list of them.'),
+  to: toRecipients.describe('Recipient(s): "ada@example.com", "Ada Lovelace <ada@example.com>", or a list of them.'),
   cc: recipients.optional().describe('Copy recipients, visible to everyone. Same forms as "to".'),
   bcc: recipients.optional().describe('Hidden recipients: they get the email but no one sees them. Same forms as "to".'),
   subject: z.string().min(1).max(998).describe('Subject line, one line. May use {variables}.'),
@@ -88,7 +99,8 @@ const sendEmailInput = z.strictObject({
     .optional()
     .describe(
       'Values for {name} placeholders in subject and body; nested objects are reached with dots, e.g. {"order": {"id": "A-1"}} for {order.id}, ' +
-        'and arrays by index ({items.0.name}). Every placeholder used must have a value.',
+        `and arrays by index ({items.0.name}); values nest at most ${MAX_VARIABLE_NESTING} levels. Every placeholder used must have a value ` +
+        '(write {{ for a literal brace).',
     ),
   idempotency_key: z
     .string()
@@ -208,7 +220,9 @@ export function createMailTools(source: Mailer | MailService, options: MailTools
       annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: true },
       async execute(input, context) {
         return attempt('send_email', context, async (mailer) => {
-          const result = await mailer.send(toOutgoingEmail(input, context?.toolCallId), { signal: context?.signal });
+          const email = toOutgoingEmail(input, context?.toolCallId);
+          if (input.variables === undefined && assertNoPlaceholders(input)) email.variables = {};
+          const result = await mailer.send(email, { signal: context?.signal });
           const note = deferredNote(result);
           return {
             id: result.id,
@@ -239,8 +253,8 @@ export function createMailTools(source: Mailer | MailService, options: MailTools
       async execute(input, context) {
         return attempt('get_email_status', context, async (mailer) => {
           const record = await mailer.getStatus(input.id);
-          // Another user's id is not found either: this user's view holds no trace of it.
-          if (!record) throw new AgentSmtpError('NOT_FOUND', `No email with id "${input.id}" was sent by this user: check the id send_email returned.`);
+          // Another user's id is not found either: this user's view holds no trace of it. The hint says what to do.
+          if (!record) throw new AgentSmtpError('NOT_FOUND', `No email with id "${input.id}" was sent by this user.`);
           return {
             id: record.id,
             status: record.status,
@@ -427,6 +441,33 @@ function deferredNote(result: SendResult): string | undefined {
   return (
     `The mail server asked to try ${who} again later; they are retried automatically${retry}. Do not send this email again. ` +
     `Call get_email_status with id "${result.id}" to see under follow_ups whether they got it.`
+  );
+}
+
+/**
+ * Without `variables` the core sends placeholders as written, yet the tool promises that each needs a value: a
+ * model that forgot `variables` gets an error naming them rather than an email saying "Hello {name}". Returns
+ * true when the text holds only escaped braces (`{{`), which must still be rendered to single braces.
+ */
+function assertNoPlaceholders(input: z.output<typeof sendEmailInput>): boolean {
+  const fields = [['subject', input.subject], ['body', input.body]] as const;
+  const tagged = fields.filter(([, source]) => hasTemplateTags(source));
+  if (!tagged.length) return false;
+  const names = new Set<string>();
+  for (const [field, source] of tagged) {
+    try {
+      for (const name of compileTemplate(source).variables) names.add(name);
+    } catch (err) {
+      if (TemplateError.isInstance(err)) throw new TemplateError(`${field}: ${err.message}`, { position: err.position, cause: err });
+      throw err;
+    }
+  }
+  if (!names.size) return true;
+  const list = [...names];
+  throw new TemplateError(
+    `The ${tagged.map(([f]) => f).join(' and ')} use${tagged.length === 1 ? 's' : ''} placeholders (${list.map((n) => `{${n}}`).join(', ')}) ` +
+      `but no variables were passed; pass variables with a value for ${list.join(', ')}, or write {{ for a literal brace`,
+    { missing: list },
   );
 }
 

@@ -1,4 +1,5 @@
 import { ConfigError } from '../errors/config-error.js';
+import { TemplateError } from '../errors/template-error.js';
 import { ValidationError, type ValidationIssue } from '../errors/validation-error.js';
 
 /**
@@ -39,6 +40,7 @@ const OPERATOR_SETTING = / \(limits\.\w+\)/g;
  * `CONFIG_ERROR` saying what to set. Any other error passes through unchanged.
  */
 export function inToolTerms(tool: string, error: unknown): unknown {
+  if (TemplateError.isInstance(error)) return templateInToolTerms(tool, error);
   if (!ValidationError.isInstance(error)) return error;
   if (error.field === 'from' && error.message.startsWith('from: is required')) {
     return new ConfigError(
@@ -58,4 +60,17 @@ function toToolIssue(tool: string, issue: ValidationIssue): ValidationIssue {
   if (row?.advice) message = message.replace(...row.advice);
   const field = row ? issue.field.replace(row.core, row.field) : issue.field;
   return field === issue.field && message === issue.message ? issue : { field, message };
+}
+
+/** A field named at the start of a template fault ("text: …", "…; html: …"), as the core prefixes them. */
+const TEMPLATE_FIELD_PREFIX = /(^|; )([A-Za-z][\w.[\]]*): /g;
+
+/** Names the fields of a template error as the tool does (`body`, not `text`), through the same table. */
+function templateInToolTerms(tool: string, error: TemplateError): TemplateError {
+  const message = error.message.replace(TEMPLATE_FIELD_PREFIX, (whole, start: string, field: string) => {
+    const row = TOOL_FIELD_NAMES.find((r) => r.tool === tool && r.core.test(field));
+    return row ? `${start}${field.replace(row.core, row.field)}: ` : whole;
+  });
+  if (message === error.message) return error;
+  return new TemplateError(message, { missing: error.missing, ...(error.position === undefined ? {} : { position: error.position }), cause: error });
 }

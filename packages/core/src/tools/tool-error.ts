@@ -25,7 +25,7 @@ export const TOOL_ERROR_HINTS = {
     SMTP_AUTH:
       'Nothing was sent. Do not call send_email again until the user has fixed the SMTP configuration: tell them what the message says. ' +
       'test_smtp_connection shows when the server accepts it; then send with the same idempotency_key.',
-    NOT_FOUND: 'Nothing with that id exists for this user. Check the id returned by send_email.',
+    NOT_FOUND: 'Check the id returned by send_email and call again with it exactly as given.',
     CONFIG_ERROR: 'Nothing was sent, and calling again fails the same way until the email configuration is fixed. Tell the user what the message says.',
     CLOSED: 'The mailer was shut down. Tell the user.',
     ABORTED: 'The send was cut off before the email reached a mail server; nothing was sent. Call again with the same idempotency_key.',
@@ -42,7 +42,7 @@ export const TOOL_ERROR_HINTS = {
     SMTP_UNAVAILABLE: 'No mail server answered. Try again later (after retry_at if given), or tell the user.',
     SMTP_TRANSIENT: 'A mail server failed temporarily. Try again later.',
     SMTP_AUTH: 'Calling again fails the same way until the user fixes the SMTP configuration: tell them what the message says.',
-    NOT_FOUND: 'Nothing with that id exists for this user. Check the id returned by send_email.',
+    NOT_FOUND: 'Check the id returned by send_email and call again with it exactly as given.',
     CONFIG_ERROR: 'The email configuration is wrong, and calling again fails the same way until it is fixed. Tell the user what the message says.',
     CLOSED: 'The email service was shut down. Tell the user.',
     ABORTED: 'The call was cut off before it finished. Call the tool again if you still need its answer.',
@@ -52,6 +52,15 @@ export const TOOL_ERROR_HINTS = {
     FORBIDDEN: 'This connection is not signed in as a user who may use these email tools, so nothing was done. Retrying will not help; tell the user to check how the email tools are connected (their token or account).',
   },
 } as const satisfies Record<'sending' | 'other', Record<AgentSmtpErrorCode, string>>;
+
+/**
+ * The TEMPLATE_ERROR hint when no variable is missing: the template itself is wrong (an unclosed section, an object
+ * where text belongs), so "pass a value for every variable" would send the model after nothing.
+ */
+export const TEMPLATE_FAULT_HINTS = {
+  sending: 'Fix the template or the variable the message names (write {{ for a literal brace) and call again. Nothing was sent.',
+  other: 'Fix the template or the variable the message names (write {{ for a literal brace) and call the tool again.',
+} as const;
 
 /** The tools whose failures the `sending` hints describe; any other tool sends nothing. */
 const SENDING_TOOLS: ReadonlySet<string> = new Set(['send_email']);
@@ -84,6 +93,7 @@ export function toToolError(error: unknown, options: ToolErrorOptions = {}): Too
   if (!AgentSmtpError.isInstance(error)) return unexpectedFailure(sends);
   const hints: Record<string, string> = sends ? TOOL_ERROR_HINTS.sending : TOOL_ERROR_HINTS.other;
   const retryable = error.retryable && !NOT_RETRYABLE_BY_MODEL.has(error.code);
+  const templateFault = TemplateError.isInstance(error) && error.missing.length === 0;
   return {
     code: error.code,
     message: error.message,
@@ -92,7 +102,7 @@ export function toToolError(error: unknown, options: ToolErrorOptions = {}): Too
     retryable,
     ...(retryable && SmtpError.isInstance(error) && error.retryAt ? { retry_at: error.retryAt.toISOString() } : {}),
     // A code from a newer copy of the package (two versions in one process) may have no hint here yet.
-    hint: hints[error.code] ?? 'Tell the user what went wrong.',
+    hint: templateFault ? TEMPLATE_FAULT_HINTS[sends ? 'sending' : 'other'] : (hints[error.code] ?? 'Tell the user what went wrong.'),
   };
 }
 
@@ -112,8 +122,14 @@ function unexpectedFailure(sends: boolean): ToolErrorPayload {
 export function formatToolError(error: ToolErrorPayload): string {
   // The hint follows as its own sentence, so the message must end as one.
   const parts = [`Error ${error.code}: ${error.message}${/[.!?]$/.test(error.message) ? '' : '.'}`];
-  if (error.missing?.length && !error.missing.every((name) => error.message.includes(name))) parts.push(`Missing: ${error.missing.join(', ')}.`);
+  if (error.missing?.length && !error.missing.every((name) => mentions(error.message, name))) parts.push(`Missing: ${error.missing.join(', ')}.`);
   if (error.retry_at && !error.message.includes(error.retry_at)) parts.push(`Retry after ${error.retry_at}.`);
   parts.push(error.hint);
   return parts.join(' ');
+}
+
+/** True when `text` names `name` as a whole word or path: "order.id" is not named by "order.identifier". */
+function mentions(text: string, name: string): boolean {
+  const escaped = name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  return new RegExp(`(?<![\\w.])${escaped}(?![\\w.])`).test(text);
 }
