@@ -166,12 +166,20 @@ export function generateKeyRingKey(): string {
 const utf8 = new TextEncoder();
 const utf8Decoder = new TextDecoder('utf-8', { fatal: true });
 
-function decodeKey(id: string, value: string | Uint8Array): Uint8Array {
+function decodeKey(id: string, value: string | Uint8Array | undefined | null): Uint8Array {
   const setting = `keyRing.keys.${id}`;
+  const make = 'e.g. the output of `openssl rand -base64 32` or of generateKeyRingKey()';
+  if (value === undefined || value === null || (typeof value === 'string' && value.trim() === '') || (value instanceof Uint8Array && value.length === 0)) {
+    const what = value === undefined || value === null ? 'not set (undefined)' : 'empty';
+    throw new ConfigError(
+      `${setting} is ${what}: if it comes from an environment variable, that variable is unset or empty here. Give 32 random bytes as base64, ${make}.`,
+      { setting },
+    );
+  }
   const bytes = value instanceof Uint8Array ? new Uint8Array(value) : typeof value === 'string' ? fromBase64(value.trim()) : undefined;
   // The key itself is never repeated, only its length.
   if (!bytes) {
-    throw new ConfigError(`${setting} is not base64: give 32 random bytes as base64, e.g. the output of \`openssl rand -base64 32\`.`, { setting });
+    throw new ConfigError(`${setting} is not base64: give 32 random bytes as base64, ${make}.`, { setting });
   }
   if (bytes.length !== KEY_BYTES) {
     throw new ConfigError(

@@ -124,6 +124,23 @@ describe('stored SMTP configs', () => {
     expect(await store.credentials.list(ownerId)).toEqual([]);
   });
 
+  it('explains a TLS mistake of a stored config in its own fields (security, port), without a doubled period', async () => {
+    const s = await sink();
+    const store = new MemoryStore();
+    const ownerId = `owner-${randomUUID()}`;
+    // security: "tls" against a plain port: the test must name `security`, not the `secure` the account does not have.
+    const account = { ...accountFor(s, 'tls', password()), security: 'tls' as const };
+    const error = await saveSmtpConfig({ store, keyRing: ringV1 }, ownerId, account).catch((e: unknown) => e as AgentSmtpError);
+    expect(error).toMatchObject({ code: 'SMTP_AUTH' });
+    const message = (error as Error).message;
+    expect(message).toContain('security: "tls" starts TLS from the first byte');
+    expect(message).toContain(`port: 465, security: "tls"`);
+    expect(message).not.toMatch(/secure:|SMTP_/);
+    expect(message).not.toContain('..');
+    expect(message).toMatch(/\. Nothing was saved; to save it without a test, pass \{ test: false \}\.$/);
+    expect(await store.credentials.list(ownerId)).toEqual([]);
+  });
+
   it('saves without connecting when test is false', async () => {
     const s = await sink({ auth: { user: 'u@example.com', pass: password() } });
     const store = new MemoryStore();

@@ -1,3 +1,4 @@
+import { copyConfigSource } from '../config/smtp-config-source.js';
 import type { SmtpServerConfig } from '../config/smtp-server-config.js';
 import type { AgentSmtpErrorCode } from '../errors/agent-smtp-error.js';
 import { SmtpError } from '../errors/smtp-error.js';
@@ -13,7 +14,8 @@ const TLS_FAILURE = /certificate|self[- ]signed|\bTLS\b|\bSSL\b|wrong version nu
  */
 export async function testSmtpConnection(server: SmtpServerConfig, label: string): Promise<void> {
   // One attempt, no retries: a settings page is waiting on the answer.
-  const pool = new SmtpPool({ servers: [{ ...server, maxRetries: 0 }], maxRetryWaitMs: 0 });
+  // The copy keeps the config's source, so a TLS mistake is explained in its own fields (a stored config's `security`).
+  const pool = new SmtpPool({ servers: [copyConfigSource(server, { ...server, maxRetries: 0 })], maxRetryWaitMs: 0 });
   let result;
   try {
     [result] = await pool.verify();
@@ -27,7 +29,7 @@ export async function testSmtpConnection(server: SmtpServerConfig, label: string
   const reply = scrubber.scrub(result.error?.message ?? 'no reason given');
   const where = `${server.host}:${server.port ?? ''}`;
   const { errorCode, advice } = adviceFor(code, reply);
-  throw new SmtpError(errorCode, `The connection test of SMTP config ${label} (${where}) failed: ${advice} The server said: ${reply}. Nothing was saved; to save it without a test, pass { test: false }.`, {
+  throw new SmtpError(errorCode, `The connection test of SMTP config ${label} (${where}) failed: ${advice} The server said: ${reply.replace(/[.\s]+$/, '')}. Nothing was saved; to save it without a test, pass { test: false }.`, {
     server: server.name,
     smtpCode: code,
     response: reply,

@@ -13,9 +13,13 @@ export interface TlsFailureEvidence {
   /** The name the certificate was checked against (`ERR_TLS_CERT_ALTNAME_INVALID`). */
   host?: string | undefined;
   cert?: { subjectaltname?: string; subject?: { CN?: string }; valid_to?: string; valid_from?: string } | undefined;
+  /** The SMTP command that failed (`STARTTLS`, `CONN`, …) and the server's reply to it. */
+  command?: string | undefined;
+  responseCode?: number | undefined;
+  response?: string | undefined;
 }
 
-export type TlsFailureKind = 'expects-plain' | 'expects-tls' | 'untrusted-certificate' | 'wrong-host' | 'expired-certificate' | 'certificate-not-yet-valid';
+export type TlsFailureKind = 'no-starttls' | 'expects-plain' | 'expects-tls' | 'untrusted-certificate' | 'wrong-host' | 'expired-certificate' | 'certificate-not-yet-valid';
 
 // OpenSSL's words for "what came back is not TLS": the server spoke plain SMTP (its greeting) to our ClientHello.
 const NOT_TLS = new Set(['ERR_SSL_WRONG_VERSION_NUMBER', 'ERR_SSL_PACKET_LENGTH_TOO_LONG', 'ERR_SSL_UNKNOWN_PROTOCOL', 'ERR_SSL_HTTP_REQUEST']);
@@ -33,6 +37,9 @@ const UNTRUSTED = new Set([
  * connection got no greeting: a server that waits for a TLS handshake sends none, so the greeting times out.
  */
 export function tlsFailureKind(error: TlsFailureEvidence, speaksTls = false): TlsFailureKind | undefined {
+  // STARTTLS is required (starttls: 'required', SMTP_USE_TLS=true, security: "starttls") and the server refused the
+  // command, typically `500 command not recognized`: it does not offer STARTTLS on this port.
+  if (error.code === 'ETLS' && error.command === 'STARTTLS' && (error.responseCode ?? 0) >= 500) return 'no-starttls';
   const code = error.originalCode ?? '';
   if (NOT_TLS.has(code)) return 'expects-plain';
   if (UNTRUSTED.has(code)) return 'untrusted-certificate';
@@ -52,6 +59,8 @@ export function explainTlsFailure(kind: TlsFailureKind, config: ResolvedSmtpServ
   const port = config.port;
   const choices = `Use port 587 with STARTTLS (${set.port(587)}, ${set.secure(false)}), or port 465 with implicit TLS (${set.port(465)}, ${set.secure(true)}).`;
   switch (kind) {
+    case 'no-starttls':
+      return noStarttls(config, error);
     case 'expects-plain':
       return `TLS mismatch: port ${port} answered in plain text (it expects STARTTLS or no TLS), but ${set.secure(true)} starts TLS from the first byte. ${choices}`;
     case 'expects-tls':
@@ -65,6 +74,37 @@ export function explainTlsFailure(kind: TlsFailureKind, config: ResolvedSmtpServ
     case 'certificate-not-yet-valid':
       return `The server's certificate is not valid yet${when(error.cert?.valid_from, ' (from')}${error.cert?.valid_from ? ')' : ''}: check this machine's clock (it reads ${new Date().toISOString()}).`;
   }
+}
+
+/** The server refused STARTTLS while the config requires it: what each source sets instead. */
+function noStarttls(config: ResolvedSmtpServerConfig, error: TlsFailureEvidence): string {
+  const source = configSourceOf(config);
+  const reply = error.response ? ` (it answered STARTTLS with "${oneLine(error.response)}")` : '';
+  const head = `The server at ${config.host}:${config.port} does not offer STARTTLS${reply}`;
+  switch (source.kind) {
+    case 'env': {
+      const s = source.suffix;
+      return (
+        `${head}, but SMTP_USE_TLS${s}=true requires it. Unset SMTP_USE_TLS${s} to use STARTTLS only where it is offered, ` +
+        `or set SMTP_USE_TLS${s}=false to send without encryption; or use the server's TLS port: SMTP_PORT${s}=587 (STARTTLS) or SMTP_PORT${s}=465 with SMTP_USE_SSL${s}=true.`
+      );
+    }
+    case 'stored':
+      return (
+        `${head}, but this config's security: "starttls" requires it. Use the server's TLS port: port: 587 with security: "starttls", ` +
+        `or port: 465 with security: "tls"; security: "none" sends without encryption (the password too).`
+      );
+    case 'code':
+      return (
+        `${head}, but starttls: 'required' requires it. Set starttls: 'opportunistic' to use it only where it is offered, or starttls: 'disabled' ` +
+        `to send without encryption; or use the server's TLS port: port: 587 (STARTTLS) or port: 465 with secure: true.`
+      );
+  }
+}
+
+function oneLine(text: string): string {
+  const line = text.replace(/\s+/g, ' ').trim();
+  return line.length > 200 ? `${line.slice(0, 200)}…` : line;
 }
 
 function untrustedDetail(code: string | undefined): string {
@@ -142,6 +182,7 @@ export interface ExplainedTlsError extends Error {
   /** Node's code (or nodemailer's, for a greeting that never came) of the original error. */
   originalCode: string | undefined;
   command: string | undefined;
+  responseCode?: number;
   tlsFailure: TlsFailureKind;
   /** The original error, OpenSSL's text included. */
   cause: Error;
@@ -167,6 +208,8 @@ export async function explainConnectionError(
   explained.code = TLS_ATTEMPT_CODE;
   explained.originalCode = error.originalCode ?? error.code;
   explained.command = error.command;
+  // The server's reply code stays (a 5xx to STARTTLS); its words are in the message and in `cause`.
+  if (error.responseCode) explained.responseCode = error.responseCode;
   explained.tlsFailure = kind;
   return explained;
 }

@@ -138,6 +138,7 @@ describe('explainTlsFailure', () => {
     'wrong-host': { originalCode: 'ERR_TLS_CERT_ALTNAME_INVALID', host: 'smtp.example.com', cert: { subjectaltname: 'DNS:mx.example.net' } },
     'expired-certificate': { originalCode: 'CERT_HAS_EXPIRED', cert: { valid_to: 'Jan  1 00:00:00 2024 GMT' } },
     'certificate-not-yet-valid': { originalCode: 'CERT_NOT_YET_VALID', cert: { valid_from: 'Jan  1 00:00:00 2099 GMT' } },
+    'no-starttls': { code: 'ETLS', command: 'STARTTLS', responseCode: 500, response: '500 command not recognized' },
   } satisfies Record<TlsFailureKind, object>;
   const kinds = Object.keys(evidence) as TlsFailureKind[];
 
@@ -160,6 +161,17 @@ describe('explainTlsFailure', () => {
     const mismatches = messages.slice(0, 4);
     expect(mismatches.filter((message) => !own.test(message))).toEqual([]);
     expect(messages.filter((message) => others.test(message))).toEqual([]);
+  });
+
+  it.each([
+    [{ kind: 'code' } as SmtpConfigSource, "starttls: 'required' requires it. Set starttls: 'opportunistic'", /SMTP_|security:/],
+    [{ kind: 'env', suffix: '_2' } as SmtpConfigSource, 'SMTP_USE_TLS_2=true requires it. Unset SMTP_USE_TLS_2', /secure:|security:|starttls:/],
+    [{ kind: 'stored' } as SmtpConfigSource, 'security: "starttls" requires it. Use the server\'s TLS port: port: 587', /SMTP_|secure:|starttls:/],
+  ])('says a server without STARTTLS does not offer it, in the %j config\'s settings', (source, advice, others) => {
+    const message = explainTlsFailure('no-starttls', serverFrom(source), evidence['no-starttls']);
+    expect(message).toMatch(/^The server at smtp\.example\.com:2525 does not offer STARTTLS \(it answered STARTTLS with "500 command not recognized"\), but /);
+    expect(message).toContain(advice);
+    expect(message).not.toMatch(others);
   });
 
   it('dates an expired certificate and one not valid yet, and sends the reader to the clock', () => {

@@ -56,6 +56,8 @@ describe('SmtpPool failover', () => {
   it.each([
     ['421 at greeting', { connect: () => ({ code: 421, message: '4.3.2 Service not available, closing channel' }) }],
     ['451 at MAIL FROM', { mailFrom: () => ({ code: 451, message: '4.3.0 Temporary local problem' }) }],
+    // A 5xx greeting refuses the session, not this message: another server may take it.
+    ['554 at greeting', { connect: () => ({ code: 554, message: '5.3.2 No SMTP service here' }) }],
   ])('fails over on %s', async (_label, behavior) => {
     const first = await sink({ behavior });
     const backup = await sink();
@@ -65,6 +67,55 @@ describe('SmtpPool failover', () => {
     expect(first.messages).toHaveLength(0);
     expect((await backup.waitForMessages(1)).map((received) => received.messageId)).toEqual([result.messageId]);
     expect(m.status().servers[0]!.lastError?.failure).toBe('transient');
+  });
+
+  it('fails over when STARTTLS is required and the server does not offer it, saying what to set', async () => {
+    // A plain sink neither advertises nor accepts STARTTLS: it answers nodemailer's STARTTLS with a 5xx.
+    const plain = await sink();
+    const backup = await sink();
+    const m = mailer({ ...plain.serverConfig(), starttls: 'required' }, backup.serverConfig(), 1_000);
+    const result = await m.send(email);
+    expect(result.server).toBe('secondary');
+    expect(plain.messages).toHaveLength(0);
+    expect((await backup.waitForMessages(1)).map((received) => received.messageId)).toEqual([result.messageId]);
+    const primary = m.status().servers[0]!;
+    expect(primary.lastError).toMatchObject({ failure: 'auth', code: 'ETLS' });
+    expect(primary.lastError!.message).toMatch(/^The server at 127\.0\.0\.1:\d+ does not offer STARTTLS \(it answered STARTTLS with "5\d\d[^"]*"\), but starttls: 'required' requires it\./);
+    expect(primary.lastError!.message).toContain("starttls: 'opportunistic'");
+    expect(primary.lastError!.message).toContain('port: 465 with secure: true');
+  });
+
+  it('names SMTP_USE_TLS when the environment required STARTTLS of a server without it', async () => {
+    const plain = await sink();
+    const m = resources.track(
+      createMailer({
+        defaults: { from: 'agent@example.com' },
+        env: { SMTP_HOST: '127.0.0.1', SMTP_PORT: String(plain.port), SMTP_USE_TLS: 'true', SMTP_MAX_RETRIES: '0' },
+        pool: { maxRetryWaitMs: 0 },
+      }),
+    );
+    const error = await m.send(email).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'SMTP_AUTH' });
+    const message = (error as Error).message;
+    expect(message).toContain('does not offer STARTTLS');
+    expect(message).toContain('but SMTP_USE_TLS=true requires it. Unset SMTP_USE_TLS');
+    expect(message).not.toMatch(/refused the message|do not retry|starttls:/);
+  });
+
+  it('lists a server retried with the same failure once, with its number of tries', async () => {
+    const m = resources.track(
+      createMailer({
+        servers: [{ name: 'primary', host: '127.0.0.1', port: await closedPort(), maxRetries: 2 }],
+        defaults: { from: 'agent@example.com' },
+        env: {},
+        pool: { backoff: { baseMs: 5, maxMs: 10 }, maxRetryWaitMs: 1_000 },
+      }),
+    );
+    const error = (await m.send(email).catch((e: unknown) => e)) as SmtpError;
+    expect(error).toMatchObject({ code: 'SMTP_UNAVAILABLE' });
+    expect(error.attempts).toHaveLength(3);
+    expect(error.message).toMatch(/^No SMTP server accepted the message \(primary \(3 tries\): connect ECONNREFUSED 127\.0\.0\.1:\d+\)\./);
+    expect(error.message.match(/ECONNREFUSED/g)).toHaveLength(1);
   });
 
   it('fails over on 535 at AUTH and backs the server off for the auth period', async () => {
@@ -251,6 +302,21 @@ describe('classifySmtpError', () => {
     [{ code: 'EENVELOPE', responseCode: 452 }, false, 'transient'],
     [{ code: 'EMESSAGE', responseCode: 451, command: 'DATA' }, true, 'transient'],
     [{ code: 'ECONNECTION', responseCode: 421 }, false, 'transient'],
+    // A server without STARTTLS answers nodemailer's STARTTLS (requireTLS) with a 5xx: a TLS setting to fix, not a refusal.
+    [{ code: 'ETLS', responseCode: 500, command: 'STARTTLS' }, false, 'auth'],
+    [{ code: 'ETLS', responseCode: 454, command: 'STARTTLS' }, false, 'transient'],
+    [{ code: 'EAUTH', responseCode: 504, command: 'AUTH PLAIN' }, false, 'auth'],
+    [{ code: 'ENOAUTH', responseCode: 550 }, false, 'auth'],
+    // A 5xx while the session is set up is the server's fault, not the message's: back off and fail over.
+    [{ code: 'EPROTOCOL', responseCode: 554, command: 'CONN' }, false, 'transient'],
+    [{ code: 'EPROTOCOL', responseCode: 550, command: 'EHLO' }, false, 'transient'],
+    [{ code: 'EPROTOCOL', responseCode: 501, command: 'HELO' }, false, 'transient'],
+    [{ code: 'EPROTOCOL', responseCode: 554, command: 'STARTTLS' }, false, 'auth'],
+    [{ code: 'EAUTH', responseCode: 554, command: 'AUTH LOGIN' }, false, 'auth'],
+    // Only a 5xx to the envelope or the data refuses the message itself.
+    [{ code: 'EENVELOPE', responseCode: 550, command: 'MAIL FROM' }, false, 'permanent'],
+    [{ code: 'EENVELOPE', responseCode: 550, command: 'RCPT TO' }, false, 'permanent'],
+    [{ code: 'EMESSAGE', responseCode: 554, command: 'DATA' }, false, 'permanent'],
   ] as const)('%j (body sent: %s) is %s', (error, bodySent, expected) => {
     expect(classifySmtpError(error, bodySent)).toBe(expected);
   });

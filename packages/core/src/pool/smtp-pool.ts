@@ -399,7 +399,7 @@ export class SmtpPool {
     // Every server refused the login or TLS: waiting changes nothing until someone fixes the configuration.
     const authOnly = failures.length > 0 && failures.every((f) => f === 'auth');
     const tried = [
-      ...attempts.map((a) => `${a.server}: ${a.response ?? a.message}`),
+      ...distinctFailures(attempts),
       ...skipped.map((s) => `${s.name}: ${s.lastError!.message}, backing off`),
     ];
     const cause = tried.length ? tried.join('; ') : `every server is backing off after earlier failures (${this.#servers.map((s) => s.name).join(', ')})`;
@@ -417,6 +417,22 @@ export class SmtpPool {
   #assertOpen(): void {
     if (this.#closed) throw new AgentSmtpError('CLOSED', 'The SMTP pool is closed; create a new mailer to send again.');
   }
+}
+
+/**
+ * Each server's failures once per distinct reply, in the order they first happened: `primary (2 tries): connect
+ * ECONNREFUSED …` rather than the same sentence once per retry.
+ */
+function distinctFailures(attempts: readonly SmtpAttempt[]): string[] {
+  const seen = new Map<string, { server: string; text: string; tries: number }>();
+  for (const attempt of attempts) {
+    const text = attempt.response ?? attempt.message;
+    const key = `${attempt.server}\u0000${text}`;
+    const entry = seen.get(key);
+    if (entry) entry.tries++;
+    else seen.set(key, { server: attempt.server, text, tries: 1 });
+  }
+  return [...seen.values()].map(({ server, text, tries }) => `${server}${tries > 1 ? ` (${tries} tries)` : ''}: ${text}`);
 }
 
 function rejectedDetails(info: { rejected: unknown[]; rejectedErrors?: unknown[] }): RejectedRecipient[] {
