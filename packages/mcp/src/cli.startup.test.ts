@@ -145,7 +145,7 @@ describe('agent-smtp-mcp connection test at startup', () => {
     expect(lines).toContainEqual(expect.objectContaining({ msg: 'smtp connection test passed', server: 'primary', host: '127.0.0.1', port: sink.port }));
     expect(lines).toContainEqual(
       expect.objectContaining({
-        msg: 'smtp connection test failed: the server could not be reached or did not answer; check SMTP_HOST and SMTP_PORT',
+        msg: 'smtp connection test failed: the server could not be reached or did not answer; check SMTP_HOST_2 and SMTP_PORT_2',
         server: 'smtp-2',
         port: hung.port,
       }),
@@ -193,5 +193,39 @@ describe('agent-smtp-mcp connection test at startup', () => {
     expect(err.join('')).not.toContain('a-wrong-password');
     stop.abort();
     expect(await running).toBe(0);
+  });
+});
+
+describe('agent-smtp-mcp startup faults that name what to change', () => {
+  it('--verify: a numbered server’s refused login names SMTP_USERNAME_n and SMTP_PASSWORD_n', async () => {
+    const sink = await sinkWith({ auth: { user: 'robot', pass: 'the-right-password' } });
+    const { io, err } = capture();
+    const env = {
+      PATH: process.env.PATH,
+      SMTP_HOST_2: '127.0.0.1',
+      SMTP_PORT_2: String(sink.port),
+      SMTP_USE_TLS_2: 'false',
+      SMTP_USERNAME_2: 'robot',
+      SMTP_PASSWORD_2: 'a-wrong-password',
+      SMTP_FROM_EMAIL_2: 'agent@example.com',
+    };
+    expect(await main(['--transport', 'http', '--port', '0', '--verify'], env, io)).toBe(2);
+    expect(err).toHaveLength(1);
+    expect(err[0]).toContain('SMTP server "smtp-2" failed');
+    expect(err[0]).toContain('check SMTP_USERNAME_2 and SMTP_PASSWORD_2');
+    expect(err[0]).not.toMatch(/SMTP_(USERNAME|PASSWORD)\b(?!_)/);
+  });
+
+  it('--port that another process holds says to choose another port, not only EADDRINUSE', async () => {
+    const sink = await sinkWith();
+    const held = net.createServer();
+    silent.push(held);
+    await new Promise<void>((resolve) => held.listen(0, '127.0.0.1', resolve));
+    const port = (held.address() as net.AddressInfo).port;
+    const { io, err } = capture();
+    const code = await main(['--transport', 'http', '--port', String(port)], plainEnv(sink.port, { SMTP_FROM_EMAIL: 'agent@example.com' }), io);
+    expect([1, 2]).toContain(code);
+    const line = err.find((t) => t.startsWith('agent-smtp-mcp: '));
+    expect(line).toBe(`agent-smtp-mcp: port ${port} is in use: choose another --port (0 picks a free one) or stop the process using it.\n`);
   });
 });

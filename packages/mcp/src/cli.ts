@@ -193,7 +193,9 @@ export async function main(
     mailer = createMailer({ logger, env, limits: { maxMessageBytes: options.maxMessageBytes } });
     // --verify tests before serving, so a client never meets a server that cannot send; otherwise the test must not
     // hold up the start (a slow server can take its whole connection timeout), and its result is only logged.
-    if (options.verify) logConnectionTests(assertConnections(await mailer.testConnection()), mailer, log);
+    // Advice names the variables each server was set with: SMTP_HOST_2 for "smtp-2" (or its SMTP_NAME_2).
+    const suffixes = envSuffixes(env, servers);
+    if (options.verify) logConnectionTests(assertConnections(await mailer.testConnection(), suffixes), mailer, log, suffixes);
     if (options.transport === 'stdio') {
       const server = createMcpServer({ mailer, logger });
       const transport = createStdioServerTransport({ maxMessageBytes: options.maxMessageBytes });
@@ -210,7 +212,7 @@ export async function main(
         return server.close();
       };
       log.info({ transport: 'stdio', version: VERSION, servers: mailer.status().servers.map((s) => s.name) }, 'agent-smtp MCP server ready');
-      if (!options.verify) void testConnectionsInBackground(mailer, log);
+      if (!options.verify) void testConnectionsInBackground(mailer, log, suffixes);
     } else {
       http = await startMcpHttpServer({
         mailer,
@@ -219,9 +221,11 @@ export async function main(
         token,
         logger,
         maxRequestBytes: maxRequestBytesFor(options.maxMessageBytes),
+      }).catch((err: unknown) => {
+        throw listenFailure(err, options);
       });
       io.stderr(`${BIN}: listening on ${http.url} (health: ${http.healthUrl}, auth: ${token ? 'bearer token' : 'none, loopback only'})\n`);
-      if (!options.verify) void testConnectionsInBackground(mailer, log);
+      if (!options.verify) void testConnectionsInBackground(mailer, log, suffixes);
     }
   } catch (err) {
     stop.dispose();
@@ -253,9 +257,9 @@ function assertSender(servers: readonly SmtpServerConfig[]): void {
 }
 
 /** Tests every server once and logs the results; never throws (a mailer closed meanwhile reports nothing). */
-async function testConnectionsInBackground(mailer: Mailer, log: Logger): Promise<void> {
+async function testConnectionsInBackground(mailer: Mailer, log: Logger, suffixes: ReadonlyMap<string, string>): Promise<void> {
   try {
-    logConnectionTests(await mailer.testConnection(), mailer, log);
+    logConnectionTests(await mailer.testConnection(), mailer, log, suffixes);
   } catch (err) {
     // Only a mailer closed under the test (a stop during startup) gets here: there is nothing left to report on.
     log.debug({ err }, 'smtp connection test did not finish');
@@ -263,31 +267,65 @@ async function testConnectionsInBackground(mailer: Mailer, log: Logger): Promise
 }
 
 /** One log line per server: where it is, and whether the test passed (else what it said and what to check). */
-function logConnectionTests(results: readonly VerifyResult[], mailer: Mailer, log: Logger): void {
+function logConnectionTests(results: readonly VerifyResult[], mailer: Mailer, log: Logger, suffixes: ReadonlyMap<string, string>): void {
   const servers = new Map(mailer.status().servers.map((s) => [s.name, s]));
   for (const r of results) {
     const where = { server: r.name, host: servers.get(r.name)?.host, port: servers.get(r.name)?.port, latencyMs: r.latencyMs };
     if (r.ok) log.info(where, 'smtp connection test passed');
-    else log.warn({ ...where, code: r.error?.code, error: r.error?.message }, `smtp connection test failed: ${connectionAdvice(r)}`);
+    else log.warn({ ...where, code: r.error?.code, error: r.error?.message }, `smtp connection test failed: ${connectionAdvice(r, suffixes.get(r.name) ?? '')}`);
   }
 }
 
 /** --verify: one line naming each server that failed, what it said, and what to check. */
-function assertConnections(results: readonly VerifyResult[]): readonly VerifyResult[] {
+function assertConnections(results: readonly VerifyResult[], suffixes: ReadonlyMap<string, string>): readonly VerifyResult[] {
   const failed = results.filter((r) => !r.ok);
   if (failed.length === 0) return results;
-  const each = failed.map((r) => `SMTP server "${r.name}" failed its connection test (${r.error?.code ?? 'ERROR'}: ${r.error?.message ?? 'no reason given'}): ${connectionAdvice(r)}`);
+  const each = failed.map((r) => `SMTP server "${r.name}" failed its connection test (${r.error?.code ?? 'ERROR'}: ${r.error?.message ?? 'no reason given'}): ${connectionAdvice(r, suffixes.get(r.name) ?? '')}`);
   throw new ConfigError(`${each.join('; ')}. Fix it, or start without --verify to serve anyway.`, { setting: '--verify' });
 }
 
-/** What to check, in the variables a CLI user sets. */
-function connectionAdvice(result: VerifyResult): string {
+/**
+ * The suffix each server's variables carry, by server name: '' for SMTP_HOST, `_<n>` for SMTP_HOST_<n>. The
+ * servers come in the order loadSmtpServersFromEnv reads them: the unnumbered one first, then numbered ones by n.
+ */
+function envSuffixes(env: Record<string, string | undefined>, servers: readonly SmtpServerConfig[]): ReadonlyMap<string, string> {
+  const numbered = Object.keys(env)
+    .map((key) => /^SMTP_HOST_(\d+)$/.exec(key))
+    .filter((m): m is RegExpExecArray => m !== null && (env[m[0]] ?? '').trim() !== '')
+    .map((m) => Number(m[1]))
+    .sort((a, b) => a - b)
+    .map((n) => `_${n}`);
+  const suffixes = (env.SMTP_HOST ?? '').trim() !== '' ? ['', ...numbered] : numbered;
+  return new Map(servers.map((s, i) => [s.name ?? '', suffixes[i] ?? '']));
+}
+
+/** What to check, in the variables a CLI user sets for this server (`suffix` `_2` for SMTP_HOST_2). */
+function connectionAdvice(result: VerifyResult, suffix: string): string {
   const code = result.error?.code;
-  if (code === 'EAUTH' || code === 'ENOAUTH') return 'the server refused the login; check SMTP_USERNAME and SMTP_PASSWORD';
+  const v = (name: string): string => `${name}${suffix}`;
+  if (code === 'EAUTH' || code === 'ENOAUTH') return `the server refused the login; check ${v('SMTP_USERNAME')} and ${v('SMTP_PASSWORD')}`;
   if (code === 'ETLS' || code === 'EREQUIRETLS' || /certificate|\bTLS\b|\bSSL\b|handshake|wrong version number/i.test(result.error?.message ?? '')) {
-    return 'TLS failed; check SMTP_PORT with SMTP_USE_TLS (587, STARTTLS) or SMTP_USE_SSL (465)';
+    return `TLS failed; check ${v('SMTP_PORT')} with ${v('SMTP_USE_TLS')} (587, STARTTLS) or ${v('SMTP_USE_SSL')} (465)`;
   }
-  return 'the server could not be reached or did not answer; check SMTP_HOST and SMTP_PORT';
+  return `the server could not be reached or did not answer; check ${v('SMTP_HOST')} and ${v('SMTP_PORT')}`;
+}
+
+/** A port already taken says what to do about it, not only `listen EADDRINUSE`; other failures pass through. */
+function listenFailure(err: unknown, options: CliOptions): unknown {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (code === 'EADDRINUSE') {
+    return new ConfigError(
+      `port ${options.port} is in use: choose another --port (0 picks a free one) or stop the process using it.`,
+      { setting: '--port', cause: err },
+    );
+  }
+  if (code === 'EADDRNOTAVAIL') {
+    return new ConfigError(`--host ${options.host} is not an address of this machine: pass one it has, such as 127.0.0.1.`, { setting: '--host', cause: err });
+  }
+  if (code === 'EACCES') {
+    return new ConfigError(`port ${options.port} needs privileges this process lacks: choose a --port above 1023 (0 picks a free one).`, { setting: '--port', cause: err });
+  }
+  return err;
 }
 
 interface Stop {

@@ -104,3 +104,55 @@ describe('send_email variables over MCP', () => {
     expect(sink.messages).toHaveLength(0);
   });
 });
+
+describe('send_email over MCP with input a model got wrong', () => {
+  async function sinkClient(): Promise<Client> {
+    sink = await startSmtpSink();
+    mailer = createMailer({ servers: [sink.serverConfig({ name: 'sink' })], defaults: { from: 'agent@example.com' }, env: {} });
+    return connect(mailer);
+  }
+
+  it('a missing "to" says it is required and what it takes', async () => {
+    const answer = text(await send(await sinkClient(), { subject: 'Hi', body: 'Hello.' }));
+    expect(answer).toContain('to is required: one address or a list');
+    expect(answer).not.toMatch(/Invalid input at to\b/);
+  });
+
+  it('variables nested too deep say the limit', async () => {
+    const c = await sinkClient();
+    const answer = text(await send(c, { to: 'ada@example.com', subject: 'Hi', body: 'Hello {a.b.c.d.e}.', variables: { a: { b: { c: { d: { e: 'deep' } } } } } }));
+    expect(answer).toContain('variables nest at most 4 levels');
+    const tools = await c.listTools();
+    const schema = tools.tools.find((t) => t.name === 'send_email')!.inputSchema as { properties: { variables: { description: string } } };
+    expect(schema.properties.variables.description).toContain('at most 4 levels');
+  });
+
+  it('placeholders without variables name the missing ones in the text, and say nothing twice', async () => {
+    const result = await send(await sinkClient(), { to: 'ada@example.com', subject: 'Hi {name}', body: 'Your code is {code}.' });
+    expect(result.isError).toBe(true);
+    const answer = text(result);
+    expect(answer).toContain('TEMPLATE_ERROR');
+    expect(answer).toContain('name');
+    expect(answer).toContain('code');
+    expect(answer).toContain('variables');
+    const said = sentences(answer);
+    expect(new Set(said).size).toBe(said.length);
+    expect(sink!.messages).toHaveLength(0);
+  });
+
+  it('an unclosed section names body and does not ask for missing variables', async () => {
+    const answer = text(await send(await sinkClient(), { to: 'ada@example.com', subject: 'Hi', body: '{?vip}Hello', format: 'html', variables: { vip: true } }));
+    expect(answer).toContain('body: ');
+    expect(answer).not.toMatch(/\bhtml: /);
+    expect(answer).not.toContain('every variable named in "missing"');
+  });
+
+  it('get_email_status of an unknown id says nothing twice', async () => {
+    const c = await sinkClient();
+    const answer = text((await c.callTool({ name: 'get_email_status', arguments: { id: 'msg_nope' } })) as CallToolResult);
+    expect(answer).toContain('NOT_FOUND');
+    const said = sentences(answer);
+    expect(new Set(said).size).toBe(said.length);
+    expect(answer.match(/check the id/gi)).toHaveLength(1);
+  });
+});
