@@ -42,7 +42,12 @@ describe('npm run demo', () => {
   });
 
   it.each([
-    ['an unreachable server', async () => ({ SMTP_HOST: '127.0.0.1', SMTP_PORT: String(await closedPort()) }), /^demo: No SMTP server accepted the message \(primary: connect ECONNREFUSED .*\)\. Check that SMTP_HOST and SMTP_PORT name an SMTP server this machine can reach/],
+    ['an unreachable server', async () => ({ SMTP_HOST: '127.0.0.1', SMTP_PORT: String(await closedPort()) }), /^demo: No SMTP server accepted the message \(primary[^:]*: connect ECONNREFUSED .*\)\. Check that SMTP_HOST and SMTP_PORT name an SMTP server this machine can reach/],
+    [
+      'an unreachable numbered server',
+      async () => ({ SMTP_HOST_2: '127.0.0.1', SMTP_PORT_2: String(await closedPort()) }),
+      /^demo: .*Check that SMTP_HOST_2 and SMTP_PORT_2 name an SMTP server this machine can reach, or unset SMTP_HOST_2 /,
+    ],
     ['a bad SMTP_PORT', async () => ({ SMTP_HOST: '127.0.0.1', SMTP_PORT: 'abc' }), /^demo: SMTP_PORT is "abc" but must be a port number .* Fix that variable/],
     ['a bad DEMO_TO', async () => ({ DEMO_TO: 'nobody' }), /^demo: DEMO_TO is not usable: .*"nobody" is not a valid email address.* Fix DEMO_TO\.$/],
   ])('with %s: exits 1 with one line on stderr saying what to fix', async (_, env, line) => {

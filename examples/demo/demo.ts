@@ -4,7 +4,7 @@
  * with SMTP_HOST set (see the README's table) it sends through that server instead. When something is wrong
  * (a server it cannot reach, a bad variable) it prints one line saying what to change and exits 1.
  */
-import { AgentSmtpError, createMailer, loadSmtpServersFromEnv, type Mailer, type SmtpServerConfig, ValidationError } from '@agent-smtp/core';
+import { AgentSmtpError, createMailer, loadSmtpServersFromEnv, type Mailer, type SmtpServerConfig, SmtpError, ValidationError } from '@agent-smtp/core';
 import { type SmtpSink, startSmtpSink } from '@agent-smtp/testing';
 
 let sink: SmtpSink | undefined;
@@ -62,10 +62,28 @@ async function runDemo(): Promise<void> {
 }
 
 /** One line: what went wrong, and what to change in the variables this demo reads. */
+/**
+ * How the variables of the server at fault are spelled: `SMTP_HOST` for the unnumbered server, `SMTP_HOST_2` when
+ * only numbered ones are set (`smtp-2` is the server SMTP_HOST_2 configures), `SMTP_HOST_<n>` when it is unclear which.
+ */
+function serverVariables(err: AgentSmtpError): (name: string) => string {
+  const env = process.env;
+  if ((env.SMTP_HOST ?? '').trim() !== '') return (name) => name;
+  const numbered = Object.keys(env)
+    .map((key) => /^SMTP_HOST_(\d+)$/.exec(key)?.[1])
+    .filter((n): n is string => n !== undefined && (env[`SMTP_HOST_${n}`] ?? '').trim() !== '')
+    .sort((a, b) => Number(a) - Number(b));
+  if (numbered.length === 0) return (name) => name;
+  const named = SmtpError.isInstance(err) ? /^smtp-(\d+)$/.exec(err.server ?? '')?.[1] : undefined;
+  const n = named !== undefined && numbered.includes(named) ? named : numbered.length === 1 ? numbered[0] : undefined;
+  return n !== undefined ? (name) => `${name}_${n}` : (name) => `${name}_<n> (n = ${numbered.join(', ')})`;
+}
+
 function whatToFix(err: unknown): string {
   const message = (err instanceof Error ? err.message : String(err)).replace(/\s*[\r\n]+\s*/g, ' ');
   if (!AgentSmtpError.isInstance(err)) return `failed: ${message}`;
-  const devSink = 'or unset SMTP_HOST to use the built-in dev SMTP sink.';
+  const v = serverVariables(err);
+  const devSink = `or unset ${v('SMTP_HOST')} to use the built-in dev SMTP sink.`;
   if (ValidationError.isInstance(err)) {
     // The demo's own message is valid; a refused field came from the variable that set it.
     const variable = err.field === 'to' ? 'DEMO_TO' : err.field === 'from' ? 'SMTP_FROM_EMAIL' : undefined;
@@ -75,10 +93,10 @@ function whatToFix(err: unknown): string {
     case 'CONFIG_ERROR':
       return `${message} Fix that variable, ${devSink}`;
     case 'SMTP_AUTH':
-      return `${message} Check SMTP_USERNAME and SMTP_PASSWORD, and SMTP_PORT with SMTP_USE_TLS or SMTP_USE_SSL.`;
+      return `${message} Check ${v('SMTP_USERNAME')} and ${v('SMTP_PASSWORD')}, and ${v('SMTP_PORT')} with ${v('SMTP_USE_TLS')} or ${v('SMTP_USE_SSL')}.`;
     case 'SMTP_REJECTED':
       return `${message} The server refused this message: check DEMO_TO and SMTP_FROM_EMAIL.`;
     default:
-      return `${message} Check that SMTP_HOST and SMTP_PORT name an SMTP server this machine can reach, ${devSink}`;
+      return `${message} Check that ${v('SMTP_HOST')} and ${v('SMTP_PORT')} name an SMTP server this machine can reach, ${devSink}`;
   }
 }

@@ -123,7 +123,7 @@ describe('send_email over MCP with input a model got wrong', () => {
     const answer = text(await send(c, { to: 'ada@example.com', subject: 'Hi', body: 'Hello {a.b.c.d.e}.', variables: { a: { b: { c: { d: { e: 'deep' } } } } } }));
     expect(answer).toContain('variables nest at most 4 levels');
     const tools = await c.listTools();
-    const schema = tools.tools.find((t) => t.name === 'send_email')!.inputSchema as { properties: { variables: { description: string } } };
+    const schema = tools.tools.find((t) => t.name === 'send_email')!.inputSchema as unknown as { properties: { variables: { description: string } } };
     expect(schema.properties.variables.description).toContain('at most 4 levels');
   });
 
