@@ -1,0 +1,350 @@
+/**
+ * One scenario, one run, in this process (started by bench/run.ts): `scenario.ts <name> <quick 0|1> <run index>`.
+ * Starts the dev sink in a child process (so CPU figures are this process's alone), measures the SDK path and its
+ * baseline (order rotated by run index: the first sender measured pays the warm-up), prints one JSON line.
+ */
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
+import { compileTemplate, createMailer, MemoryStore, TemplateEngine, type MailStore, type Mailer } from '@agent-smtp/core';
+import nodemailer from 'nodemailer';
+
+const [name = '', quickArg = '0', runArg = '0'] = process.argv.slice(2);
+const QUICK = quickArg === '1';
+const RUN = Number(runArg);
+const POOL = 5;
+const LOOPBACK = '127.0.0.1';
+
+export interface Row {
+  figure: number;
+  baseline: number | null;
+  ratio: number | null;
+  unit: string;
+  n: number;
+  concurrency: number;
+  [extra: string]: unknown;
+}
+
+const round = (x: number, digits = 3) => Number(x.toFixed(digits));
+const cpuMs = (used: NodeJS.CpuUsage) => (used.user + used.system) / 1000;
+function percentile(times: number[], p: number): number {
+  const sorted = [...times].sort((a, b) => a - b);
+  return round(sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!);
+}
+/** Runs `[a, b]` in an order that alternates with the run index. */
+async function rotated<A, B>(a: () => Promise<A>, b: () => Promise<B>): Promise<[A, B]> {
+  if (RUN % 2 === 0) { const x = await a(); return [x, await b()]; }
+  const y = await b();
+  return [await a(), y];
+}
+
+async function startSink(): Promise<{ host: string; port: number; close(): Promise<void> }> {
+  const child = spawn(process.execPath, ['--conditions=@agent-smtp/source', '--import', 'tsx', new URL('./sink-process.ts', import.meta.url).pathname], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+  const [line] = (await once(createInterface({ input: child.stdout! }), 'line')) as [string];
+  clearTimeout(timer);
+  return {
+    host: LOOPBACK,
+    port: (JSON.parse(line) as { port: number }).port,
+    close: async () => {
+      const exited = once(child, 'exit');
+      child.stdin!.end();
+      const kill = setTimeout(() => child.kill('SIGKILL'), 5_000);
+      await exited;
+      clearTimeout(kill);
+    },
+  };
+}
+type Sink = Awaited<ReturnType<typeof startSink>>;
+
+const message = (i: number) => ({
+  from: 'bench@example.com',
+  to: 'ada@example.com',
+  subject: `Bench ${i}`,
+  text: 'Hello from the benchmark. '.repeat(20),
+  html: `<p>${'Hello from the benchmark. '.repeat(20)}</p>`,
+});
+const rawPool = (sink: Sink) =>
+  nodemailer.createTransport({ pool: true, host: sink.host, port: sink.port, secure: false, ignoreTLS: true, maxConnections: POOL, maxMessages: Infinity });
+const sdkMailer = (sink: Sink, store?: MailStore) =>
+  createMailer({ servers: [{ host: sink.host, port: sink.port, starttls: 'disabled', poolSize: POOL }], ...(store ? { store } : {}), defaults: { from: 'bench@example.com' }, env: {} });
+
+type Send = (i: number) => Promise<unknown>;
+async function concurrent(send: Send, n: number, inFlight: number, offset: number) {
+  const cpu = process.cpuUsage();
+  const t = performance.now();
+  let next = 0;
+  await Promise.all(Array.from({ length: inFlight }, async () => { while (next < n) await send(offset + next++); }));
+  const seconds = (performance.now() - t) / 1000;
+  return { msg_per_s: n / seconds, cpu_ms_per_msg: cpuMs(process.cpuUsage(cpu)) / n };
+}
+async function sequential(send: Send, n: number, offset: number) {
+  const times: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t = performance.now();
+    await send(offset + i);
+    times.push(performance.now() - t);
+  }
+  return { p50_ms: percentile(times, 0.5), p99_ms: percentile(times, 0.99) };
+}
+
+// ─── send_overhead ───────────────────────────────────────────────────────────────────────────────────────────
+async function sendOverhead(): Promise<Row> {
+  const N = QUICK ? 600 : 3000, SEQ = QUICK ? 100 : 300, C = 50;
+  const sink = await startSink();
+  const raw = rawPool(sink);
+  const mailer = sdkMailer(sink, new MemoryStore());
+  const rawSend: Send = (i) => raw.sendMail(message(i));
+  const sdkSend: Send = (i) => mailer.send(message(i));
+  let offset = 0;
+  const measure = async (send: Send) => {
+    for (let i = 0; i < 50; i++) await send(offset++);
+    const seq = await sequential(send, SEQ, (offset += SEQ));
+    const con = await concurrent(send, N, C, (offset += N));
+    return { ...seq, ...con };
+  };
+  const [sdk, base] = await rotated(() => measure(sdkSend), () => measure(rawSend));
+  raw.close();
+  await mailer.close();
+  await sink.close();
+  return {
+    figure: Math.round(sdk.msg_per_s), baseline: Math.round(base.msg_per_s), ratio: round(sdk.msg_per_s / base.msg_per_s), unit: 'msg/s',
+    n: N, concurrency: C, pool: POOL,
+    cpu_ms_per_msg: round(sdk.cpu_ms_per_msg), baseline_cpu_ms_per_msg: round(base.cpu_ms_per_msg), cpu_ratio: round(sdk.cpu_ms_per_msg / base.cpu_ms_per_msg),
+    seq_n: SEQ, p50_ms: sdk.p50_ms, p99_ms: sdk.p99_ms, baseline_p50_ms: base.p50_ms, baseline_p99_ms: base.p99_ms,
+  };
+}
+
+// ─── pipelines: enqueue + worker + template, against raw pool on pre-rendered messages ───────────────────────────
+const PIPE_HTML = '<h1>Hi {name}</h1><p>Your order {order} of {total} ships {when}.</p>{?vip}<p>Thanks for being VIP.</p>{/vip}<p>{footer}</p>';
+const pipeVars = (i: number) => ({ name: `Ada ${i}`, order: `A-${i}`, total: `$${(i % 97) + 3}.00`, when: 'tomorrow', vip: i % 3 === 0, footer: 'Example Inc, 1 Street' });
+const pipeTemplate = (i: number) => ({ to: 'ada@example.com', subject: 'Order {order}', html: PIPE_HTML, text: 'Hi {name}, order {order} ships {when}.', variables: pipeVars(i) });
+const pipeRendered = (i: number) => {
+  const v = pipeVars(i);
+  return {
+    from: 'bench@example.com', to: 'ada@example.com', subject: compileTemplate('Order {order}').render(v),
+    html: compileTemplate(PIPE_HTML).render(v, { escape: 'html' }), text: compileTemplate('Hi {name}, order {order} ships {when}.').render(v),
+  };
+};
+
+async function drain(mailer: Mailer, ids: string[], timeoutMs: number): Promise<{ failed: number }> {
+  const deadline = Date.now() + timeoutMs;
+  let failed = 0;
+  for (let k = 0; k < ids.length; ) {
+    const status = (await mailer.getStatus(ids[k]!))?.status;
+    if (status === 'sent') { k++; continue; }
+    if (status === 'failed' || status === 'cancelled') { failed++; k++; continue; }
+    if (Date.now() > deadline) throw new Error(`drain timed out with ${ids.length - k} of ${ids.length} not sent`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return { failed };
+}
+
+async function pipeline(store: MailStore, label: string, N: number, C: number, extra: Record<string, unknown> = {}): Promise<Row> {
+  const sink = await startSink();
+  const raw = rawPool(sink);
+  const mailer = sdkMailer(sink, store);
+  // warm up both paths' connections and JIT
+  for (let i = 0; i < 20; i++) { await raw.sendMail(pipeRendered(i)); await mailer.send(message(i)); }
+  const sdkRun = async () => {
+    const cpu = process.cpuUsage();
+    const t = performance.now();
+    const ids: string[] = [];
+    for (let i = 0; i < N; i++) ids.push((await mailer.enqueue(pipeTemplate(i))).id);
+    const enqueuedMs = performance.now() - t;
+    const worker = mailer.startWorker({ concurrency: C, pollMs: 50 });
+    const { failed } = await drain(mailer, ids, QUICK ? 40_000 : 240_000);
+    const seconds = (performance.now() - t) / 1000;
+    await worker.stop();
+    return { msg_per_s: N / seconds, cpu_ms_per_msg: cpuMs(process.cpuUsage(cpu)) / N, enqueue_ms: enqueuedMs, failed };
+  };
+  const rawRun = async () => {
+    const messages = Array.from({ length: N }, (_, i) => pipeRendered(i));
+    return concurrent((i) => raw.sendMail(messages[i]!), N, C, 0);
+  };
+  const [sdk, base] = await rotated(sdkRun, rawRun);
+  raw.close();
+  await mailer.close();
+  await sink.close();
+  return {
+    figure: Math.round(sdk.msg_per_s), baseline: Math.round(base.msg_per_s), ratio: round(sdk.msg_per_s / base.msg_per_s), unit: 'msg/s (enqueue+drain end to end)',
+    n: N, concurrency: C, pool: POOL, store: label,
+    enqueue_ms: Math.round(sdk.enqueue_ms), failed: sdk.failed,
+    cpu_ms_per_msg: round(sdk.cpu_ms_per_msg), baseline_cpu_ms_per_msg: round(base.cpu_ms_per_msg), cpu_ratio: round(sdk.cpu_ms_per_msg / base.cpu_ms_per_msg),
+    ...extra,
+  };
+}
+
+async function postgresStore() {
+  const { createPostgresStore } = await import('@agent-smtp/store-postgres');
+  const schema = `agent_smtp_bench_${process.pid}_${Date.now()}`;
+  const url = process.env.DATABASE_URL;
+  if (url) {
+    const { default: pg } = await import('pg');
+    const pool = new pg.Pool({ connectionString: url, max: 10 });
+    const store = createPostgresStore({ client: pool, schema });
+    await store.migrate();
+    const where = new URL(url);
+    return {
+      store, label: `postgres server ${where.hostname}:${where.port || 5432}`, client: pool,
+      close: async () => { await pool.query(`drop schema if exists "${schema}" cascade`); await pool.end(); },
+    };
+  }
+  const { PGlite } = await import('@electric-sql/pglite');
+  const db = await PGlite.create();
+  const store = createPostgresStore({ client: db, schema });
+  await store.migrate();
+  return { store, label: 'PGlite (in-process, DATABASE_URL unset)', client: db, close: () => db.close() };
+}
+
+async function pipelineMemory(): Promise<Row> {
+  return pipeline(new MemoryStore(), 'memory', QUICK ? 500 : 5000, 10);
+}
+async function pipelinePostgres(): Promise<Row> {
+  const db = await postgresStore();
+  try {
+    return await pipeline(db.store, db.label, QUICK ? 300 : 5000, 10);
+  } finally {
+    await db.close();
+  }
+}
+
+// ─── enqueue_postgres ──────────────────────────────────────────────────────────────────────────────────────────
+async function enqueuePostgres(): Promise<Row> {
+  const N = QUICK ? 5000 : 100_000, BATCH = 1000;
+  const { newOutboxRecord, sampleStoredEmail } = await import('@agent-smtp/testing/store-contract');
+  const db = await postgresStore();
+  let peak = process.memoryUsage().rss;
+  const sampler = setInterval(() => { peak = Math.max(peak, process.memoryUsage().rss); }, 20);
+  const rssBefore = process.memoryUsage().rss;
+  const email = sampleStoredEmail({ attachments: [] });
+  try {
+    const t = performance.now();
+    for (let done = 0; done < N; done += BATCH) {
+      const batch = Array.from({ length: Math.min(BATCH, N - done) }, (_, j) =>
+        newOutboxRecord('bench-owner', { email: { ...email, subject: `Bench ${done + j}` }, idempotencyKey: `k-${done + j}` }));
+      await db.store.outbox.enqueueMany(batch);
+      peak = Math.max(peak, process.memoryUsage().rss);
+    }
+    const seconds = (performance.now() - t) / 1000;
+    return {
+      figure: Math.round(N / seconds), baseline: null, ratio: null, unit: 'msg/s', n: N, concurrency: 1, batch: BATCH, store: db.label,
+      seconds: round(seconds, 2), peak_rss_mb: round(peak / 2 ** 20, 1), rss_before_mb: round(rssBefore / 2 ** 20, 1), target_msg_per_s: 20_000,
+    };
+  } finally {
+    clearInterval(sampler);
+    await db.close();
+  }
+}
+
+// ─── template_render ───────────────────────────────────────────────────────────────────────────────────────────
+/** ~5 KB of HTML, 30 variables, 2 sections; the same template for both engines. */
+function templates() {
+  const vars: Record<string, unknown> = {};
+  const fields = Array.from({ length: 28 }, (_, i) => `field${i}`);
+  fields.forEach((f, i) => { vars[f] = i % 4 === 0 ? `Value <${i}> & "quoted" text` : `Plain value number ${i} for the customer`; });
+  vars.vip = true;
+  vars.noOrders = false;
+  const row = (f: string, tag: (n: string) => string) =>
+    `<tr><td style="padding:8px;border-bottom:1px solid #eee;font-family:Arial,sans-serif">${f}</td><td style="padding:8px;border-bottom:1px solid #eee">${tag(f)}</td></tr>\n`;
+  const build = (tag: (n: string) => string, open: (n: string) => string, close: (n: string) => string, openNot: (n: string) => string, closeNot: (n: string) => string) =>
+    `<!doctype html><html><head><meta charset="utf-8"><title>Your account</title></head><body style="margin:0;background:#f6f6f6">` +
+    `<table role="presentation" width="100%" cellpadding="0" cellspacing="0"><tr><td align="center"><table width="600" style="background:#fff">\n` +
+    `<tr><td><h1 style="font-family:Arial,sans-serif;font-size:22px">Hello ${tag('field0')},</h1><p>Here is the summary of your account activity this month.</p></td></tr>\n` +
+    fields.slice(1, 15).map((f) => row(f, tag)).join('') +
+    `${open('vip')}<tr><td colspan="2" style="background:#fffbe6;padding:12px">As a VIP member (${tag('field15')}) you get free shipping on every order.</td></tr>${close('vip')}\n` +
+    fields.slice(16).map((f) => row(f, tag)).join('') +
+    `${openNot('noOrders')}<tr><td colspan="2">You have open orders; track them from your dashboard.</td></tr>${closeNot('noOrders')}\n` +
+    `<tr><td colspan="2" style="font-size:12px;color:#888;padding:16px">You receive this email because you have an account with Example Inc. ` +
+    `Example Inc, 1 Example Street, Example City. Unsubscribe any time from your settings page.</td></tr>\n</table></td></tr></table></body></html>`;
+  const core = build((n) => `{${n}}`, (n) => `{?${n}}`, (n) => `{/${n}}`, (n) => `{^${n}}`, (n) => `{/${n}}`);
+  const hbs = build((n) => `{{${n}}}`, (n) => `{{#if ${n}}}`, () => `{{/if}}`, (n) => `{{#unless ${n}}}`, () => `{{/unless}}`);
+  return { core, hbs, vars, variableCount: fields.length + 2 };
+}
+
+function opsPerSecond(fn: () => unknown, ms: number): number {
+  for (let i = 0; i < 2000; i++) fn();
+  let ops = 0;
+  const t = performance.now();
+  let now = t;
+  while (now - t < ms) {
+    for (let i = 0; i < 200; i++) fn();
+    ops += 200;
+    now = performance.now();
+  }
+  return ops / ((now - t) / 1000);
+}
+
+async function templateRender(): Promise<Row> {
+  const { default: Handlebars } = await import('handlebars');
+  const { core, hbs, vars, variableCount } = templates();
+  const compiled = compileTemplate(core);
+  const engine = new TemplateEngine();
+  const hb = Handlebars.compile(hbs);
+  const a = compiled.render(vars, { escape: 'html' }), b = hb(vars);
+  if (a.length < 4000 || Math.abs(a.length - b.length) > 200) throw new Error(`templates differ: ${a.length} vs ${b.length} chars`);
+  const MS = QUICK ? 400 : 1500;
+  const [ours, theirs] = await rotated(async () => opsPerSecond(() => compiled.render(vars, { escape: 'html' }), MS), async () => opsPerSecond(() => hb(vars), MS));
+  const viaEngine = opsPerSecond(() => engine.render(core, vars, { escape: 'html' }), MS);
+  return {
+    figure: Math.round(ours), baseline: Math.round(theirs), ratio: round(ours / theirs), unit: 'renders/s (compiled, html escape)',
+    n: Math.round(ours * (MS / 1000)), concurrency: 1, template_bytes: core.length, output_bytes: a.length, variables: variableCount, sections: 2,
+    engine_render_per_s: Math.round(viaEngine), engine_ratio: round(viaEngine / theirs),
+  };
+}
+
+// ─── mcp_tool_call ─────────────────────────────────────────────────────────────────────────────────────────────
+async function mcpToolCall(): Promise<Row> {
+  const N = QUICK ? 100 : 500;
+  const { createMcpServer } = await import('@agent-smtp/mcp');
+  const { Client } = await import('@modelcontextprotocol/sdk/client/index.js');
+  const { InMemoryTransport } = await import('@modelcontextprotocol/sdk/inMemory.js');
+  const sink = await startSink();
+  const mailer = sdkMailer(sink, new MemoryStore());
+  const server = createMcpServer({ mailer });
+  const [clientTransport, serverTransport] = InMemoryTransport.createLinkedPair();
+  const client = new Client({ name: 'bench', version: '1.0.0' });
+  await Promise.all([server.connect(serverTransport), client.connect(clientTransport)]);
+  let t = performance.now();
+  const tools = (await client.listTools()).tools.length;
+  const listFirst = performance.now() - t;
+  const listTimes: number[] = [];
+  for (let i = 0; i < Math.min(N, 200); i++) { t = performance.now(); await client.listTools(); listTimes.push(performance.now() - t); }
+  const viaMcp: Send = async (i) => {
+    const r = await client.callTool({ name: 'send_email', arguments: { to: 'ada@example.com', subject: `Bench ${i}`, body: 'Hello from the benchmark. '.repeat(20) } });
+    if (r.isError) throw new Error(`send_email failed: ${JSON.stringify(r.content)}`);
+  };
+  const direct: Send = (i) => mailer.send({ to: 'ada@example.com', subject: `Bench ${i}`, text: 'Hello from the benchmark. '.repeat(20) });
+  for (let i = 0; i < 30; i++) { await viaMcp(i); await direct(i); }
+  const [mcp, base] = await rotated(() => sequential(viaMcp, N, 0), () => sequential(direct, N, 0));
+  await client.close();
+  await server.close();
+  await mailer.close();
+  await sink.close();
+  return {
+    figure: mcp.p50_ms, baseline: base.p50_ms, ratio: round(mcp.p50_ms / base.p50_ms), unit: 'ms p50 send_email (in-memory transport) vs mailer.send',
+    n: N, concurrency: 1, added_p50_ms: round(mcp.p50_ms - base.p50_ms), p99_ms: mcp.p99_ms, baseline_p99_ms: base.p99_ms, added_p99_ms: round(mcp.p99_ms - base.p99_ms),
+    tools, tools_list_first_ms: round(listFirst), tools_list_p50_ms: percentile(listTimes, 0.5), tools_list_p99_ms: percentile(listTimes, 0.99),
+    transport: 'in-memory (stdio and HTTP not yet)',
+  };
+}
+
+const scenarios: Record<string, () => Promise<Row>> = {
+  send_overhead: sendOverhead,
+  pipeline_memory: pipelineMemory,
+  pipeline_postgres: pipelinePostgres,
+  enqueue_postgres: enqueuePostgres,
+  template_render: templateRender,
+  mcp_tool_call: mcpToolCall,
+};
+
+const run = scenarios[name];
+if (!run) {
+  process.stderr.write(`unknown scenario ${name}; known: ${Object.keys(scenarios).join(', ')}\n`);
+  process.exit(2);
+}
+const row = await run();
+process.stdout.write(`${JSON.stringify(row)}\n`);
+process.exit(0);
