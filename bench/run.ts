@@ -13,7 +13,7 @@ const JSON_OUT = args.includes('--json');
 const onlyAt = args.indexOf('--only');
 const ONLY = onlyAt >= 0 ? (args[onlyAt + 1] ?? '').split(',') : undefined;
 const RUNS = QUICK ? 1 : 3;
-const CHILD_TIMEOUT_MS = QUICK ? 60_000 : 300_000;
+const CHILD_TIMEOUT_MS = Number(process.env.BENCH_CHILD_TIMEOUT_MS ?? (QUICK ? 60_000 : 300_000));
 const TOTAL_TIMEOUT_MS = QUICK ? 240_000 : 3_600_000;
 
 const SCENARIOS = ['send_overhead', 'pipeline_memory', 'pipeline_postgres', 'enqueue_postgres', 'template_render', 'mcp_tool_call'];
