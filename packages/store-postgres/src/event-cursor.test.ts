@@ -36,15 +36,23 @@ describe.skipIf(!DATABASE_URL)(`event cursor while transactions commit out of or
     await db?.close();
   });
 
+  /**
+   * Appends n = 0, then n = 1 in `slow`'s transaction, left open (taking the lower seq, as a slow settle would), then
+   * n = 2 committed after it (a higher seq, visible right away to a plain select). Returns n = 0's event.
+   */
+  async function appendAroundOpenTransaction(ownerId: string) {
+    const { store } = db;
+    const first = await store.events.append({ ownerId, messageId: 'm0', type: 'queued', attempt: 0, detail: { n: 0 } });
+    await slow.query('begin');
+    await slow.query(`select * from "${store.schema}".events_append($1, 'm1', 'sent', 1, '{"n":1}'::jsonb)`, [ownerId]);
+    await store.events.append({ ownerId, messageId: 'm2', type: 'sent', attempt: 1, detail: { n: 2 } });
+    return first;
+  }
+
   it('never moves a cursor past an event whose transaction is still open, so the event is read once it commits', async () => {
     const { store } = db;
     const ownerId = `owner-${randomUUID()}`;
-    const first = await store.events.append({ ownerId, messageId: 'm0', type: 'queued', attempt: 0, detail: { n: 0 } });
-    // A transaction that appended (taking the lower seq) and has not committed yet, as a slow settle would be.
-    await slow.query('begin');
-    await slow.query(`select * from "${store.schema}".events_append($1, 'm1', 'sent', 1, '{"n":1}'::jsonb)`, [ownerId]);
-    // Appended and committed after it: a higher seq, visible right away to a plain select.
-    await store.events.append({ ownerId, messageId: 'm2', type: 'sent', attempt: 1, detail: { n: 2 } });
+    const first = await appendAroundOpenTransaction(ownerId);
     const committed = await db.client.query(`select count(*)::int as n from "${store.schema}".events where owner_id = $1`, [ownerId]);
     expect(committed.rows).toEqual([{ n: 2 }]);
 
@@ -63,10 +71,7 @@ describe.skipIf(!DATABASE_URL)(`event cursor while transactions commit out of or
   it('skips nothing when the open transaction rolls back', async () => {
     const { store } = db;
     const ownerId = `owner-${randomUUID()}`;
-    const first = await store.events.append({ ownerId, messageId: 'm0', type: 'queued', attempt: 0, detail: { n: 0 } });
-    await slow.query('begin');
-    await slow.query(`select * from "${store.schema}".events_append($1, 'm1', 'sent', 1, '{"n":1}'::jsonb)`, [ownerId]);
-    await store.events.append({ ownerId, messageId: 'm2', type: 'sent', attempt: 1, detail: { n: 2 } });
+    const first = await appendAroundOpenTransaction(ownerId);
     expect(await store.events.list(ownerId, { after: first.id })).toEqual([]);
     await slow.query('rollback');
     expect((await listEventually(store, ownerId, { after: first.id }, 1)).map((e) => e.detail.n)).toEqual([2]);
