@@ -97,6 +97,8 @@ export class SmtpPool {
   readonly #closing = new AbortController();
   /** The credentials of every configured server, removed from whatever any server says. */
   #scrubber: SecretScrubber;
+  /** Per server, its own scrubber merged with #scrubber: built once per reload, not once per reply or error. */
+  #serverScrubbers = new WeakMap<ServerState, SecretScrubber>();
   readonly #backoff: ResolvedBackoff;
   readonly #maxRetryWaitMs: number;
   readonly #maxRequeues: number;
@@ -156,7 +158,8 @@ export class SmtpPool {
     if (halfOpen) server.probing = true;
     const generation = server.generation;
     const tracker: SendTracker = { bodySent: false };
-    const scrub = (text: string | undefined): string | undefined => this.#scrubber.scrub(server.scrubber.scrub(text));
+    const scrubber = this.#scrubberFor(server);
+    const scrub = (text: string | undefined): string | undefined => scrubber.scrub(text);
     try {
       const info = await server.send(message, tracker, signal);
       server.recordSuccess();
@@ -174,7 +177,7 @@ export class SmtpPool {
       };
     } catch (caught) {
       const raw = caught as Error & NodemailerErrorLike & { response?: string; rejected?: string[] };
-      const cause = server.scrubber.merge(this.#scrubber).scrubError(raw);
+      const cause = scrubber.scrubError(raw);
       // Only failures we caused count as interruptions: a server's own refusal that races an abort stays what it is.
       const interruption = raw.code === 'EABORT' ? 'aborted' : this.#forceClosed && !raw.responseCode ? 'closed' : undefined;
       if (interruption) {
@@ -267,7 +270,7 @@ export class SmtpPool {
             name: server.name,
             ok: false,
             latencyMs: Math.round(performance.now() - started),
-            error: { code: err.code, message: this.#scrubber.scrub(server.scrubber.scrub(err.message)) },
+            error: { code: err.code, message: this.#scrubberFor(server).scrub(err.message) },
           };
         }
       }),
@@ -307,6 +310,7 @@ export class SmtpPool {
     }
     // Retired servers' sends may still fail with their replies, so their secrets stay scrubbed too.
     this.#scrubber = SecretScrubber.for([...this.#servers, ...this.#retired].map((s) => s.config.auth));
+    this.#serverScrubbers = new WeakMap();
     if (this.#preferred && !this.#servers.some((s) => s.name === this.#preferred)) this.#preferred = undefined;
     this.#reorder();
     this.#logger.info({ servers: this.serverNames }, 'smtp configuration reloaded');
@@ -360,6 +364,16 @@ export class SmtpPool {
     const preferred = order.findIndex((s) => s.name === this.#preferred);
     if (preferred > 0) order.unshift(...order.splice(preferred, 1));
     this.#sendOrder = order;
+  }
+
+  /** The server's own secrets and every configured server's, in one scrubber, so each text is scanned once. */
+  #scrubberFor(server: ServerState): SecretScrubber {
+    let scrubber = this.#serverScrubbers.get(server);
+    if (!scrubber) {
+      scrubber = server.scrubber.merge(this.#scrubber);
+      this.#serverScrubbers.set(server, scrubber);
+    }
+    return scrubber;
   }
 
   /** Waits `ms`, or less when `signal` aborts or the pool closes; leaves no timer behind either way. */
