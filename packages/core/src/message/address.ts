@@ -93,10 +93,13 @@ function parseAddressString(item: string, where: string, out: ParsedAddress[]): 
   if (item.length > MAX_ADDRESS_LIST_LENGTH) {
     throw ValidationError.of(where, `is ${item.length} characters long; an address list may be at most ${MAX_ADDRESS_LIST_LENGTH} (pass an array instead)`);
   }
-  if (LINE_BREAK.test(item)) throw ValidationError.of(where, 'must not contain a line break (CR or LF)');
   // addressparser drops some characters (a U+FEFF, a bidi control) silently; what it would hide is refused first.
+  // One scan on the common path: the pattern covers CR and LF, which are told apart only once it matched.
   const hidden = FORBIDDEN_IN_NAME.exec(item);
-  if (hidden) throw ValidationError.of(where, `"${quotable(item)}" contains ${describeCharacter(hidden[0])}, a control or bidi character; remove it`);
+  if (hidden) {
+    if (LINE_BREAK.test(item)) throw ValidationError.of(where, 'must not contain a line break (CR or LF)');
+    throw ValidationError.of(where, `"${quotable(item)}" contains ${describeCharacter(hidden[0])}, a control or bidi character; remove it`);
+  }
   const parsed = addressparser(item, { flatten: true });
   if (parsed.length === 0) throw ValidationError.of(where, `"${quotable(item)}" is not an email address`);
   for (const entry of parsed) {
@@ -113,9 +116,11 @@ function checkDisplayName(name: string, where: string): string {
   if (name.length > MAX_DISPLAY_NAME_LENGTH) {
     throw ValidationError.of(where, `has a display name of ${name.length} characters; the most is ${MAX_DISPLAY_NAME_LENGTH}`);
   }
-  if (LINE_BREAK.test(name)) throw ValidationError.of(where, 'must not contain a line break (CR or LF)');
   const bad = FORBIDDEN_IN_NAME.exec(name);
-  if (bad) throw ValidationError.of(where, `has ${describeCharacter(bad[0])} in its display name; remove it (controls and bidi overrides are not allowed)`);
+  if (bad) {
+    if (LINE_BREAK.test(name)) throw ValidationError.of(where, 'must not contain a line break (CR or LF)');
+    throw ValidationError.of(where, `has ${describeCharacter(bad[0])} in its display name; remove it (controls and bidi overrides are not allowed)`);
+  }
   return name;
 }
 

@@ -1,12 +1,12 @@
 import type { SendMailOptions } from 'nodemailer';
+import type { ParsedAddress } from './address.js';
+import type { StoredEmail } from './stored-email.js';
 
 /** What the pool sends: nodemailer message fields with an explicit envelope. */
 export interface PoolMessage extends SendMailOptions {
   envelope: { from: string; to: string[] };
   messageId: string;
 }
-import type { StoredEmail } from './stored-email.js';
-import type { ParsedAddress } from './address.js';
 
 const toNodemailer = (a: ParsedAddress): { name: string; address: string } => ({ name: a.name ?? '', address: a.address });
 

@@ -2,7 +2,7 @@ import { detectMimeType } from 'nodemailer/lib/mime-funcs';
 import { ValidationError } from '../errors/validation-error.js';
 import type { AttachmentInput } from './email-schema.js';
 import type { MessageLimits } from './limits.js';
-import { assertStorableText } from './storable-text.js';
+import { assertSingleLine } from './storable-text.js';
 
 export interface NormalizedAttachment {
   filename: string;
@@ -11,7 +11,6 @@ export interface NormalizedAttachment {
   cid: string | undefined;
 }
 
-const LINE_BREAK = /[\r\n]/;
 // RFC 2045 token characters on both sides of the slash; parameters (`; charset=utf-8`) follow a semicolon.
 const MEDIA_TYPE = /^[!#$%&'*+.^_`|~0-9a-z-]+\/[!#$%&'*+.^_`|~0-9a-z-]+$/i;
 // Mail readers treat these as structure, not as a file: a multipart/* attachment is silently dropped, and a message/*
@@ -25,17 +24,17 @@ const UNSAFE_IN_FILENAME = /[\p{Cc}\p{Cf}\u2028\u2029]/gu;
  */
 export function normalizeAttachment(attachment: AttachmentInput, index: number, limits: MessageLimits): NormalizedAttachment {
   const field = `attachments[${index}]`;
-  assertHeaderSafe(attachment.filename, `${field}.filename`);
+  assertSingleLine(attachment.filename, `${field}.filename`);
   const filename = safeBaseName(attachment.filename) || `attachment-${index + 1}`;
   let contentType = attachment.contentType;
   if (contentType !== undefined) {
-    assertHeaderSafe(contentType, `${field}.contentType`);
+    assertSingleLine(contentType, `${field}.contentType`);
     assertAttachableType(contentType, `${field}.contentType`);
   } else if (CONTAINER_TYPE.test(detectMimeType(filename))) {
     // nodemailer would pick message/rfc822 for `.eml` and friends; sent as plain bytes the file still arrives intact.
     contentType = 'application/octet-stream';
   }
-  if (attachment.cid !== undefined) assertHeaderSafe(attachment.cid, `${field}.cid`);
+  if (attachment.cid !== undefined) assertSingleLine(attachment.cid, `${field}.cid`);
   const content = decodeContent(attachment.content, attachment.encoding, `${field}.content`, limits);
   return { filename, content, contentType, cid: attachment.cid };
 }
@@ -67,11 +66,6 @@ function assertAttachableType(contentType: string, field: string): void {
       `is ${type.toLowerCase()}, a container type mail readers do not show as an attachment; send the file as application/octet-stream or its own type`,
     );
   }
-}
-
-function assertHeaderSafe(value: string, field: string): void {
-  if (LINE_BREAK.test(value)) throw ValidationError.of(field, 'must not contain a line break (CR or LF)');
-  assertStorableText(value, field);
 }
 
 function decodeContent(content: string | Uint8Array, encoding: 'utf8' | 'base64' | undefined, field: string, limits: MessageLimits): Buffer {

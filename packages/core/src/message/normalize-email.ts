@@ -4,10 +4,11 @@ import { emailSchema, type OutgoingEmail } from './email-schema.js';
 import { DEFAULT_MAX_MARKDOWN_BYTES, type MessageLimits } from './limits.js';
 import { assertHeaderCount, assertHeaderLineFits, assertTotalFits, byteLength } from './message-size.js';
 import { type NormalizedAttachment, normalizeAttachment } from './normalize-attachment.js';
-import { assertStorableText, quotable } from './storable-text.js';
+import { assertSingleLine, assertStorableText, quotable } from './storable-text.js';
 import { toValidationError } from './zod-issues.js';
 
 export type { NormalizedAttachment };
+export { assertSingleLine };
 
 /** A validated email: every address parsed, every attachment decoded, every header checked. */
 export interface NormalizedEmail {
@@ -31,7 +32,6 @@ export interface NormalizedEmail {
   metadata: Record<string, string | number | boolean | null>;
 }
 
-const LINE_BREAK = /[\r\n]/;
 // RFC 5322 field-name: printable US-ASCII except colon.
 const HEADER_NAME = /^[\u0021-\u0039\u003b-\u007e]{1,76}$/;
 // RFC 5322 msg-id, `<id-left@id-right>`: printable ASCII without angle brackets or a second @ on either side.
@@ -128,15 +128,6 @@ export function normalizeEmail(input: unknown, limits: MessageLimits): Normalize
     tags,
     metadata,
   };
-}
-
-/**
- * Refuses a value that ends up in a header and could not: a line break (it would let the value write headers of
- * its own), a NUL or a lone surrogate (no store could keep it).
- */
-export function assertSingleLine(value: string, field: string): void {
-  if (LINE_BREAK.test(value)) throw ValidationError.of(field, 'must not contain a line break (CR or LF)');
-  assertStorableText(value, field);
 }
 
 function checkHeaders(input: Record<string, string>): Record<string, string> {

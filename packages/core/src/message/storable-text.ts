@@ -31,6 +31,17 @@ export function assertStorableText(value: string, field: string): void {
   if (bad) throw ValidationError.of(field, `contains ${bad.what} at position ${bad.index}; remove it (text must be valid Unicode without NUL)`);
 }
 
+const LINE_BREAK = /[\r\n]/;
+
+/**
+ * Refuses a value that ends up in a header and could not: a line break (it would let the value write headers of
+ * its own), a NUL or a lone surrogate (no store could keep it).
+ */
+export function assertSingleLine(value: string, field: string): void {
+  if (LINE_BREAK.test(value)) throw ValidationError.of(field, 'must not contain a line break (CR or LF)');
+  assertStorableText(value, field);
+}
+
 /**
  * `value` made safe to quote in an error message, which is itself stored and logged: controls and lone surrogates
  * become U+FFFD, and anything past `max` characters is cut.
