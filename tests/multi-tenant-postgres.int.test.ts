@@ -50,8 +50,14 @@ async function isolationHolds(service: MailService, store: PostgresStore, sinks:
   expect(sinks.bob.messages.map((m) => [m.subject, m.user, m.envelope.from])).toEqual([['Bob direct', 'bob', 'bob@bob.example']]);
   expect(await alice.getStatus(b.id)).toBeUndefined();
   expect(await bob.getStatus(a.id)).toBeUndefined();
+  // Alice's own events and Bob's own audit are there (so the checks below cannot pass on empty lists), and only theirs.
+  const aliceEvents = await store.events.list('alice', { messageId: a.id });
+  expect(aliceEvents.map((e) => e.type)).toContain('sent');
+  expect((await store.events.list('alice', { messageId: b.id }))).toEqual([]);
   expect((await store.events.list('alice')).map((e) => e.messageId).every((id) => id === a.id)).toBe(true);
-  expect((await store.audit.list('bob')).every((e) => e.messageId === undefined || e.messageId === b.id)).toBe(true);
+  const bobAudit = await store.audit.list('bob');
+  expect(bobAudit.some((e) => e.messageId === b.id)).toBe(true);
+  expect(bobAudit.every((e) => e.messageId === undefined || e.messageId === b.id)).toBe(true);
   expect((await service.listSmtpConfigs('alice')).map((c) => c.username)).toEqual(['alice']);
   expect(JSON.stringify(await service.listSmtpConfigs('bob'))).not.toContain('alice');
 }

@@ -8,7 +8,7 @@ import { type Logger, safeLogger } from '../logger/logger.js';
 import { envelopeRecipients } from '../message/build-pool-message.js';
 import type { OutgoingEmail } from '../message/email-schema.js';
 import type { NormalizedEmail } from '../message/normalize-email.js';
-import { followUpKey } from '../outbox/follow-up.js';
+import { followUpTree } from '../outbox/follow-up.js';
 import type { OutboxWorker, WorkerOptions } from '../outbox/outbox-worker.js';
 import { composeEmail, toNewOutboxRecord } from '../pipeline/compose.js';
 import type { BackoffOptions } from '../pool/backoff.js';
@@ -98,9 +98,6 @@ export interface FollowUpStatus {
 export interface MailerStatus {
   servers: ServerStatus[];
 }
-
-/** How deep `getStatus` follows follow-ups of follow-ups: each level is a recipient deferred once more. */
-const MAX_FOLLOW_UP_DEPTH = 10;
 
 /** Creates a `Mailer`. With no `servers`, reads them from the environment; with none there either, throws `ConfigError`. */
 export function createMailer(options: MailerOptions = {}): Mailer {
@@ -270,21 +267,17 @@ export class Mailer {
     return { ownerId: this.ownerId, agentId: this.agentId };
   }
 
-  /**
-   * The follow-ups queued for this message's deferred recipients (one per attempt at most: their key says which),
-   * and theirs in turn, oldest first: a recipient deferred twice is delivered by a follow-up of a follow-up.
-   */
-  private async followUpsOf(record: OutboxRecord, depth = 0): Promise<FollowUpStatus[]> {
-    if (depth >= MAX_FOLLOW_UP_DEPTH) return [];
-    const attempts = Array.from({ length: record.attempt }, (_, i) => i + 1);
-    const found = await Promise.all(attempts.map((a) => this.store.outbox.findByIdempotencyKey(this.ownerId, followUpKey(record.id, a))));
-    const out: FollowUpStatus[] = [];
-    for (const f of found) {
-      if (!f) continue;
-      out.push({ id: f.id, followUpOf: record.id, status: f.status, recipients: f.email.envelopeTo ?? [], accepted: f.accepted, rejected: f.rejected, error: f.error });
-      out.push(...(await this.followUpsOf(f, depth + 1)));
-    }
-    return out;
+  /** The follow-ups queued for this message's deferred recipients, and theirs in turn (see `followUpTree`). */
+  private async followUpsOf(record: OutboxRecord): Promise<FollowUpStatus[]> {
+    return (await followUpTree(this.store.outbox, record)).map(({ followUp: f, of }) => ({
+      id: f.id,
+      followUpOf: of,
+      status: f.status,
+      recipients: f.email.envelopeTo ?? [],
+      accepted: f.accepted,
+      rejected: f.rejected,
+      error: f.error,
+    }));
   }
 
   /** Runs `task` once per idempotency key at a time in this process; concurrent callers get the first's result. */

@@ -5,7 +5,7 @@ import { buildPoolMessage } from '../message/build-pool-message.js';
 import type { PoolSendResult, RejectedRecipient } from '../pool/smtp-pool.js';
 import type { PoolSource } from '../service/pool-source.js';
 import type { MailStore, OutboxRecord, Settlement } from '../store/mail-store.js';
-import { deferredRecipients, followUpKey, queueFollowUp } from './follow-up.js';
+import { deferredRecipients, followUpTree, queueFollowUp } from './follow-up.js';
 import { keepLeased, settleDurably } from './lease.js';
 import type { SendCheck } from './send-checks.js';
 import { failureSettlement, type RetryOptions, settlementOf } from './settlement.js';
@@ -121,10 +121,8 @@ async function recordOutcome(
 
 /** Recipients that follow-ups of this record's earlier attempts carry (deferred then, theirs to deliver now). */
 async function recipientsOfEarlierFollowUps(store: MailStore, record: OutboxRecord): Promise<Set<string>> {
-  const earlier = await Promise.all(
-    Array.from({ length: record.attempt - 1 }, (_, i) => store.outbox.findByIdempotencyKey(record.ownerId, followUpKey(record.id, i + 1))),
-  );
-  return new Set(earlier.flatMap((f) => f?.email.envelopeTo ?? []));
+  const tree = await followUpTree(store.outbox, record);
+  return new Set(tree.filter((f) => f.of === record.id).flatMap((f) => f.followUp.email.envelopeTo ?? []));
 }
 
 /** Every recipient of a takeover is with an earlier attempt's follow-up: nothing is left to send here. */

@@ -11,7 +11,30 @@ export function deferredRecipients(rejected: readonly RejectedRecipient[]): stri
 }
 
 /** The idempotency key of the follow-up an attempt queues: one per attempt, so a retried call queues it once. */
-export const followUpKey = (id: string, attempt: number): string => `deferred:${id}:${attempt}`;
+const followUpPrefix = (id: string): string => `deferred:${id}:`;
+export const followUpKey = (id: string, attempt: number): string => `${followUpPrefix(id)}${attempt}`;
+
+/** Follow-ups nest this deep at most in `followUpTree`: each level is a recipient deferred once more. */
+const MAX_FOLLOW_UP_DEPTH = 10;
+
+/**
+ * Every follow-up queued for `record`'s deferred recipients, and theirs in turn, depth first, oldest first, each
+ * with the message it follows up. One read: a follow-up keeps its original's Message-ID, and its key names its parent.
+ */
+export async function followUpTree(outbox: OutboxStore, record: OutboxRecord): Promise<{ followUp: OutboxRecord; of: string }[]> {
+  const sameMessage = await outbox.findByMessageId(record.ownerId, record.messageId);
+  const out: { followUp: OutboxRecord; of: string }[] = [];
+  const walk = (parent: string, depth: number): void => {
+    if (depth >= MAX_FOLLOW_UP_DEPTH) return;
+    for (const candidate of sameMessage) {
+      if (!candidate.idempotencyKey?.startsWith(followUpPrefix(parent))) continue;
+      out.push({ followUp: candidate, of: parent });
+      walk(candidate.id, depth + 1);
+    }
+  };
+  walk(record.id, 0);
+  return out;
+}
 
 /**
  * Queues the same message (same Message-ID) for the recipients a server deferred while it accepted the others.
