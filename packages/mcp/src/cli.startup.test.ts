@@ -1,18 +1,14 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import net from 'node:net';
-import { fileURLToPath } from 'node:url';
 import { type SmtpSink, startSmtpSink } from '@agent-smtp/testing';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { afterEach, describe, expect, it } from 'vitest';
+import { NODE_ARGS, REPO_ROOT, waitFor } from './__fixtures__/cli-fixtures.js';
 import { main } from './cli.js';
 
 // What agent-smtp-mcp checks before and as it starts: a sender address, and one connection test per server.
-
-const CLI = fileURLToPath(new URL('./cli.ts', import.meta.url));
-const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const NODE_ARGS = ['--conditions=@agent-smtp/source', '--import', 'tsx', CLI];
 
 const sinks: SmtpSink[] = [];
 const silent: net.Server[] = [];
@@ -51,16 +47,6 @@ function capture(signal?: AbortSignal) {
   const out: string[] = [];
   const err: string[] = [];
   return { io: { stdout: (t: string) => out.push(t), stderr: (t: string) => err.push(t), ...(signal ? { signal } : {}) }, out, err };
-}
-
-async function waitFor<T>(probe: () => T | undefined, what: string, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
 }
 
 /** The JSON log lines about connection tests, parsed. */

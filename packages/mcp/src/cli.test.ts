@@ -1,5 +1,4 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { describeSmtpEnv } from '@agent-smtp/core';
 import { type SmtpSink, startSmtpSink } from '@agent-smtp/testing';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -7,12 +6,8 @@ import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { afterEach, describe, expect, it } from 'vitest';
+import { NODE_ARGS, REPO_ROOT, waitFor } from './__fixtures__/cli-fixtures.js';
 import { main, parseCliArgs } from './cli.js';
-
-const CLI = fileURLToPath(new URL('./cli.ts', import.meta.url));
-const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-// Runs the TypeScript source the way the package's bin runs dist/cli.js: a separate node process.
-const NODE_ARGS = ['--conditions=@agent-smtp/source', '--import', 'tsx', CLI];
 
 let sink: SmtpSink | undefined;
 let client: Client | undefined;
@@ -53,16 +48,6 @@ function runCli(args: string[], env: Record<string, string>): Run {
     child.once('close', (code, signal) => resolve({ code, signal })),
   );
   return { child, stdout: () => stdout, stderr: () => stderr, exit };
-}
-
-async function waitFor<T>(probe: () => T | undefined, what: string, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
 }
 
 describe('parseCliArgs', () => {
@@ -153,36 +138,25 @@ describe('main (in-process)', () => {
 
 describe('agent-smtp-mcp as a process', () => {
   it('serves MCP over stdio: lists tools and sends email through SMTP_HOST', async () => {
-    sink = await startSmtpSink();
-    const transport = new StdioClientTransport({
-      command: process.execPath,
-      args: [...NODE_ARGS, '--transport', 'stdio'],
-      env: sinkEnv(sink),
-      cwd: REPO_ROOT,
-      stderr: 'pipe',
-    });
-    let stderr = '';
-    transport.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
-    client = new Client({ name: 'stdio-test', version: '1.0.0' });
-    await client.connect(transport);
-    const pid = transport.pid!;
+    const { pid, stderr: stderrOf } = await connectStdio();
 
-    const { tools } = await client.listTools();
+    const { tools } = await client!.listTools();
     expect(tools).toHaveLength(7);
-    const result = (await client.callTool({
+    const result = (await client!.callTool({
       name: 'send_email',
       arguments: { to: ['ada@example.com', 'grace@example.com'], subject: 'Over stdio', body: 'Hello from a child process.' },
     })) as CallToolResult;
     expect(result.isError).toBeFalsy();
-    const [received] = await sink.waitForMessages(1);
+    const [received] = await sink!.waitForMessages(1);
     expect(received!.subject).toBe('Over stdio');
     expect(received!.envelope.to).toEqual(['ada@example.com', 'grace@example.com']);
     expect(received!.envelope.from).toBe('agent@example.com');
 
     // Closing the client ends the child's stdin; the CLI must shut down on its own (no SIGTERM needed).
-    await client.close();
+    await client!.close();
     client = undefined;
     expect(() => process.kill(pid, 0)).toThrow();
+    const stderr = stderrOf();
     // The client sends SIGTERM only if the child outlives stdin by 2 s; the log says which way it stopped.
     expect(stderr).toContain('"reason":"stdin closed"');
     // Logs went to stderr as JSON lines; stdout carried nothing but the protocol (or the client would have failed).
@@ -192,7 +166,7 @@ describe('agent-smtp-mcp as a process', () => {
     expect(stderr).toContain('email sent');
   });
 
-  async function connectStdio(args: string[] = []): Promise<{ client: Client; stderr: () => string }> {
+  async function connectStdio(args: string[] = []): Promise<{ client: Client; stderr: () => string; pid: number }> {
     sink = await startSmtpSink();
     const transport = new StdioClientTransport({
       command: process.execPath,
@@ -205,7 +179,7 @@ describe('agent-smtp-mcp as a process', () => {
     transport.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
     client = new Client({ name: 'stdio-test', version: '1.0.0' });
     await client.connect(transport);
-    return { client, stderr: () => stderr };
+    return { client, stderr: () => stderr, pid: transport.pid! };
   }
 
   function attachment(bytes: number): { filename: string; content_base64: string } {
