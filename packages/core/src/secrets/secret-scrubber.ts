@@ -17,6 +17,8 @@ export interface ScrubbedCredential {
 
 // Runs of base64 (standard and URL-safe alphabets) with optional padding. A simple character class: linear.
 const BASE64_RUN = /[A-Za-z0-9+/_-]+={0,2}/g;
+/** Longest first, so that a longer form is not left half-replaced by a shorter one. */
+const byLength = (a: string, b: string): number => b.length - a.length;
 
 /**
  * Removes configured secrets from text a server sent or an error carries, in every form a server might echo them:
@@ -60,7 +62,6 @@ export class SecretScrubber {
         }
       }
     }
-    const byLength = (a: string, b: string): number => b.length - a.length;
     return new SecretScrubber([...literals].sort(byLength), [...cores].filter((c) => c.length >= MIN_SCRUBBED_SECRET_LENGTH).sort(byLength));
   }
 
@@ -74,8 +75,8 @@ export class SecretScrubber {
     if (other.empty) return this;
     if (this.empty) return other;
     return new SecretScrubber(
-      [...new Set([...this.#literals, ...other.#literals])].sort((a, b) => b.length - a.length),
-      [...new Set([...this.#base64Cores, ...other.#base64Cores])].sort((a, b) => b.length - a.length),
+      [...new Set([...this.#literals, ...other.#literals])].sort(byLength),
+      [...new Set([...this.#base64Cores, ...other.#base64Cores])].sort(byLength),
     );
   }
 
