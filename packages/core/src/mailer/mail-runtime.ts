@@ -74,6 +74,7 @@ export class MailRuntime {
   private readonly recordRetryDelaysMs: readonly number[] | undefined;
   private readonly followUps: FollowUpDelivery;
   private readonly running = new Set<Promise<unknown>>();
+  private readonly inFlight = new Map<string, Promise<unknown>>();
   private readonly workers = new Set<OutboxWorker>();
   private closing: Promise<void> | undefined;
 
@@ -147,6 +148,24 @@ export class MailRuntime {
     );
     this.workers.add(worker);
     return worker;
+  }
+
+  /**
+   * Runs `task` once per owner and idempotency key at a time in this process; concurrent callers wait for the first.
+   * Here rather than per mailer: a service makes a mailer per tool call, and they share this.
+   */
+  async once<T>(ownerId: string, key: string | undefined, task: () => Promise<T>): Promise<T> {
+    if (key === undefined) return task();
+    const flightKey = `${ownerId}\u0000${key}`;
+    const pending = this.inFlight.get(flightKey);
+    if (pending) await pending.catch(() => undefined);
+    const run = task();
+    this.inFlight.set(flightKey, run);
+    try {
+      return await run;
+    } finally {
+      if (this.inFlight.get(flightKey) === run) this.inFlight.delete(flightKey);
+    }
   }
 
   /** Wakes the workers: a message was queued. */

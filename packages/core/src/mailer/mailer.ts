@@ -124,7 +124,6 @@ export class Mailer {
   private readonly runtime: MailRuntime;
   /** Set for a mailer with servers of its own (`createMailer`), which `reload()` and `close()` act on. */
   private readonly own: { pools: StaticPoolSource; loadServers: () => readonly SmtpServerConfig[] } | undefined;
-  private readonly inFlight = new Map<string, Promise<unknown>>();
   private readonly workers = new Set<OutboxWorker>();
 
   constructor(options: MailerOptions | ScopedMailerInit = {}) {
@@ -161,7 +160,7 @@ export class Mailer {
       if (email.sendAt && email.sendAt.getTime() > Date.now() + 1_000) {
         throw ValidationError.of('sendAt', 'is in the future: send() sends now; use enqueue() to schedule a message');
       }
-      return this.once(email.idempotencyKey, () => this.sendNow(email, options.signal));
+      return this.runtime.once(this.ownerId, email.idempotencyKey, () => this.sendNow(email, options.signal));
     });
   }
 
@@ -172,7 +171,7 @@ export class Mailer {
   enqueue(input: OutgoingEmail): Promise<EnqueueResult> {
     return this.runtime.track(async () => {
       const email = await this.prepare(input);
-      return this.once(email.idempotencyKey, async () => {
+      return this.runtime.once(this.ownerId, email.idempotencyKey, async () => {
         const { created, record } = await this.insert(email, undefined);
         if (created) {
           await this.audit('enqueue', 'ok', { id: record.id, to: envelopeRecipients(record.email), sendAt: record.sendAt.toISOString() }, record.id);
@@ -278,21 +277,6 @@ export class Mailer {
       rejected: f.rejected,
       error: f.error,
     }));
-  }
-
-  /** Runs `task` once per idempotency key at a time in this process; concurrent callers get the first's result. */
-  private async once<T>(key: string | undefined, task: () => Promise<T>): Promise<T> {
-    if (key === undefined) return task();
-    const flightKey = `${this.ownerId}\u0000${key}`;
-    const pending = this.inFlight.get(flightKey);
-    if (pending) await pending.catch(() => undefined);
-    const run = task();
-    this.inFlight.set(flightKey, run);
-    try {
-      return await run;
-    } finally {
-      if (this.inFlight.get(flightKey) === run) this.inFlight.delete(flightKey);
-    }
   }
 
   private async insert(email: NormalizedEmail, claim: { workerId: string; leaseMs: number } | undefined) {
