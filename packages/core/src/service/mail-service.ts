@@ -1,6 +1,6 @@
-import type { SmtpServerConfig } from '../config/smtp-server-config.js';
 import { ConfigError } from '../errors/config-error.js';
 import { ValidationError } from '../errors/validation-error.js';
+import type { CredentialProvider } from '../credentials/credential-provider.js';
 import type { StoredCredentialProvider } from '../credentials/stored-credentials.js';
 import { type Logger, safeLogger } from '../logger/logger.js';
 import { MailRuntime, type MailSettings } from '../mailer/mail-runtime.js';
@@ -11,14 +11,8 @@ import type { MailStore } from '../store/mail-store.js';
 import { MemoryStore } from '../store/memory-store.js';
 import { OwnerPools, type PoolScope } from './pool-source.js';
 
-/**
- * What a service needs of a credential provider: the servers one owner (and agent) sends through, and (optionally)
- * word of a change, so the owner's cached pool is replaced at once.
- */
-export interface ServerResolver {
-  resolve(scope: PoolScope): Promise<readonly SmtpServerConfig[]>;
-  onChange?(listener: (ownerId: string) => void): () => void;
-}
+/** What a service needs of its credentials: a `CredentialProvider` (kept under this name for callers who used it). */
+export type ServerResolver = CredentialProvider;
 
 /** A provider that keeps per-owner SMTP configs (`storedCredentials`): the service exposes its methods. */
 type SmtpConfigKeeper = Pick<
@@ -30,7 +24,7 @@ export interface MailServiceOptions extends MailSettings {
   /** Where every owner's records, events and audit are kept. Default: a `MemoryStore` (one process only). */
   store?: MailStore;
   /** Resolves each owner's SMTP servers: `envCredentials()`, `staticCredentials(servers)`, `storedCredentials(…)`. */
-  credentials: ServerResolver;
+  credentials: CredentialProvider;
   pool?: { backoff?: BackoffOptions; maxRetryWaitMs?: number; maxRequeues?: number };
   /**
    * Pools are cached per owner's server set: closed after `idleMs` unused (5 min), and when the owner's
@@ -55,7 +49,7 @@ export class MailService {
   readonly store: MailStore;
   private readonly pools: OwnerPools;
   private readonly runtime: MailRuntime;
-  private readonly credentials: ServerResolver;
+  private readonly credentials: CredentialProvider;
   private readonly stopListening: (() => void) | undefined;
 
   constructor(options: MailServiceOptions) {
