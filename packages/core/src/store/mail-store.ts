@@ -17,6 +17,8 @@ export interface MailStore {
   readonly audit: AuditStore;
   readonly counters: CounterStore;
   readonly credentials: CredentialStore;
+  /** Per-agent policies edited through the service (`service.policies`); a store without it keeps policies in code only. */
+  readonly policies?: PolicyStore;
   // Parts added later (templates, contacts, campaigns, webhooks) join as optional properties: a store declares a
   // part by having it, and code that needs one checks for it (`runStoreContract` runs a part's suite only then).
   close?(): Promise<void>;
@@ -48,10 +50,23 @@ export interface StoreCapabilities {
 
 /**
  * `queued` (waiting for `nextAttemptAt`) → `sending` (claimed under a lease) → `sent` | `failed` | `unknown`,
- * or back to `queued` for a retry. `cancelled` only from `queued`. `unknown` (the outcome of the last attempt is
- * ambiguous) is final: never resent automatically.
+ * or back to `queued` for a retry. `cancelled` only from `queued` or `pending_approval`. `unknown` (the outcome of
+ * the last attempt is ambiguous) is final: never resent automatically.
+ *
+ * A message that needs a human's approval starts as `pending_approval` and is never claimed in that state:
+ * `decide` makes it `queued` (approved), `rejected`, or `expired` (its `approval.expiresAt` passed, by the store's
+ * clock, before anyone approved it). `rejected` and `expired` are final.
  */
-export type OutboxStatus = 'queued' | 'sending' | 'sent' | 'failed' | 'unknown' | 'cancelled';
+export type OutboxStatus = 'queued' | 'sending' | 'sent' | 'failed' | 'unknown' | 'cancelled' | 'pending_approval' | 'rejected' | 'expired';
+
+/** A message's approval: why it needed one, until when, and who decided. */
+export interface ApprovalState {
+  /** Why the policy asked for approval, e.g. `recipient outside approval.outside: eve@example.net`. Secret-free. */
+  reason: string;
+  expiresAt: Date;
+  decidedBy?: string | undefined;
+  decidedAt?: Date | undefined;
+}
 
 export interface MessageError {
   code: string;
@@ -91,6 +106,8 @@ export interface OutboxRecord {
   error: MessageError | undefined;
   tags: string[];
   metadata: Metadata;
+  /** Set for a message that needed approval (whether still pending or decided). */
+  approval: ApprovalState | undefined;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -113,6 +130,22 @@ export interface NewOutboxRecord {
   maxAttempts: number;
   tags: string[];
   metadata: Metadata;
+  /**
+   * The message waits for a human: stored as `pending_approval`, expiring `ttlMs` after the store's now, never
+   * claimed until `decide` approves it. Not combinable with `enqueue`'s `claim`.
+   */
+  approval?: { reason: string; ttlMs: number } | undefined;
+}
+
+/** What `OutboxStore.decide` did. */
+export interface ApprovalDecision {
+  /**
+   * `approved` (now `queued`, due at `sendAt` or now, whichever is later), `rejected`, `expired` (asked to approve
+   * after `approval.expiresAt`: it is now `expired` and will never be sent), or `not_pending` (it was no longer
+   * pending: decided before, cancelled; nothing changed). `record` is the record as it now is.
+   */
+  outcome: 'approved' | 'rejected' | 'expired' | 'not_pending';
+  record: OutboxRecord;
 }
 
 export interface Lease {
@@ -196,6 +229,18 @@ export interface OutboxStore {
    * the caller decides by the recipient the bounce names (`accepted`, `email.envelopeTo`).
    */
   findByMessageId(ownerId: string, messageIdHeader: string, options?: { limit?: number }): Promise<OutboxRecord[]>;
+  /**
+   * Approves or rejects a `pending_approval` message, atomically (two deciders at once: one wins, the other gets
+   * `not_pending`). Approving after `approval.expiresAt` (store clock) makes it `expired` instead. Records `by` and
+   * the time in `approval`. Undefined when the owner has no such message.
+   */
+  decide(ownerId: string, id: string, decision: { approve: boolean; by: string; now?: Date | undefined }): Promise<ApprovalDecision | undefined>;
+  /**
+   * The owner's messages still waiting for approval, oldest first (optionally one agent's), after the message id
+   * `after` (a cursor from the previous page), at most `limit` (default 100). Messages whose approval expired are
+   * marked `expired` and left out.
+   */
+  listPending(ownerId: string, options?: { agentId?: string | undefined; after?: string | undefined; limit?: number | undefined; now?: Date | undefined }): Promise<OutboxRecord[]>;
 }
 
 // ─── events ──────────────────────────────────────────────────────────────────────────────────────────────────
@@ -211,7 +256,12 @@ export type OutboxEventType =
   | 'retry'
   | 'failed'
   | 'unknown'
-  | 'cancelled';
+  | 'cancelled'
+  /** Stored waiting for a human (instead of `queued`); then one of the three that follow. */
+  | 'pending_approval'
+  | 'approved'
+  | 'rejected'
+  | 'expired';
 
 /** What recipients did with a message and what their servers reported later: tracking, bounce and complaint handling. */
 export type DeliveryEventType = 'opened' | 'clicked' | 'unsubscribed' | 'bounced' | 'delayed' | 'complained' | 'replied';
@@ -285,19 +335,43 @@ export interface AuditEntry {
   id: string;
   ownerId: string;
   agentId: string | undefined;
-  /** What was done, e.g. `send`, `enqueue`, `cancel`, `reload`, `use_server`. */
+  /**
+   * What was done: `send`, `enqueue`, `cancel`, `approve`, `reject`, `policy_save`, `policy_delete`,
+   * `smtp_config_save`, `tool_call`, `refused` (a policy or validation refusal), `reload`, `use_server`, …
+   */
   action: string;
   outcome: 'ok' | 'error';
   at: Date;
   messageId?: string | undefined;
-  /** Secret-free details: recipients, server, error code. */
+  /** The tool that was called, for entries written on a tool call. */
+  tool?: string | undefined;
+  /** Who did it when it was not the agent: a human approving (`approvedBy`), an operator, `system`. */
+  actor?: string | undefined;
+  recipientCount?: number | undefined;
+  durationMs?: number | undefined;
+  /** The error's code when `outcome` is `error` (`POLICY_DAILY_LIMIT`, `SMTP_REJECTED`, …). */
+  errorCode?: string | undefined;
+  /** Secret-free details: recipients, server, status. Never a body, an attachment or a secret. */
   detail: Record<string, unknown>;
+}
+
+export interface AuditListOptions {
+  agentId?: string | undefined;
+  action?: string | undefined;
+  /** Entries at or after this time. */
+  from?: Date | undefined;
+  /** Entries before this time. */
+  to?: Date | undefined;
+  /** Entries older than this one (an entry id from the previous page): newest-first paging. */
+  before?: string | undefined;
+  /** Default 100, at most 1000. */
+  limit?: number | undefined;
 }
 
 export interface AuditStore {
   append(entry: Omit<AuditEntry, 'id' | 'at'>): Promise<AuditEntry>;
-  /** Newest first. */
-  list(ownerId: string, options?: { limit?: number; action?: string }): Promise<AuditEntry[]>;
+  /** Newest first, in append order; `before` pages back through an owner's entries, each exactly once. */
+  list(ownerId: string, options?: AuditListOptions): Promise<AuditEntry[]>;
 }
 
 // ─── counters ────────────────────────────────────────────────────────────────────────────────────────────────
@@ -306,9 +380,31 @@ export interface CounterStore {
   /**
    * Adds `by` to the counter `(ownerId, key, window)` only if the result stays within `limit`, atomically across
    * processes (daily limits: `window` is the day, e.g. `2026-11-21`). Returns whether it was added and the value.
+   * A negative `by` gives quota back (a send refused after its quota was taken); the value never goes below 0.
    */
   increment(ownerId: string, key: string, window: string, by: number, limit: number): Promise<{ allowed: boolean; value: number }>;
   get(ownerId: string, key: string, window: string): Promise<number>;
+}
+
+// ─── policies ────────────────────────────────────────────────────────────────────────────────────────────────
+
+/** A policy as stored: JSON-safe (`Policy` without an `approval.when` function). */
+export interface StoredPolicy {
+  ownerId: string;
+  /** The agent it is for, or undefined: the owner's policy for agents without one of their own. */
+  agentId: string | undefined;
+  policy: Record<string, unknown>;
+  updatedAt: Date;
+}
+
+export interface PolicyStore {
+  /** Inserts or replaces the policy of `(ownerId, agentId)`. */
+  save(entry: { ownerId: string; agentId: string | undefined; policy: Record<string, unknown> }): Promise<StoredPolicy>;
+  /** Exactly this scope's policy (`agentId` undefined: the owner's default), with no fallback. */
+  get(ownerId: string, agentId: string | undefined): Promise<StoredPolicy | undefined>;
+  delete(ownerId: string, agentId: string | undefined): Promise<boolean>;
+  /** The owner's policies, the owner's default first, then by agent id. */
+  list(ownerId: string): Promise<StoredPolicy[]>;
 }
 
 // ─── credentials ─────────────────────────────────────────────────────────────────────────────────────────────
