@@ -11,7 +11,7 @@ import { createPostgresStore } from './postgres-store.js';
 import { quoteSchemaName } from './schema-name.js';
 import { DATABASE_URL, dropSchema, SERVER_SKIP_REASON, uniqueSchema } from './test-databases.js';
 
-const TABLES = ['audit', 'counters', 'credentials', 'events', 'migrations', 'outbox', 'smtp_configs', 'suppressions'];
+const TABLES = ['audit', 'counters', 'credentials', 'events', 'migrations', 'outbox', 'policies', 'smtp_configs', 'suppressions'];
 const FUNCTIONS = [
   'audit_append',
   'audit_list',
@@ -24,9 +24,15 @@ const FUNCTIONS = [
   'events_append',
   'events_list',
   'extend_lease',
+  'outbox_decide',
   'outbox_find_by_idempotency_key',
   'outbox_find_by_message_id',
   'outbox_get',
+  'outbox_list_pending',
+  'policy_delete',
+  'policy_get',
+  'policy_list',
+  'policy_save',
   'reclaim',
   'settle',
   'smtp_config_delete',

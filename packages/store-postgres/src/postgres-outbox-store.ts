@@ -1,9 +1,25 @@
 import type { ClaimOptions, OutboxEnqueueResult as EnqueueResult, Lease, NewOutboxRecord, OutboxRecord, OutboxStore, Settlement } from '@agent-smtp/core';
+import { ValidationError } from '@agent-smtp/core';
 import type { PostgresClient } from './postgres-client.js';
 import { iso, json, nullable, toOutboxRecord, type Row } from './row-mappers.js';
 
 /** Lease lengths go to SQL as whole milliseconds (an integer parameter). */
 const ms = (leaseMs: number): number => Math.max(0, Math.ceil(leaseMs));
+
+// Core's entry point does not name this type (yet): taken from the interface that uses it.
+type ApprovalDecision = NonNullable<Awaited<ReturnType<OutboxStore['decide']>>>;
+
+/**
+ * A message waits for a human or is sent directly, never both. Checked here, before the call, so a batch with one
+ * bad record stores none of it and the caller gets the field name (the SQL functions refuse the same, for `rpc()`).
+ */
+function checkApproval(input: NewOutboxRecord, claim: Lease | undefined): void {
+  if (!input.approval) return;
+  if (claim) throw ValidationError.of('approval', 'a message that waits for approval cannot be claimed for a direct send; enqueue it without claim');
+  if (!(input.approval.ttlMs > 0) || !Number.isFinite(input.approval.ttlMs)) {
+    throw ValidationError.of('approval.ttlMs', `is ${input.approval.ttlMs} but must be a positive number of milliseconds`);
+  }
+}
 
 /**
  * The outbox over the schema's SQL functions: each transition and its event is one call of one function, so it
@@ -16,8 +32,9 @@ export class PostgresOutboxStore implements OutboxStore {
   ) {}
 
   async enqueue(input: NewOutboxRecord, options: { claim?: Lease } = {}): Promise<EnqueueResult> {
+    checkApproval(input, options.claim);
     const rows = await this.rows(
-      `select * from ${this.schema}.enqueue($1, $2, $3, $4, $5, $6, $7::jsonb, $8::timestamptz, $9, $10::text[], $11::jsonb, $12, $13, $14)`,
+      `select * from ${this.schema}.enqueue($1, $2, $3, $4, $5, $6, $7::jsonb, $8::timestamptz, $9, $10::text[], $11::jsonb, $12, $13, $14, $15, $16::bigint)`,
       [
         input.id,
         input.ownerId,
@@ -33,6 +50,8 @@ export class PostgresOutboxStore implements OutboxStore {
         options.claim ? options.claim.workerId : null,
         options.claim ? ms(options.claim.leaseMs) : null,
         input.delayMs ? ms(input.delayMs) : null,
+        input.approval ? input.approval.reason : null,
+        input.approval ? ms(input.approval.ttlMs) : null,
       ],
     );
     const row = rows[0]!;
@@ -41,6 +60,7 @@ export class PostgresOutboxStore implements OutboxStore {
 
   async enqueueMany(records: readonly NewOutboxRecord[]): Promise<EnqueueResult[]> {
     if (records.length === 0) return [];
+    for (const r of records) checkApproval(r, undefined);
     // One jsonb parameter: one round trip and one transaction whatever the batch size (the caller chunks).
     const batch = records.map((r) => ({
       id: r.id,
@@ -55,6 +75,7 @@ export class PostgresOutboxStore implements OutboxStore {
       maxAttempts: r.maxAttempts,
       tags: r.tags,
       metadata: r.metadata ?? {},
+      approval: r.approval && { reason: r.approval.reason, ttlMs: ms(r.approval.ttlMs) },
     }));
     const rows = await this.rows(`select * from ${this.schema}.enqueue_many($1::jsonb)`, [json(batch)]);
     return rows.map((row) => ({ created: row.created === true, record: toOutboxRecord(row) }));
@@ -120,6 +141,32 @@ export class PostgresOutboxStore implements OutboxStore {
 
   async findByMessageId(ownerId: string, messageIdHeader: string, options: { limit?: number } = {}): Promise<OutboxRecord[]> {
     const rows = await this.rows(`select * from ${this.schema}.outbox_find_by_message_id($1, $2, $3)`, [ownerId, messageIdHeader, Math.floor(options.limit ?? 100)]);
+    return rows.map(toOutboxRecord);
+  }
+
+  async decide(ownerId: string, id: string, decision: { approve: boolean; by: string; now?: Date | undefined }): Promise<ApprovalDecision | undefined> {
+    const rows = await this.rows(`select * from ${this.schema}.outbox_decide($1, $2, $3, $4, $5::timestamptz)`, [
+      ownerId,
+      id,
+      decision.approve,
+      decision.by,
+      iso(decision.now),
+    ]);
+    const row = rows[0];
+    return row ? { outcome: row.outcome as ApprovalDecision['outcome'], record: toOutboxRecord(row) } : undefined;
+  }
+
+  async listPending(
+    ownerId: string,
+    options: { agentId?: string | undefined; after?: string | undefined; limit?: number | undefined; now?: Date | undefined } = {},
+  ): Promise<OutboxRecord[]> {
+    const rows = await this.rows(`select * from ${this.schema}.outbox_list_pending($1, $2, $3, $4, $5::timestamptz)`, [
+      ownerId,
+      nullable(options.agentId),
+      nullable(options.after),
+      Math.floor(options.limit ?? 100),
+      iso(options.now),
+    ]);
     return rows.map(toOutboxRecord);
   }
 

@@ -1,6 +1,7 @@
 import type {
   AuditEntry,
   AuditStore,
+  MailStore,
   CounterStore,
   CredentialStore,
   EventListOptions,
@@ -14,7 +15,11 @@ import type {
 } from '@agent-smtp/core';
 import { ValidationError } from '@agent-smtp/core';
 import type { PostgresClient } from './postgres-client.js';
-import { iso, json, nullable, toAuditEntry, toMailEvent, toNumber, toStoredSmtpConfig, toSuppression, type Row } from './row-mappers.js';
+import { iso, json, nullable, toAuditEntry, toMailEvent, toNumber, toStoredPolicy, toStoredSmtpConfig, toSuppression, type Row, type StoredPolicy } from './row-mappers.js';
+
+// Core's entry point does not name these types (yet): taken from the interfaces that use them.
+type AuditListOptions = NonNullable<Parameters<AuditStore['list']>[1]>;
+type PolicyStore = NonNullable<MailStore['policies']>;
 
 // The parts that are plain rows. `schema` is the already-quoted schema name; every value is a parameter.
 
@@ -87,20 +92,33 @@ export class PostgresSuppressionStore extends Table implements SuppressionStore 
 
 export class PostgresAuditStore extends Table implements AuditStore {
   async append(entry: Omit<AuditEntry, 'id' | 'at'>): Promise<AuditEntry> {
-    const rows = await this.rows(`select * from ${this.schema}.audit_append($1, $2, $3, $4, $5, $6::jsonb)`, [
+    const rows = await this.rows(`select * from ${this.schema}.audit_append($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9::integer, $10::double precision, $11)`, [
       entry.ownerId,
       nullable(entry.agentId),
       entry.action,
       entry.outcome,
       nullable(entry.messageId),
       json(entry.detail ?? {}),
+      nullable(entry.tool),
+      nullable(entry.actor),
+      nullable(entry.recipientCount),
+      nullable(entry.durationMs),
+      nullable(entry.errorCode),
     ]);
     return toAuditEntry(rows[0]!);
   }
 
-  async list(ownerId: string, options: { limit?: number; action?: string } = {}): Promise<AuditEntry[]> {
-    // An empty action means "any", as in MemoryStore.
-    const rows = await this.rows(`select * from ${this.schema}.audit_list($1, $2, $3)`, [ownerId, options.action || null, Math.floor(options.limit ?? 100)]);
+  async list(ownerId: string, options: AuditListOptions = {}): Promise<AuditEntry[]> {
+    // An empty action or agent id means "any", as in MemoryStore.
+    const rows = await this.rows(`select * from ${this.schema}.audit_list($1, $2, $3, $4::timestamptz, $5::timestamptz, $6, $7)`, [
+      ownerId,
+      options.agentId || null,
+      options.action || null,
+      iso(options.from),
+      iso(options.to),
+      nullable(options.before),
+      Math.floor(options.limit ?? 100),
+    ]);
     return rows.map(toAuditEntry);
   }
 }
@@ -188,5 +206,32 @@ export class PostgresCredentialStore extends Table implements CredentialStore {
       next.passwordCiphertext,
     ]);
     return rows[0]?.replaced === true;
+  }
+}
+
+/** Agent `''` stands for the owner's default policy (a key column cannot be null; an agent id is never empty). */
+const scope = (agentId: string | undefined): string => agentId ?? '';
+
+export class PostgresPolicyStore extends Table implements PolicyStore {
+  async save(entry: { ownerId: string; agentId: string | undefined; policy: Record<string, unknown> }): Promise<StoredPolicy> {
+    if (entry.agentId === '') throw ValidationError.of('agentId', "is empty; pass undefined for the owner's default policy, or an agent id");
+    const rows = await this.rows(`select * from ${this.schema}.policy_save($1, $2, $3::jsonb)`, [entry.ownerId, scope(entry.agentId), json(entry.policy)]);
+    return toStoredPolicy(rows[0]!);
+  }
+
+  async get(ownerId: string, agentId: string | undefined): Promise<StoredPolicy | undefined> {
+    if (agentId === '') return undefined;
+    const rows = await this.rows(`select * from ${this.schema}.policy_get($1, $2)`, [ownerId, scope(agentId)]);
+    return rows[0] ? toStoredPolicy(rows[0]) : undefined;
+  }
+
+  async delete(ownerId: string, agentId: string | undefined): Promise<boolean> {
+    if (agentId === '') return false;
+    const rows = await this.rows(`select ${this.schema}.policy_delete($1, $2) as deleted`, [ownerId, scope(agentId)]);
+    return rows[0]?.deleted === true;
+  }
+
+  async list(ownerId: string): Promise<StoredPolicy[]> {
+    return (await this.rows(`select * from ${this.schema}.policy_list($1)`, [ownerId])).map(toStoredPolicy);
   }
 }

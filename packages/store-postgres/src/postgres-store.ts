@@ -8,6 +8,7 @@ import {
   PostgresCounterStore,
   PostgresCredentialStore,
   PostgresEventStore,
+  PostgresPolicyStore,
   PostgresSuppressionStore,
 } from './postgres-record-stores.js';
 import { toDate, toNumber } from './row-mappers.js';
@@ -64,6 +65,7 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
   const audit: AuditStore = new PostgresAuditStore(client, quoted);
   const counters: CounterStore = new PostgresCounterStore(client, quoted);
   const credentials: CredentialStore = new PostgresCredentialStore(client, quoted);
+  const policies: NonNullable<MailStore['policies']> = new PostgresPolicyStore(client, quoted);
   return {
     schema,
     // A server shared by any number of processes, keeping what it committed. (A PGlite instance is one process, and
@@ -75,6 +77,7 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
     audit,
     counters,
     credentials,
+    policies,
     async migrate() {
       await runMigrations(client, schema, quoted);
       const { rows } = await client.query(`select version, name, applied_at from ${quoted}.migrations order by version`);

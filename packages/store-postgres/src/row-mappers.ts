@@ -1,4 +1,7 @@
-import type { AuditEntry, MailEvent, MessageError, Metadata, OutboxRecord, StoredEmail, StoredSmtpConfig, Suppression } from '@agent-smtp/core';
+import type { AuditEntry, MailEvent, MailStore, MessageError, Metadata, OutboxRecord, StoredEmail, StoredSmtpConfig, Suppression } from '@agent-smtp/core';
+
+// Core's entry point does not name these types (yet): taken from the interface that uses them.
+export type StoredPolicy = NonNullable<Awaited<ReturnType<NonNullable<MailStore['policies']>['get']>>>;
 
 /** A row as a driver returns it: `pg` and PGlite both give Dates for timestamptz and objects for jsonb. */
 export type Row = Record<string, unknown>;
@@ -41,6 +44,15 @@ export function toOutboxRecord(row: Row): OutboxRecord {
     error: optional<MessageError>(row.error),
     tags: (row.tags as string[] | null) ?? [],
     metadata: (row.metadata as Metadata | null) ?? {},
+    approval:
+      row.approval_reason === null || row.approval_reason === undefined
+        ? undefined
+        : {
+            reason: row.approval_reason as string,
+            expiresAt: toDate(row.approval_expires_at),
+            decidedBy: optional<string>(row.approval_decided_by),
+            decidedAt: toOptionalDate(row.approval_decided_at),
+          },
     createdAt: toDate(row.created_at),
     updatedAt: toDate(row.updated_at),
   };
@@ -77,7 +89,22 @@ export function toAuditEntry(row: Row): AuditEntry {
     outcome: row.outcome as AuditEntry['outcome'],
     at: toDate(row.at),
     messageId: optional<string>(row.message_id),
+    tool: optional<string>(row.tool),
+    actor: optional<string>(row.actor),
+    recipientCount: row.recipient_count === null || row.recipient_count === undefined ? undefined : toNumber(row.recipient_count),
+    durationMs: row.duration_ms === null || row.duration_ms === undefined ? undefined : toNumber(row.duration_ms),
+    errorCode: optional<string>(row.error_code),
     detail: (row.detail as Record<string, unknown> | null) ?? {},
+  };
+}
+
+/** Agent `''` is the owner's default policy (see migration 005). */
+export function toStoredPolicy(row: Row): StoredPolicy {
+  return {
+    ownerId: row.owner_id as string,
+    agentId: row.agent_id === '' ? undefined : (row.agent_id as string),
+    policy: row.policy as Record<string, unknown>,
+    updatedAt: toDate(row.updated_at),
   };
 }
 

@@ -312,6 +312,201 @@ export function runStoreContract(options: StoreContractOptions): void {
       });
     });
 
+    describe('approval', () => {
+      const HOUR = 3_600_000;
+      const pendingRecord = (ownerId: string, patch: Partial<NewOutboxRecord> = {}, ttlMs = HOUR): NewOutboxRecord =>
+        record(ownerId, { approval: { reason: 'recipient outside approval.outside: eve@example.net', ttlMs }, ...patch });
+      /** Claims only these ids of this owner, so other tests' due rows are never touched. */
+      const claimIds = (ownerId: string, ids: string[], now?: Date): Promise<OutboxRecord[]> =>
+        store.outbox.claim({ workerId: 'w', limit: 10, leaseMs: 60_000, ownerId, ids, now });
+      const types = async (ownerId: string, id: string): Promise<string[]> => (await store.events.list(ownerId, { messageId: id })).map((e) => e.type);
+
+      it('stores a message that needs approval as pending_approval, with reason and expiry, and never claims it', async () => {
+        const ownerId = owner();
+        const { created, record: r } = await store.outbox.enqueue(pendingRecord(ownerId));
+        expect(created).toBe(true);
+        expect(r).toMatchObject({ status: 'pending_approval', attempt: 0, approval: { reason: 'recipient outside approval.outside: eve@example.net', decidedBy: undefined, decidedAt: undefined } });
+        // Measured from the store's now.
+        expect(r.approval!.expiresAt.getTime() - r.createdAt.getTime()).toBeGreaterThanOrEqual(HOUR - 1);
+        expect(r.approval!.expiresAt.getTime() - r.createdAt.getTime()).toBeLessThanOrEqual(HOUR + 1);
+        expect(await store.outbox.get(ownerId, r.id)).toEqual(r);
+        expect(await claimIds(ownerId, [r.id], new Date(Date.now() + 2 * HOUR))).toEqual([]);
+        expect(await claimOne(r.id)).toBeUndefined();
+        const events = await store.events.list(ownerId, { messageId: r.id });
+        expect(events.map((e) => e.type)).toEqual(['pending_approval']);
+        expect(events[0]!.detail).toMatchObject({ reason: r.approval!.reason, expiresAt: r.approval!.expiresAt.toISOString() });
+        // Without approval, the key is there and undefined.
+        const { record: plain } = await store.outbox.enqueue(record(ownerId));
+        expect(plain).toHaveProperty('approval', undefined);
+      });
+
+      it('refuses approval together with a direct-send claim, storing nothing', async () => {
+        const ownerId = owner();
+        const input = pendingRecord(ownerId);
+        await expect(store.outbox.enqueue(input, { claim: { workerId: 'w', leaseMs: 60_000 } })).rejects.toMatchObject({ code: 'VALIDATION_ERROR', field: 'approval' });
+        expect(await store.outbox.get(ownerId, input.id)).toBeUndefined();
+        expect(await store.outbox.listPending(ownerId)).toEqual([]);
+      });
+
+      it('approves a pending message: queued, due at sendAt or now, whichever is later, then claimed', async () => {
+        const ownerId = owner();
+        const { record: past } = await store.outbox.enqueue(pendingRecord(ownerId));
+        const later = new Date(Date.now() + HOUR / 2);
+        const { record: future } = await store.outbox.enqueue(pendingRecord(ownerId, { sendAt: later }));
+        const now = new Date(Date.now() + 1_000);
+
+        const approved = await store.outbox.decide(ownerId, past.id, { approve: true, by: 'ada@ops', now });
+        expect(approved).toMatchObject({ outcome: 'approved', record: { status: 'queued', approval: { reason: past.approval!.reason, decidedBy: 'ada@ops' } } });
+        expect(approved!.record.approval!.decidedAt!.getTime()).toBe(now.getTime());
+        expect(approved!.record.approval!.expiresAt.getTime()).toBe(past.approval!.expiresAt.getTime());
+        expect(approved!.record.nextAttemptAt.getTime()).toBe(now.getTime());
+        expect(await store.outbox.get(ownerId, past.id)).toEqual(approved!.record);
+        expect((await claimIds(ownerId, [past.id], now)).map((r) => r.id)).toEqual([past.id]);
+
+        const { record: f } = (await store.outbox.decide(ownerId, future.id, { approve: true, by: 'ada@ops', now }))!;
+        expect(f.nextAttemptAt.getTime()).toBe(later.getTime());
+        expect(await claimIds(ownerId, [future.id], now)).toEqual([]);
+        expect(await store.outbox.listPending(ownerId)).toEqual([]);
+
+        const events = await store.events.list(ownerId, { messageId: past.id });
+        expect(events.map((e) => e.type)).toEqual(['pending_approval', 'approved', 'claimed']);
+        expect(events[1]!.detail).toEqual({ by: 'ada@ops' });
+        // Decided already: nothing changes.
+        expect(await store.outbox.decide(ownerId, past.id, { approve: false, by: 'bob' })).toMatchObject({ outcome: 'not_pending', record: { status: 'sending' } });
+      });
+
+      it('rejects for good: never claimed, never decided again, not cancellable', async () => {
+        const ownerId = owner();
+        const { record: r } = await store.outbox.enqueue(pendingRecord(ownerId));
+        const rejected = await store.outbox.decide(ownerId, r.id, { approve: false, by: 'ada@ops' });
+        expect(rejected).toMatchObject({ outcome: 'rejected', record: { status: 'rejected', approval: { decidedBy: 'ada@ops' } } });
+        expect(rejected!.record.approval!.decidedAt).toBeInstanceOf(Date);
+        expect(await store.outbox.decide(ownerId, r.id, { approve: true, by: 'bob' })).toMatchObject({ outcome: 'not_pending', record: { status: 'rejected', approval: { decidedBy: 'ada@ops' } } });
+        expect(await store.outbox.cancel(ownerId, r.id)).toMatchObject({ cancelled: false, record: { status: 'rejected' } });
+        expect(await claimIds(ownerId, [r.id], new Date(Date.now() + 2 * HOUR))).toEqual([]);
+        expect(await types(ownerId, r.id)).toEqual(['pending_approval', 'rejected']);
+        expect((await store.events.list(ownerId, { messageId: r.id, type: 'rejected' }))[0]!.detail).toEqual({ by: 'ada@ops' });
+      });
+
+      it('makes a message approved after its expiry expired, never claimable; just before, approved', async () => {
+        const ownerId = owner();
+        const { record: late } = await store.outbox.enqueue(pendingRecord(ownerId, {}, 60_000));
+        const { record: onTime } = await store.outbox.enqueue(pendingRecord(ownerId, {}, 60_000));
+        const after = new Date(late.approval!.expiresAt.getTime() + 1);
+        expect(await store.outbox.decide(ownerId, late.id, { approve: true, by: 'ada@ops', now: after })).toMatchObject({
+          outcome: 'expired',
+          record: { status: 'expired', approval: { decidedBy: 'ada@ops' } },
+        });
+        expect(await claimIds(ownerId, [late.id], new Date(after.getTime() + HOUR))).toEqual([]);
+        expect(await store.outbox.decide(ownerId, late.id, { approve: true, by: 'ada@ops', now: after })).toMatchObject({ outcome: 'not_pending', record: { status: 'expired' } });
+        expect(await types(ownerId, late.id)).toEqual(['pending_approval', 'expired']);
+
+        const before = new Date(onTime.approval!.expiresAt.getTime() - 1);
+        expect(await store.outbox.decide(ownerId, onTime.id, { approve: true, by: 'ada@ops', now: before })).toMatchObject({ outcome: 'approved', record: { status: 'queued' } });
+        expect((await claimIds(ownerId, [onTime.id], before)).map((r) => r.id)).toEqual([onTime.id]);
+      });
+
+      it('lets exactly one of ten deciders at once win', async () => {
+        const ownerId = owner();
+        const { record: r } = await store.outbox.enqueue(pendingRecord(ownerId));
+        const results = await Promise.all(Array.from({ length: 10 }, (_, i) => store.outbox.decide(ownerId, r.id, { approve: i % 2 === 0, by: `human-${i}` })));
+        const winners = results.filter((d) => d!.outcome !== 'not_pending');
+        expect(winners).toHaveLength(1);
+        const winner = winners[0]!;
+        const after = await store.outbox.get(ownerId, r.id);
+        expect(after).toMatchObject({ status: winner.outcome === 'approved' ? 'queued' : 'rejected', approval: { decidedBy: winner.record.approval!.decidedBy } });
+        for (const loser of results.filter((d) => d!.outcome === 'not_pending')) expect(loser!.record.approval!.decidedBy).toBe(winner.record.approval!.decidedBy);
+        expect(await types(ownerId, r.id)).toEqual(['pending_approval', winner.outcome]);
+      });
+
+      it('gives nothing for another owner’s message or an unknown id', async () => {
+        const ownerId = owner();
+        const { record: r } = await store.outbox.enqueue(pendingRecord(ownerId));
+        expect(await store.outbox.decide(owner(), r.id, { approve: true, by: 'mallory' })).toBeUndefined();
+        expect(await store.outbox.decide(ownerId, 'msg_missing', { approve: true, by: 'ada' })).toBeUndefined();
+        expect(await store.outbox.get(ownerId, r.id)).toMatchObject({ status: 'pending_approval' });
+      });
+
+      it('cancels a pending message: no longer listed, decided or claimed', async () => {
+        const ownerId = owner();
+        const { record: r } = await store.outbox.enqueue(pendingRecord(ownerId));
+        expect(await store.outbox.cancel(ownerId, r.id)).toMatchObject({ cancelled: true, record: { status: 'cancelled', approval: { reason: r.approval!.reason } } });
+        expect(await store.outbox.listPending(ownerId)).toEqual([]);
+        expect(await store.outbox.decide(ownerId, r.id, { approve: true, by: 'ada' })).toMatchObject({ outcome: 'not_pending', record: { status: 'cancelled' } });
+        expect(await claimIds(ownerId, [r.id])).toEqual([]);
+        expect(await types(ownerId, r.id)).toEqual(['pending_approval', 'cancelled']);
+      });
+
+      it('lists pending messages oldest first, page by page, by agent, per owner, expiring the overdue', async () => {
+        const ownerId = owner();
+        const other = owner();
+        const stored: OutboxRecord[] = [];
+        for (const [agentId, ttlMs] of [['agent-1', HOUR], ['agent-2', HOUR], ['agent-1', 60_000], ['agent-1', HOUR], ['agent-2', HOUR]] as const) {
+          stored.push((await store.outbox.enqueue(pendingRecord(ownerId, { agentId }, ttlMs))).record);
+        }
+        await store.outbox.enqueue(record(ownerId));
+        const { record: foreign } = await store.outbox.enqueue(pendingRecord(other));
+
+        const all = await store.outbox.listPending(ownerId);
+        expect(new Set(all.map((r) => r.id))).toEqual(new Set(stored.map((r) => r.id)));
+        expect(all.map((r) => r.createdAt.getTime())).toEqual(all.map((r) => r.createdAt.getTime()).sort((a, b) => a - b));
+        expect(all.find((r) => r.id === stored[0]!.id)).toEqual(stored[0]);
+
+        // Two minutes on: the one with a minute to live has expired, and is marked so.
+        const now = new Date(Date.now() + 120_000);
+        const expiredId = stored[2]!.id;
+        const live = all.filter((r) => r.id !== expiredId).map((r) => r.id);
+        expect((await store.outbox.listPending(ownerId, { now })).map((r) => r.id)).toEqual(live);
+        expect(await store.outbox.get(ownerId, expiredId)).toMatchObject({ status: 'expired', approval: { decidedBy: undefined } });
+        expect(await types(ownerId, expiredId)).toEqual(['pending_approval', 'expired']);
+        expect(await store.outbox.decide(ownerId, expiredId, { approve: true, by: 'ada', now })).toMatchObject({ outcome: 'not_pending' });
+
+        const pages: string[][] = [];
+        let after: string | undefined;
+        for (let page = 0; page < 10; page++) {
+          const batch = await store.outbox.listPending(ownerId, { after, limit: 2, now });
+          if (batch.length === 0) break;
+          pages.push(batch.map((r) => r.id));
+          after = batch.at(-1)!.id;
+        }
+        expect(pages.map((p) => p.length)).toEqual([2, 2]);
+        expect(pages.flat()).toEqual(live);
+        // A cursor whose message is no longer pending still marks a place.
+        expect((await store.outbox.listPending(ownerId, { after: expiredId, now })).map((r) => r.id)).toEqual(
+          live.filter((id) => all.findIndex((r) => r.id === id) > all.findIndex((r) => r.id === expiredId)),
+        );
+
+        const agent1 = live.filter((id) => stored.find((r) => r.id === id)!.agentId === 'agent-1');
+        expect(agent1).toHaveLength(2);
+        expect((await store.outbox.listPending(ownerId, { agentId: 'agent-1', now })).map((r) => r.id)).toEqual(agent1);
+        expect((await store.outbox.listPending(ownerId, { agentId: 'agent-1', after: agent1[0], now })).map((r) => r.id)).toEqual([agent1[1]]);
+
+        expect((await store.outbox.listPending(other)).map((r) => r.id)).toEqual([foreign.id]);
+        expect(await store.outbox.listPending(ownerId, { after: foreign.id })).toEqual([]);
+        expect(await store.outbox.listPending(ownerId, { after: 'msg_missing' })).toEqual([]);
+        expect(await store.outbox.listPending(owner())).toEqual([]);
+      });
+
+      it('enqueues approval records in a batch like enqueue', async () => {
+        const ownerId = owner();
+        const batch = [pendingRecord(ownerId), record(ownerId), pendingRecord(ownerId, { idempotencyKey: 'k', fingerprint: 'f' }), pendingRecord(ownerId, { idempotencyKey: 'k', fingerprint: 'f' })];
+        const results = await store.outbox.enqueueMany(batch);
+        expect(results.map((r) => [r.created, r.record.status])).toEqual([
+          [true, 'pending_approval'],
+          [true, 'queued'],
+          [true, 'pending_approval'],
+          [false, 'pending_approval'],
+        ]);
+        expect(results[0]!.record.approval).toMatchObject({ reason: batch[0]!.approval!.reason, decidedBy: undefined });
+        expect(results[0]!.record.approval!.expiresAt.getTime() - results[0]!.record.createdAt.getTime()).toBeGreaterThanOrEqual(HOUR - 1);
+        expect(await store.outbox.get(ownerId, batch[0]!.id)).toEqual(results[0]!.record);
+        expect(await types(ownerId, batch[0]!.id)).toEqual(['pending_approval']);
+        expect(await types(ownerId, batch[1]!.id)).toEqual(['queued']);
+        expect(new Set((await store.outbox.listPending(ownerId)).map((r) => r.id))).toEqual(new Set([batch[0]!.id, batch[2]!.id]));
+        expect(await claimIds(ownerId, batch.map((r) => r.id))).toMatchObject([{ id: batch[1]!.id }]);
+      });
+    });
+
     describe('events', () => {
       it('appends and lists events, oldest first, filtered by message and type, per owner', async () => {
         const ownerId = owner();

@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type {
+  ApprovalDecision,
   AuditEntry,
+  AuditListOptions,
   ClaimOptions,
   AuditStore,
   CounterStore,
@@ -15,11 +17,13 @@ import type {
   NewOutboxRecord,
   OutboxRecord,
   OutboxStore,
+  PolicyStore,
   Settlement,
   StoreCapabilities,
   SmtpConfigCursor,
   SmtpConfigWrite,
   StoredEmail,
+  StoredPolicy,
   StoredSmtpConfig,
   Suppression,
   SuppressionStore,
@@ -59,6 +63,7 @@ export class MemoryStore implements MailStore {
   readonly audit: AuditStore;
   readonly counters: CounterStore;
   readonly credentials: CredentialStore;
+  readonly policies: PolicyStore;
   readonly #outbox: MemoryOutboxStore;
 
   constructor(options: MemoryStoreOptions = {}) {
@@ -68,6 +73,7 @@ export class MemoryStore implements MailStore {
     this.audit = new MemoryAuditStore(options.maxAuditEntries ?? 10_000);
     this.counters = new MemoryCounterStore();
     this.credentials = new MemoryCredentialStore();
+    this.policies = new MemoryPolicyStore();
   }
 
   /** Bytes of message content finished messages keep now: at most `maxRetainedBytes`. */
@@ -128,6 +134,11 @@ function snapshot(record: OutboxRecord): OutboxRecord {
     sendAt: new Date(record.sendAt),
     nextAttemptAt: new Date(record.nextAttemptAt),
     leaseExpiresAt: record.leaseExpiresAt && new Date(record.leaseExpiresAt),
+    approval: record.approval && {
+      ...record.approval,
+      expiresAt: new Date(record.approval.expiresAt),
+      decidedAt: record.approval.decidedAt && new Date(record.approval.decidedAt),
+    },
     createdAt: new Date(record.createdAt),
     updatedAt: new Date(record.updatedAt),
   };
@@ -138,6 +149,22 @@ function snapshotEntry<T extends { at: Date; detail: Record<string, unknown> }>(
   freezeData(entry.detail);
   return { ...entry, at: new Date(entry.at) };
 }
+
+/**
+ * A message waits for a human or is sent directly, never both; refused before anything is stored, so a batch with
+ * one bad record stores none of it.
+ */
+function checkApproval(input: NewOutboxRecord, claim: Lease | undefined): void {
+  if (!input.approval) return;
+  if (claim) throw ValidationError.of('approval', 'a message that waits for approval cannot be claimed for a direct send; enqueue it without claim');
+  if (!(input.approval.ttlMs > 0) || !Number.isFinite(input.approval.ttlMs)) {
+    throw ValidationError.of('approval.ttlMs', `is ${input.approval.ttlMs} but must be a positive number of milliseconds`);
+  }
+}
+
+/** Oldest first, ties by id in code-unit order (as Postgres compares them under the "C" collation). */
+const byCreation = (a: OutboxRecord, b: OutboxRecord): number =>
+  a.createdAt.getTime() - b.createdAt.getTime() || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 
 const leaseExpiredError = (attempt: number) => ({
   code: 'LEASE_EXPIRED',
@@ -158,6 +185,8 @@ class MemoryOutboxStore implements OutboxStore {
    */
   private readonly withContent = new Map<string, number>();
   private keptBytes = 0;
+  /** Ids of each owner's `pending_approval` records: `listPending` never walks the rest of the outbox. */
+  private readonly pending = new Map<string, Set<string>>();
 
   constructor(
     private readonly events: MemoryEventStore,
@@ -174,10 +203,12 @@ class MemoryOutboxStore implements OutboxStore {
    * was a fifth of the SDK's own work per send. The caller's record object itself is not kept.
    */
   async enqueue(input: NewOutboxRecord, options: { claim?: Lease } = {}): Promise<EnqueueResult> {
+    checkApproval(input, options.claim);
     return this.insert(adopt(input), options.claim);
   }
 
   async enqueueMany(records: readonly NewOutboxRecord[]): Promise<EnqueueResult[]> {
+    for (const r of records) checkApproval(r, undefined);
     // Copied up front: a record that cannot be copied fails the batch before any of it is stored, as in Postgres.
     const inputs = records.map((r) => structuredClone(r));
     return inputs.map((input) => this.insert(input, undefined));
@@ -190,12 +221,12 @@ class MemoryOutboxStore implements OutboxStore {
     if (existingId !== undefined) return { created: false, record: snapshot(this.byId.get(existingId)!) };
 
     const now = new Date();
-    const { delayMs, ...fields } = input;
+    const { delayMs, approval, ...fields } = input;
     const sendAt = input.sendAt ?? now;
     const record: OutboxRecord = {
       ...fields,
       sendAt,
-      status: claim ? 'sending' : 'queued',
+      status: approval ? 'pending_approval' : claim ? 'sending' : 'queued',
       nextAttemptAt: delayMs ? new Date(sendAt.getTime() + delayMs) : sendAt,
       attempt: claim ? 1 : 0,
       leaseOwner: claim?.workerId,
@@ -206,6 +237,7 @@ class MemoryOutboxStore implements OutboxStore {
       rejected: [],
       response: undefined,
       error: undefined,
+      approval: approval && { reason: approval.reason, expiresAt: new Date(now.getTime() + approval.ttlMs), decidedBy: undefined, decidedAt: undefined },
       createdAt: now,
       updatedAt: now,
     };
@@ -214,7 +246,14 @@ class MemoryOutboxStore implements OutboxStore {
     const sameMessageId = this.byMessageId.get(key(record.ownerId, record.messageId));
     if (sameMessageId) sameMessageId.push(record.id);
     else this.byMessageId.set(key(record.ownerId, record.messageId), [record.id]);
-    this.events.record(record, 'queued', { sendAt: record.sendAt.toISOString() });
+    if (record.approval) {
+      this.listAsPending(record);
+      this.events.record(record, 'pending_approval', {
+        sendAt: record.sendAt.toISOString(),
+        reason: record.approval.reason,
+        expiresAt: record.approval.expiresAt.toISOString(),
+      });
+    } else this.events.record(record, 'queued', { sendAt: record.sendAt.toISOString() });
     if (claim) this.events.record(record, 'claimed', { worker: claim.workerId });
     if (this.byId.size > this.maxMessages) this.prune();
     return { created: true, record: snapshot(record) };
@@ -306,9 +345,60 @@ class MemoryOutboxStore implements OutboxStore {
   async cancel(ownerId: string, id: string): Promise<{ cancelled: boolean; record: OutboxRecord } | undefined> {
     const record = this.byId.get(id);
     if (!record || record.ownerId !== ownerId) return undefined;
-    if (record.status !== 'queued') return { cancelled: false, record: snapshot(record) };
+    if (record.status !== 'queued' && record.status !== 'pending_approval') return { cancelled: false, record: snapshot(record) };
     this.finish(record, 'cancelled', new Date(), {});
     return { cancelled: true, record: snapshot(record) };
+  }
+
+  /** Synchronous from check to change, so of two deciders one wins and the other finds it no longer pending. */
+  async decide(ownerId: string, id: string, decision: { approve: boolean; by: string; now?: Date | undefined }): Promise<ApprovalDecision | undefined> {
+    const record = this.byId.get(id);
+    if (!record || record.ownerId !== ownerId) return undefined;
+    if (record.status !== 'pending_approval' || !record.approval) return { outcome: 'not_pending', record: snapshot(record) };
+    const now = decision.now ?? new Date();
+    record.approval = { ...record.approval, decidedBy: decision.by, decidedAt: now };
+    const detail = { by: decision.by };
+    if (record.approval.expiresAt <= now) {
+      this.finish(record, 'expired', now, {}, detail);
+      return { outcome: 'expired', record: snapshot(record) };
+    }
+    if (!decision.approve) {
+      this.finish(record, 'rejected', now, {}, detail);
+      return { outcome: 'rejected', record: snapshot(record) };
+    }
+    this.unlistPending(record);
+    record.status = 'queued';
+    // Due at its own time (sendAt, plus any delay) or now, whichever is later.
+    if (record.nextAttemptAt < now) record.nextAttemptAt = now;
+    record.updatedAt = now;
+    this.events.record(record, 'approved', detail);
+    return { outcome: 'approved', record: snapshot(record) };
+  }
+
+  async listPending(
+    ownerId: string,
+    options: { agentId?: string | undefined; after?: string | undefined; limit?: number | undefined; now?: Date | undefined } = {},
+  ): Promise<OutboxRecord[]> {
+    const now = options.now ?? new Date();
+    const waiting: OutboxRecord[] = [];
+    // A copy: expiring one removes it from the set being walked.
+    for (const id of [...(this.pending.get(ownerId) ?? [])]) {
+      const record = this.byId.get(id)!;
+      if (record.approval!.expiresAt <= now) this.finish(record, 'expired', now, {});
+      else waiting.push(record);
+    }
+    let cursor: OutboxRecord | undefined;
+    if (options.after !== undefined) {
+      cursor = this.byId.get(options.after);
+      // Not one of this owner's messages: an empty page, as for an unknown event cursor.
+      if (!cursor || cursor.ownerId !== ownerId) return [];
+    }
+    return waiting
+      .filter((r) => options.agentId === undefined || r.agentId === options.agentId)
+      .filter((r) => !cursor || byCreation(r, cursor) > 0)
+      .sort(byCreation)
+      .slice(0, Math.max(0, options.limit ?? 100))
+      .map(snapshot);
   }
 
   async get(ownerId: string, id: string): Promise<OutboxRecord | undefined> {
@@ -326,7 +416,14 @@ class MemoryOutboxStore implements OutboxStore {
     return ids.slice(0, Math.max(0, options.limit ?? 100)).map((id) => snapshot(this.byId.get(id)!));
   }
 
-  private finish(record: OutboxRecord, status: 'sent' | 'failed' | 'unknown' | 'cancelled', now: Date, fields: Partial<OutboxRecord>): void {
+  private finish(
+    record: OutboxRecord,
+    status: 'sent' | 'failed' | 'unknown' | 'cancelled' | 'rejected' | 'expired',
+    now: Date,
+    fields: Partial<OutboxRecord>,
+    detail: Record<string, unknown> = {},
+  ): void {
+    if (record.status === 'pending_approval') this.unlistPending(record);
     Object.assign(record, fields, { status });
     this.release(record, now);
     this.finished.add(record.id);
@@ -335,7 +432,20 @@ class MemoryOutboxStore implements OutboxStore {
       ...(record.server ? { server: record.server } : {}),
       ...(record.error && status !== 'sent' ? { code: record.error.code } : {}),
       ...(record.response && status === 'sent' ? { response: record.response } : {}),
+      ...detail,
     });
+  }
+
+  private listAsPending(record: OutboxRecord): void {
+    const ids = this.pending.get(record.ownerId);
+    if (ids) ids.add(record.id);
+    else this.pending.set(record.ownerId, new Set([record.id]));
+  }
+
+  /** Drops an owner's set once it is empty, so owners who once waited for approval cost nothing. */
+  private unlistPending(record: OutboxRecord): void {
+    const ids = this.pending.get(record.ownerId);
+    if (ids?.delete(record.id) && ids.size === 0) this.pending.delete(record.ownerId);
   }
 
   private release(record: OutboxRecord, now: Date): void {
@@ -398,7 +508,7 @@ interface LoggedEvent {
 }
 
 /** The index of the first entry of `log` (ordered by seq) whose seq is above `seq`. */
-function firstAfter(log: readonly LoggedEvent[], seq: number): number {
+function firstAfter(log: readonly { seq: number }[], seq: number): number {
   let low = 0;
   let high = log.length;
   while (low < high) {
@@ -506,28 +616,59 @@ class MemorySuppressionStore implements SuppressionStore {
   }
 }
 
+/** An audit entry with its place in the log, found again by binary search (`firstAfter`) for a `before` cursor. */
+interface LoggedAudit {
+  seq: number;
+  entry: AuditEntry;
+}
+
 class MemoryAuditStore implements AuditStore {
-  private entries: AuditEntry[] = [];
+  private entries: LoggedAudit[] = [];
+  /** The entries still kept, for finding a cursor. */
+  private readonly byId = new Map<string, LoggedAudit>();
+  private nextSeq = 1;
 
   constructor(private readonly max: number) {}
 
   async append(entry: Omit<AuditEntry, 'id' | 'at'>): Promise<AuditEntry> {
     const stored: AuditEntry = { ...entry, detail: freezeData(entry.detail ?? {}), id: randomUUID(), at: new Date() };
-    this.entries.push(stored);
+    const logged = { seq: this.nextSeq++, entry: stored };
+    this.entries.push(logged);
+    this.byId.set(stored.id, logged);
     // Trimmed in batches, as the event log is, so an append stays O(1).
-    if (this.entries.length > this.max * 2) this.entries = this.entries.slice(-this.max);
+    if (this.entries.length > this.max * 2) {
+      for (const { entry: gone } of this.entries.slice(0, -this.max)) this.byId.delete(gone.id);
+      this.entries = this.entries.slice(-this.max);
+    }
     return snapshotEntry(stored);
   }
 
-  async list(ownerId: string, options: { limit?: number; action?: string } = {}): Promise<AuditEntry[]> {
+  /** Newest first. A cursor that is not one of the owner's kept entries gives an empty page. */
+  async list(ownerId: string, options: AuditListOptions = {}): Promise<AuditEntry[]> {
+    let end = this.entries.length;
+    if (options.before !== undefined) {
+      const cursor = this.byId.get(options.before);
+      if (!cursor || cursor.entry.ownerId !== ownerId) return [];
+      end = firstAfter(this.entries, cursor.seq - 1);
+    }
+    const limit = auditLimit(options.limit);
     const out: AuditEntry[] = [];
-    for (let i = this.entries.length - 1; i >= 0 && out.length < (options.limit ?? 100); i--) {
-      const entry = this.entries[i]!;
-      if (entry.ownerId === ownerId && (!options.action || entry.action === options.action)) out.push(snapshotEntry(entry));
+    for (let i = end - 1; i >= 0 && out.length < limit; i--) {
+      const { entry } = this.entries[i]!;
+      if (entry.ownerId !== ownerId) continue;
+      // An empty action or agent id means any, as in Postgres.
+      if (options.action && entry.action !== options.action) continue;
+      if (options.agentId && entry.agentId !== options.agentId) continue;
+      if (options.from && entry.at < options.from) continue;
+      if (options.to && entry.at >= options.to) continue;
+      out.push(snapshotEntry(entry));
     }
     return out;
   }
 }
+
+/** `AuditListOptions.limit`: default 100, at most 1000. */
+const auditLimit = (limit: number | undefined): number => Math.min(Math.max(0, Math.floor(limit ?? 100)), 1_000);
 
 class MemoryCounterStore implements CounterStore {
   private readonly values = new Map<string, number>();
@@ -535,6 +676,12 @@ class MemoryCounterStore implements CounterStore {
   async increment(ownerId: string, name: string, window: string, by: number, limit: number): Promise<{ allowed: boolean; value: number }> {
     const k = key(ownerId, name, window);
     const value = this.values.get(k) ?? 0;
+    if (by < 0) {
+      // Quota given back: always allowed, never below 0.
+      const refunded = Math.max(0, value + by);
+      if (this.values.has(k)) this.values.set(k, refunded);
+      return { allowed: true, value: refunded };
+    }
     if (value + by > limit) return { allowed: false, value };
     this.values.set(k, value + by);
     return { allowed: true, value: value + by };
@@ -623,5 +770,46 @@ class MemoryCredentialStore implements CredentialStore {
 
   #owned(ownerId: string): StoredSmtpConfig[] {
     return [...this.configs.values()].filter((c) => c.ownerId === ownerId);
+  }
+}
+
+/** Policies by owner, then by agent id (undefined: the owner's default). */
+class MemoryPolicyStore implements PolicyStore {
+  private readonly byOwner = new Map<string, Map<string | undefined, StoredPolicy>>();
+
+  /** Kept as JSON, as Postgres keeps it (jsonb): what a later `get` returns does not depend on the store. */
+  async save(entry: { ownerId: string; agentId: string | undefined; policy: Record<string, unknown> }): Promise<StoredPolicy> {
+    if (entry.agentId === '') throw ValidationError.of('agentId', 'is empty; pass undefined for the owner\'s default policy, or an agent id');
+    const stored: StoredPolicy = {
+      ownerId: entry.ownerId,
+      agentId: entry.agentId,
+      policy: freezeData(JSON.parse(JSON.stringify(entry.policy)) as Record<string, unknown>),
+      updatedAt: new Date(),
+    };
+    const policies = this.byOwner.get(entry.ownerId);
+    if (policies) policies.set(entry.agentId, stored);
+    else this.byOwner.set(entry.ownerId, new Map([[entry.agentId, stored]]));
+    return { ...stored, updatedAt: new Date(stored.updatedAt) };
+  }
+
+  async get(ownerId: string, agentId: string | undefined): Promise<StoredPolicy | undefined> {
+    const hit = this.byOwner.get(ownerId)?.get(agentId);
+    return hit && { ...hit, updatedAt: new Date(hit.updatedAt) };
+  }
+
+  async delete(ownerId: string, agentId: string | undefined): Promise<boolean> {
+    const policies = this.byOwner.get(ownerId);
+    if (!policies?.delete(agentId)) return false;
+    if (policies.size === 0) this.byOwner.delete(ownerId);
+    return true;
+  }
+
+  async list(ownerId: string): Promise<StoredPolicy[]> {
+    // The default first, then agent ids in code-unit order (Postgres: the "C" collation).
+    const byScope = ({ agentId: a }: StoredPolicy, { agentId: b }: StoredPolicy): number =>
+      a === b ? 0 : a === undefined ? -1 : b === undefined ? 1 : a < b ? -1 : 1;
+    return [...(this.byOwner.get(ownerId)?.values() ?? [])]
+      .sort(byScope)
+      .map((p) => ({ ...p, updatedAt: new Date(p.updatedAt) }));
   }
 }

@@ -2,6 +2,7 @@ import { migration001 } from './001-init.js';
 import { migration002 } from './002-store-clock.js';
 import { migration003 } from './003-reads-and-cursor.js';
 import { migration004 } from './004-smtp-configs.js';
+import { migration005 } from './005-approval-audit-policies.js';
 
 export interface Migration {
   /** Applied in ascending order; recorded in `<schema>.migrations`. */
@@ -17,4 +18,5 @@ export const migrations: readonly Migration[] = [
   { version: 2, name: '002_store_clock', sql: migration002 },
   { version: 3, name: '003_reads_and_cursor', sql: migration003 },
   { version: 4, name: '004_smtp_configs', sql: migration004 },
+  { version: 5, name: '005_approval_audit_policies', sql: migration005 },
 ];
