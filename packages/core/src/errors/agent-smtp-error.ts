@@ -38,7 +38,27 @@ export type AgentSmtpErrorCode =
    * The caller may not act for this owner: a call that names no owner where tools serve many, or one that names
    * another owner than the mailer's. Nothing was done.
    */
-  | 'FORBIDDEN';
+  | 'FORBIDDEN'
+  /** The agent's policy does not let it send at all. */
+  | 'POLICY_SEND_DISABLED'
+  /** A recipient is outside the agent's allowed recipients, or on its blocked list. */
+  | 'POLICY_RECIPIENT_NOT_ALLOWED'
+  /** More recipients in one message than the agent's policy allows. */
+  | 'POLICY_TOO_MANY_RECIPIENTS'
+  /** The agent used its messages for today; `retryAt` says when the day's quota resets. */
+  | 'POLICY_DAILY_LIMIT'
+  /** The agent sent its messages for this minute; `retryAt` says when it may send again. */
+  | 'POLICY_RATE_LIMIT'
+  /** The agent may not send from this address (or may not choose a sender at all). */
+  | 'POLICY_FROM_NOT_ALLOWED'
+  /** Attachments are not allowed, too many, too large, or a file path the agent may not read. */
+  | 'POLICY_ATTACHMENT_NOT_ALLOWED'
+  /** The agent may not send through that SMTP configuration. */
+  | 'POLICY_SMTP_CONFIG_NOT_ALLOWED'
+  /** The message waited for approval past its expiry; it was not and will not be sent. */
+  | 'APPROVAL_EXPIRED'
+  /** The message is not waiting for approval (already decided, cancelled, or never needed it). */
+  | 'APPROVAL_NOT_PENDING';
 
 export interface AgentSmtpErrorOptions {
   retryable?: boolean;

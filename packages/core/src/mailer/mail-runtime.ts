@@ -11,6 +11,8 @@ import { OutboxWorker, type WorkerOptions } from '../outbox/outbox-worker.js';
 import { DEFAULT_SEND_CHECKS, type SendCheck } from '../outbox/send-checks.js';
 import type { RetryOptions } from '../outbox/settlement.js';
 import type { ComposeContext } from '../pipeline/compose.js';
+import { checkRecipientsAndContent, policedStored } from '../policy/check-policy.js';
+import { type PolicyLookup, PolicySource } from '../policy/policy-source.js';
 import type { PoolSource } from '../service/pool-source.js';
 import type { MailStore, OutboxRecord } from '../store/mail-store.js';
 import { TemplateEngine } from '../template/template-engine.js';
@@ -71,6 +73,8 @@ export class MailRuntime {
   readonly retry: Required<RetryOptions>;
   readonly checks: readonly SendCheck[];
   readonly directWorkerId = `direct:${process.pid}:${randomUUID().slice(0, 8)}`;
+  /** Where each agent's policy comes from. */
+  readonly policies: PolicyLookup;
   private readonly recordRetryDelaysMs: readonly number[] | undefined;
   private readonly followUps: FollowUpDelivery;
   private readonly running = new Set<Promise<unknown>>();
@@ -84,7 +88,9 @@ export class MailRuntime {
     readonly logger: Logger,
     settings: MailSettings,
     private readonly ownsStore: boolean,
+    policies: PolicyLookup = PolicySource.fixed(undefined),
   ) {
+    this.policies = policies;
     const defaultHeaders = settings.defaults?.headers ?? {};
     for (const [name, value] of Object.entries(defaultHeaders)) assertSingleLine(value, `defaults.headers.${name}`);
     this.compose = {
@@ -102,7 +108,10 @@ export class MailRuntime {
     this.leaseMs = settings.outbox?.leaseMs ?? OUTBOX_DEFAULTS.leaseMs;
     this.retry = { ...OUTBOX_DEFAULTS.retry, ...settings.outbox?.retry };
     this.recordRetryDelaysMs = settings.outbox?.recordRetryDelaysMs;
-    this.checks = [...DEFAULT_SEND_CHECKS, ...(settings.sendChecks ?? [])];
+    // The policy again right before sending: it may have changed while the message waited (an agent stopped).
+    const policyCheck: SendCheck = async (record) =>
+      checkRecipientsAndContent(policedStored(record.email), await policies.policyFor({ ownerId: record.ownerId, agentId: record.agentId }));
+    this.checks = [...DEFAULT_SEND_CHECKS, policyCheck, ...(settings.sendChecks ?? [])];
     this.followUps = new FollowUpDelivery({
       store,
       pools,

@@ -10,12 +10,19 @@ import type { OutgoingEmail } from '../message/email-schema.js';
 import type { NormalizedEmail } from '../message/normalize-email.js';
 import { followUpTree } from '../outbox/follow-up.js';
 import type { OutboxWorker, WorkerOptions } from '../outbox/outbox-worker.js';
+import { readPathAttachments } from '../pipeline/attachment-paths.js';
 import { composeEmail, toNewOutboxRecord } from '../pipeline/compose.js';
+import { approvalReason, type CompiledPolicy, policedComposed } from '../policy/check-policy.js';
+import { describeLimits } from '../policy/describe-limits.js';
+import type { Policy } from '../policy/policy.js';
+import { PolicySource } from '../policy/policy-source.js';
+import { takeQuota } from '../policy/quota.js';
+import { PolicyError } from '../errors/policy-error.js';
 import type { BackoffOptions } from '../pool/backoff.js';
 import type { ServerStatus } from '../pool/server-state.js';
 import type { RejectedRecipient, VerifyResult } from '../pool/smtp-pool.js';
 import { StaticPoolSource } from '../service/pool-source.js';
-import type { MailEvent, MailStore, MessageError, OutboxRecord, OutboxStatus } from '../store/mail-store.js';
+import type { ApprovalState, AuditEntry, MailEvent, MailStore, MessageError, OutboxRecord, OutboxStatus } from '../store/mail-store.js';
 import { MemoryStore } from '../store/memory-store.js';
 import { MailRuntime, type MailSettings } from './mail-runtime.js';
 
@@ -31,6 +38,11 @@ export interface MailerOptions extends MailSettings {
   ownerId?: string;
   /** The agent this mailer acts for, recorded on every record and audit entry. */
   agentId?: string;
+  /**
+   * What this mailer may send: recipients, quotas, attachments, approval (see `Policy`). Default: none, the
+   * developer's own mailer may send anything. A service gives each agent its own (`policies`, `defaultPolicy`).
+   */
+  policy?: Policy;
   pool?: { backoff?: BackoffOptions; maxRetryWaitMs?: number; maxRequeues?: number };
   /** pino-compatible; everything logged through it is redacted. Default: logs nothing. */
   logger?: Logger;
@@ -62,6 +74,60 @@ export interface SendResult {
   response: string | undefined;
   /** True when this result is the stored outcome of an earlier call with the same idempotency key. */
   replayed: boolean;
+  /**
+   * Set when the policy made the message wait for a human (`status` is `pending_approval`): nothing is sent before
+   * `approve(id)`, and nothing ever once it expires or is rejected.
+   */
+  approval?: ApprovalState | undefined;
+}
+
+/** A message waiting for a human's decision, as `listPending` shows it to the person deciding. */
+export interface PendingEmail {
+  id: string;
+  agentId: string | undefined;
+  from: string;
+  /** Every envelope recipient (to, cc, bcc). */
+  recipients: string[];
+  subject: string;
+  /** The first 500 characters of the plain-text body (or of the HTML, tags and all, when there is no text). */
+  preview: string;
+  attachments: { filename: string; bytes: number }[];
+  reason: string;
+  expiresAt: Date;
+  createdAt: Date;
+}
+
+/** Which audit entries to read (`Mailer.listAudit`, `service.audit.list`). */
+export interface AuditQuery {
+  /** One agent's entries (a mailer with an agent reads only its own). */
+  agentId?: string | undefined;
+  action?: string | undefined;
+  /** At or after this time. */
+  from?: Date | undefined;
+  /** Before this time. */
+  to?: Date | undefined;
+  /** `nextCursor` of the previous page. */
+  cursor?: string | undefined;
+  /** Default 100, at most 1000. */
+  limit?: number | undefined;
+}
+
+/** A page of audit entries, newest first. */
+export interface AuditPage {
+  entries: AuditEntry[];
+  /** Set when there may be more: pass it as `cursor`. */
+  nextCursor: string | undefined;
+}
+
+export interface SendOptions {
+  /** Aborts a send that has not reached a server yet. */
+  signal?: AbortSignal;
+  /**
+   * A human already approved this message (a framework's own approval step, such as the AI SDK's `needsApproval`):
+   * it goes out without waiting, and the audit names who approved. Only code the developer wrote sets this; a model
+   * never can.
+   */
+  approvedBy?: string;
 }
 
 export interface EnqueueResult {
@@ -71,6 +137,8 @@ export interface EnqueueResult {
   sendAt: Date;
   /** True when the idempotency key was seen before: nothing new was queued. */
   replayed: boolean;
+  /** Set when the message waits for a human's approval (`status` is `pending_approval`). */
+  approval?: ApprovalState | undefined;
 }
 
 /** A message's record with the history of what happened to it, oldest first. */
@@ -138,7 +206,7 @@ export class Mailer {
       const source = options.servers;
       const loadServers = typeof source === 'function' ? source : source ? () => source : () => serversFromEnv(env);
       const pools = new StaticPoolSource(loadServers(), { ...options.pool, logger });
-      this.runtime = new MailRuntime(options.store ?? new MemoryStore(), pools, logger, options, options.store === undefined);
+      this.runtime = new MailRuntime(options.store ?? new MemoryStore(), pools, logger, options, options.store === undefined, PolicySource.fixed(options.policy));
       this.ownerId = options.ownerId ?? 'default';
       this.agentId = options.agentId;
       this.own = { pools, loadServers };
@@ -153,33 +221,149 @@ export class Mailer {
    * it. With an `idempotencyKey` seen before, returns the first result and sends nothing. An aborted `signal`
    * stops a send that has not reached a server.
    */
-  send(input: OutgoingEmail, options: { signal?: AbortSignal } = {}): Promise<SendResult> {
+  send(input: OutgoingEmail, options: SendOptions = {}): Promise<SendResult> {
     // Tracked from the first step, so a close() that starts meanwhile waits for it rather than closing under it.
-    return this.runtime.track(async () => {
-      const email = await this.prepare(input);
-      if (email.sendAt && email.sendAt.getTime() > Date.now() + 1_000) {
-        throw ValidationError.of('sendAt', 'is in the future: send() sends now; use enqueue() to schedule a message');
-      }
-      return this.runtime.once(this.ownerId, email.idempotencyKey, () => this.sendNow(email, options.signal));
-    });
+    return this.runtime.track(() =>
+      this.refusalsAudited('send', async () => {
+        const policy = await this.policy();
+        const email = await this.prepare(input, policy);
+        if (email.sendAt && email.sendAt.getTime() > Date.now() + 1_000) {
+          throw ValidationError.of('sendAt', 'is in the future: send() sends now; use enqueue() to schedule a message');
+        }
+        const approval = this.approvalFor(email, policy, options.approvedBy);
+        return this.runtime.once(this.ownerId, email.idempotencyKey, () =>
+          approval ? this.hold(email, policy, approval) : this.sendNow(email, policy, options.signal, options.approvedBy),
+        );
+      }),
+    );
   }
 
   /**
    * Validates and renders an email and puts it in the outbox, to be sent by a worker (`startWorker`) at
    * `sendAt` (default: now). With an `idempotencyKey` seen before, queues nothing and returns the first record.
    */
-  enqueue(input: OutgoingEmail): Promise<EnqueueResult> {
+  enqueue(input: OutgoingEmail, options: Pick<SendOptions, 'approvedBy'> = {}): Promise<EnqueueResult> {
+    return this.runtime.track(() =>
+      this.refusalsAudited('enqueue', async () => {
+        const policy = await this.policy();
+        const email = await this.prepare(input, policy);
+        const approval = this.approvalFor(email, policy, options.approvedBy);
+        return this.runtime.once(this.ownerId, email.idempotencyKey, async () => {
+          const { created, record } = await this.accept(email, policy, undefined, approval);
+          if (created) {
+            const to = envelopeRecipients(record.email);
+            await this.audit(approval ? 'approval_requested' : 'enqueue', 'ok', { id: record.id, to, sendAt: record.sendAt.toISOString() }, record.id, {
+              recipientCount: to.length,
+              actor: options.approvedBy,
+            });
+            if (!approval) this.runtime.notifyWorkers();
+          }
+          return {
+            id: record.id,
+            messageId: record.messageId,
+            status: record.status,
+            sendAt: record.sendAt,
+            replayed: !created,
+            ...(record.approval ? { approval: record.approval } : {}),
+          };
+        });
+      }),
+    );
+  }
+
+  /**
+   * Approves a message waiting for approval (an operator's or a human's call, never the agent's): it is sent now
+   * (or queued, when its `sendAt` is later), and the audit names `by`. Throws `APPROVAL_EXPIRED` after its expiry
+   * (it is never sent then), `APPROVAL_NOT_PENDING` when it was decided or cancelled already, `NOT_FOUND`.
+   */
+  approve(id: string, options: { by: string; signal?: AbortSignal }): Promise<SendResult> {
     return this.runtime.track(async () => {
-      const email = await this.prepare(input);
-      return this.runtime.once(this.ownerId, email.idempotencyKey, async () => {
-        const { created, record } = await this.insert(email, undefined);
-        if (created) {
-          await this.audit('enqueue', 'ok', { id: record.id, to: envelopeRecipients(record.email), sendAt: record.sendAt.toISOString() }, record.id);
-          this.runtime.notifyWorkers();
-        }
-        return { id: record.id, messageId: record.messageId, status: record.status, sendAt: record.sendAt, replayed: !created };
+      const by = actorOf(options?.by);
+      const started = Date.now();
+      const decision = await this.store.outbox.decide(this.ownerId, id, { approve: true, by });
+      if (!decision) throw new AgentSmtpError('NOT_FOUND', `No message with id "${id}" exists for this owner.`);
+      const { outcome, record } = decision;
+      await this.audit('approve', outcome === 'approved' ? 'ok' : 'error', { id, outcome }, id, {
+        actor: by,
+        agentId: record.agentId,
+        recipientCount: envelopeRecipients(record.email).length,
+        durationMs: Date.now() - started,
+        ...(outcome === 'approved' ? {} : { errorCode: outcome === 'expired' ? 'APPROVAL_EXPIRED' : 'APPROVAL_NOT_PENDING' }),
       });
+      if (outcome === 'expired') {
+        throw new AgentSmtpError('APPROVAL_EXPIRED', `Message "${id}" waited for approval past ${record.approval?.expiresAt.toISOString()}; it was not sent and never will be. Send it again if it is still wanted.`);
+      }
+      if (outcome === 'not_pending') {
+        throw new AgentSmtpError('APPROVAL_NOT_PENDING', `Message "${id}" is not waiting for approval (it is ${record.status}); nothing changed.`);
+      }
+      // Sent from here when it is due, so approving works without a worker; a later sendAt leaves it to one.
+      const [claimed] = await this.store.outbox.claim({ ids: [id], ownerId: this.ownerId, limit: 1, workerId: this.runtime.directWorkerId, leaseMs: this.runtime.leaseMs });
+      if (!claimed) {
+        this.runtime.notifyWorkers();
+        return resultOf((await this.store.outbox.get(this.ownerId, id)) ?? record, false);
+      }
+      return this.deliverClaimed(claimed, options.signal);
     });
+  }
+
+  /** Rejects a message waiting for approval: it is never sent. Same errors as `approve`. */
+  async reject(id: string, options: { by: string }): Promise<{ id: string; status: OutboxStatus }> {
+    const by = actorOf(options?.by);
+    const decision = await this.store.outbox.decide(this.ownerId, id, { approve: false, by });
+    if (!decision) throw new AgentSmtpError('NOT_FOUND', `No message with id "${id}" exists for this owner.`);
+    const { outcome, record } = decision;
+    await this.audit('reject', outcome === 'rejected' ? 'ok' : 'error', { id, outcome }, id, {
+      actor: by,
+      agentId: record.agentId,
+      recipientCount: envelopeRecipients(record.email).length,
+      ...(outcome === 'rejected' ? {} : { errorCode: outcome === 'expired' ? 'APPROVAL_EXPIRED' : 'APPROVAL_NOT_PENDING' }),
+    });
+    if (outcome === 'not_pending') throw new AgentSmtpError('APPROVAL_NOT_PENDING', `Message "${id}" is not waiting for approval (it is ${record.status}); nothing changed.`);
+    return { id, status: record.status };
+  }
+
+  /**
+   * The messages waiting for approval, oldest first: every agent's of this owner for a mailer without an agent (an
+   * operator's), else this agent's. Page with `after` (the last id of the previous page).
+   */
+  async listPending(options: { after?: string; limit?: number } = {}): Promise<PendingEmail[]> {
+    const records = await this.store.outbox.listPending(this.ownerId, { agentId: this.agentId, after: options.after, limit: options.limit });
+    return records.map(pendingOf);
+  }
+
+  /**
+   * This owner's audit trail, newest first: this agent's entries for a mailer with an agent, else every agent's (or
+   * `agentId`'s). Pass `nextCursor` back as `cursor` for the next (older) page.
+   */
+  async listAudit(query: AuditQuery = {}): Promise<AuditPage> {
+    const limit = Math.min(Math.max(Math.floor(query.limit ?? 100), 1), 1000);
+    for (const [field, value] of [['from', query.from], ['to', query.to]] as const) {
+      if (value !== undefined && !(value instanceof Date && !Number.isNaN(value.getTime()))) throw ValidationError.of(field, 'must be a valid Date');
+    }
+    const entries = await this.store.audit.list(this.ownerId, {
+      agentId: this.agentId ?? query.agentId,
+      action: query.action,
+      from: query.from,
+      to: query.to,
+      before: query.cursor,
+      limit,
+    });
+    return { entries, nextCursor: entries.length === limit ? entries[entries.length - 1]!.id : undefined };
+  }
+
+  /** One message waiting for approval as the person deciding sees it; undefined when it is not (or no longer) waiting. */
+  async getPending(id: string): Promise<PendingEmail | undefined> {
+    const record = await this.store.outbox.get(this.ownerId, id);
+    if (record?.status !== 'pending_approval' || (record.approval && record.approval.expiresAt.getTime() <= Date.now())) return undefined;
+    return pendingOf(record);
+  }
+
+  /**
+   * What this agent may do, in a sentence or two a model can plan with: whom it may write to, how many emails are
+   * left today, what needs approval. Empty when its policy limits nothing.
+   */
+  async describeLimits(): Promise<string> {
+    return describeLimits(this.store.counters, this.scope, await this.policy());
   }
 
   /** Cancels a queued message that no worker has claimed yet. Returns whether it was cancelled. */
@@ -202,8 +386,10 @@ export class Mailer {
 
   /** The record of a message sent by this owner, with its history and follow-ups; undefined when there is none. */
   async getStatus(id: string): Promise<MessageStatusReport | undefined> {
-    const record = await this.store.outbox.get(this.ownerId, id);
-    if (!record) return undefined;
+    const stored = await this.store.outbox.get(this.ownerId, id);
+    if (!stored) return undefined;
+    // One whose approval ran out is expired already, whether or not a store write has marked it so yet.
+    const record = stored.status === 'pending_approval' && stored.approval && stored.approval.expiresAt.getTime() <= Date.now() ? { ...stored, status: 'expired' as const } : stored;
     const [history, followUps] = await Promise.all([this.store.events.list(this.ownerId, { messageId: id }), this.followUpsOf(record)]);
     return { ...record, history, followUps };
   }
@@ -279,8 +465,38 @@ export class Mailer {
     }));
   }
 
-  private async insert(email: NormalizedEmail, claim: { workerId: string; leaseMs: number } | undefined) {
-    const record = toNewOutboxRecord(email, this.scope, this.runtime.maxAttempts);
+  /**
+   * Stores a composed email, after taking one message from the agent's quota; gives the quota back when nothing new
+   * was stored (a replayed key) or the store refused it. A quota refusal for a key already stored is no refusal:
+   * the caller gets the stored result, as for any replay.
+   */
+  private async accept(email: NormalizedEmail, policy: CompiledPolicy, claim: { workerId: string; leaseMs: number } | undefined, approval: string | undefined) {
+    let refund: (() => Promise<void>) | undefined;
+    try {
+      refund = await takeQuota(this.store.counters, this.scope, policy);
+    } catch (err) {
+      if (!(PolicyError.isInstance(err) && email.idempotencyKey !== undefined && (await this.store.outbox.findByIdempotencyKey(this.ownerId, email.idempotencyKey)))) throw err;
+    }
+    try {
+      const result = await this.insert(email, claim, approval === undefined ? undefined : { reason: approval, ttlMs: policy.approval.expiresAfterMs });
+      if (!result.created) await this.giveBack(refund);
+      return result;
+    } catch (err) {
+      await this.giveBack(refund);
+      throw err;
+    }
+  }
+
+  private async giveBack(refund: (() => Promise<void>) | undefined): Promise<void> {
+    try {
+      await refund?.();
+    } catch (err) {
+      this.runtime.logger.warn({ err }, 'could not give quota back');
+    }
+  }
+
+  private async insert(email: NormalizedEmail, claim: { workerId: string; leaseMs: number } | undefined, approval?: { reason: string; ttlMs: number }) {
+    const record = { ...toNewOutboxRecord(email, this.scope, this.runtime.maxAttempts), ...(approval ? { approval } : {}) };
     const result = await this.store.outbox.enqueue(record, claim ? { claim } : {});
     if (!result.created && result.record.fingerprint !== record.fingerprint) {
       throw new AgentSmtpError(
@@ -291,9 +507,22 @@ export class Mailer {
     return result;
   }
 
-  private async sendNow(email: NormalizedEmail, signal: AbortSignal | undefined): Promise<SendResult> {
+  /** Stores a message that needs approval; nothing is sent. */
+  private async hold(email: NormalizedEmail, policy: CompiledPolicy, reason: string): Promise<SendResult> {
+    const { created, record } = await this.accept(email, policy, undefined, reason);
+    if (created) {
+      const to = envelopeRecipients(record.email);
+      await this.audit('approval_requested', 'ok', { id: record.id, to, reason }, record.id, { recipientCount: to.length });
+    }
+    return resultOf(record, !created);
+  }
+
+  private async sendNow(email: NormalizedEmail, policy: CompiledPolicy, signal: AbortSignal | undefined, approvedBy: string | undefined): Promise<SendResult> {
     const lease = { workerId: this.runtime.directWorkerId, leaseMs: this.runtime.leaseMs };
-    const { created, record: existing } = await this.insert(email, lease);
+    const { created, record: existing } = await this.accept(email, policy, lease, undefined);
+    if (created && approvedBy !== undefined) {
+      await this.audit('approve', 'ok', { id: existing.id, outcome: 'approved_before_send' }, existing.id, { actor: approvedBy, recipientCount: envelopeRecipients(existing.email).length });
+    }
     let record = existing;
     if (!created) {
       if (existing.status !== 'failed') return resultOf(existing, true);
@@ -303,6 +532,11 @@ export class Mailer {
       if (!reclaimed) return resultOf((await this.store.outbox.get(this.ownerId, existing.id)) ?? existing, true);
       record = reclaimed;
     }
+    return this.deliverClaimed(record, signal);
+  }
+
+  /** Delivers a record this process claimed, and reports it as `send` does (throws when it was not sent). */
+  private async deliverClaimed(record: OutboxRecord, signal: AbortSignal | undefined): Promise<SendResult> {
     const delivery = await this.runtime.deliverNow(record, signal);
     if (delivery.failure !== undefined) throw delivery.failure;
     this.runtime.logger.info({ id: record.id, server: delivery.settlement.server, status: delivery.settlement.status }, 'email sent');
@@ -314,17 +548,53 @@ export class Mailer {
     };
   }
 
-  private async prepare(input: OutgoingEmail): Promise<NormalizedEmail> {
+  private policy(): Promise<CompiledPolicy> {
+    return this.runtime.policies.policyFor(this.scope);
+  }
+
+  private async prepare(input: OutgoingEmail, policy: CompiledPolicy): Promise<NormalizedEmail> {
     // Known at once for a mailer with servers of its own; a service may have to read the owner's configuration.
     const sender = this.runtime.pools.senderFor(this.scope);
     const serverFrom = sender instanceof Promise ? await sender : sender;
-    return composeEmail(input, { ...this.runtime.compose, serverFrom });
+    // Files named by path are read (inside the agent's folder, within its caps) before anything else looks at them.
+    const withFiles = await readPathAttachments(input, policy);
+    return composeEmail(withFiles, { ...this.runtime.compose, serverFrom, policy });
+  }
+
+  /** Why the message must wait for a human, unless one approved it already. */
+  private approvalFor(email: NormalizedEmail, policy: CompiledPolicy, approvedBy: string | undefined): string | undefined {
+    if (approvedBy !== undefined) {
+      actorOf(approvedBy);
+      return undefined;
+    }
+    return approvalReason(policedComposed(email), policy);
+  }
+
+  /** Runs a send or enqueue; a refusal (policy, validation) gets an audit entry before it is thrown. */
+  private async refusalsAudited<T>(operation: 'send' | 'enqueue', run: () => Promise<T>): Promise<T> {
+    const started = Date.now();
+    try {
+      return await run();
+    } catch (err) {
+      if (AgentSmtpError.isInstance(err) && (PolicyError.isInstance(err) || err.code === 'VALIDATION_ERROR' || err.code === 'TEMPLATE_ERROR' || err.code === 'IDEMPOTENCY_CONFLICT')) {
+        const field = (err as { field?: unknown }).field;
+        await this.audit('refused', 'error', { operation, ...(typeof field === 'string' ? { field } : {}) }, undefined, { errorCode: err.code, durationMs: Date.now() - started });
+      }
+      throw err;
+    }
   }
 
   /** Best effort: a failing audit write is logged, never turned into an error after the work was done. */
-  private async audit(action: string, outcome: 'ok' | 'error', detail: Record<string, unknown>, messageId?: string): Promise<void> {
+  private async audit(
+    action: string,
+    outcome: 'ok' | 'error',
+    detail: Record<string, unknown>,
+    messageId?: string,
+    fields: Partial<Pick<AuditEntry, 'actor' | 'recipientCount' | 'durationMs' | 'errorCode' | 'agentId'>> = {},
+  ): Promise<void> {
     try {
-      await this.store.audit.append({ ownerId: this.ownerId, agentId: this.agentId, action, outcome, messageId, detail });
+      const extra = Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined));
+      await this.store.audit.append({ ownerId: this.ownerId, agentId: this.agentId, action, outcome, messageId, detail, ...extra });
     } catch (err) {
       this.runtime.logger.warn({ err, action, messageId }, 'could not write the audit entry');
     }
@@ -354,6 +624,33 @@ function resultOf(record: OutboxRecord, replayed: boolean): SendResult {
     followUpId: undefined,
     response: record.response,
     replayed,
+    ...(record.approval ? { approval: record.approval } : {}),
+  };
+}
+
+/** Who decided, as the audit records it: 1 to 256 printable characters. */
+function actorOf(by: unknown): string {
+  if (typeof by !== 'string' || by.length === 0 || by.length > 256 || /[\u0000-\u001f\u007f]/.test(by)) {
+    throw ValidationError.of('by', 'must name who decided (1 to 256 printable characters), e.g. a user id or email');
+  }
+  return by;
+}
+
+const PREVIEW_CHARS = 500;
+
+function pendingOf(record: OutboxRecord): PendingEmail {
+  const body = record.email.text ?? record.email.html ?? '';
+  return {
+    id: record.id,
+    agentId: record.agentId,
+    from: record.email.from.address,
+    recipients: envelopeRecipients(record.email),
+    subject: record.email.subject,
+    preview: body.length > PREVIEW_CHARS ? `${body.slice(0, PREVIEW_CHARS)}…` : body,
+    attachments: record.email.attachments.map((a) => ({ filename: a.filename, bytes: Math.floor((a.contentBase64.length * 3) / 4) })),
+    reason: record.approval?.reason ?? '',
+    expiresAt: record.approval?.expiresAt ?? record.createdAt,
+    createdAt: record.createdAt,
   };
 }
 

@@ -8,7 +8,7 @@ const addressInput = z.union([z.string().max(2_000), addressObject]);
 /** One address, a comma-separated list, or an array of either. */
 export const addressListSchema = z.union([addressInput, z.array(addressInput).max(1_000)]);
 
-export const attachmentSchema = z
+const contentAttachment = z
   .object({
     filename: z.string().min(1).max(255),
     /** Text (`encoding: 'utf8'`, the default), base64 (`encoding: 'base64'`), or raw bytes. */
@@ -19,6 +19,22 @@ export const attachmentSchema = z
     cid: z.string().max(255).optional(),
   })
   .strict();
+
+/**
+ * A file read from the agent's attachment folder (`policy.attachments.directory`), by a path relative to it. Only
+ * for an agent whose policy names a folder; the file is read when the email is accepted.
+ */
+const fileAttachment = z
+  .object({
+    path: z.string().min(1).max(4_096),
+    /** Default: the file's own name. */
+    filename: z.string().min(1).max(255).optional(),
+    contentType: z.string().max(255).optional(),
+    cid: z.string().max(255).optional(),
+  })
+  .strict();
+
+export const attachmentSchema = z.union([contentAttachment, fileAttachment]);
 
 const metadataValue = z.union([z.string().max(1_000), z.number(), z.boolean(), z.null()]);
 

@@ -22,8 +22,16 @@ const UNSAFE_IN_FILENAME = /[\p{Cc}\p{Cf}\u2028\u2029]/gu;
  * Checks one attachment and brings it into the form that is stored and sent: filename reduced to a safe base name,
  * content decoded, container content types refused. `limits` bounds the content before it is scanned or decoded.
  */
-export function normalizeAttachment(attachment: AttachmentInput, index: number, limits: MessageLimits): NormalizedAttachment {
+export function normalizeAttachment(input: AttachmentInput, index: number, limits: MessageLimits): NormalizedAttachment {
   const field = `attachments[${index}]`;
+  if ('path' in input) {
+    // The mailer reads files (inside the agent's folder) before this point; one left here had no folder to come from.
+    throw ValidationError.of(
+      `${field}.path`,
+      'names a file, but this agent has no attachment folder (policy.attachments.directory) to read files from; pass the content instead',
+    );
+  }
+  const attachment = input;
   assertSingleLine(attachment.filename, `${field}.filename`);
   const filename = safeBaseName(attachment.filename) || `attachment-${index + 1}`;
   let contentType = attachment.contentType;

@@ -10,6 +10,7 @@ import { assertMessageFits } from '../message/message-size.js';
 import { assertSingleLine, type NormalizedEmail, normalizeEmail } from '../message/normalize-email.js';
 import { assertStorableText } from '../message/storable-text.js';
 import { toStoredEmail } from '../message/stored-email.js';
+import { checkFrom, checkRecipientsAndContent, type CompiledPolicy, OPEN_POLICY, policedComposed } from '../policy/check-policy.js';
 import type { NewOutboxRecord } from '../store/mail-store.js';
 import type { TemplateEngine } from '../template/template-engine.js';
 
@@ -22,15 +23,22 @@ export interface ComposeContext {
   serverFrom: ParsedAddress | undefined;
   defaultReplyTo: ParsedAddress[];
   defaultHeaders: Record<string, string>;
+  /** The agent's policy (default: none). Its checks run on the wire-form addresses, before any template is rendered. */
+  policy?: CompiledPolicy | undefined;
 }
 
 /**
- * The compose pipeline: normalize -> defaults -> sender identity -> render -> Markdown -> final checks. Returns the
- * email as it will be stored and sent. Throws a typed error naming the field.
+ * The compose pipeline: normalize -> defaults -> sender identity -> policy -> render -> Markdown -> final checks.
+ * Returns the email as it will be stored and sent. Throws a typed error naming the field (a `PolicyError` for what
+ * the agent's policy refuses).
  */
 export function composeEmail(input: unknown, context: ComposeContext): NormalizedEmail {
   const email = normalizeEmail(input, context.limits);
+  const policy = context.policy ?? OPEN_POLICY;
+  // A sender the caller chose must be one the policy allows; the configured one always is.
+  if (email.from) checkFrom(email.from, context.defaultFrom ?? context.serverFrom, policy);
   applyDefaults(email, context);
+  checkRecipientsAndContent(policedComposed(email), policy);
   if (email.variables) renderTemplates(email, email.variables, context.templates, context.limits);
   else if (email.markdown !== undefined) setMarkdownBody(email, email.markdown, email.markdown, context.limits);
   // The final size check: the message as it will be stored and sent, after rendering and defaults.

@@ -31,6 +31,8 @@ async function twoOwners(options: { idleMs?: number } = {}) {
     },
     pools: { idleMs: options.idleMs ?? 60_000 },
     outbox: { retry: { baseMs: 50, maxMs: 100 } },
+    // These tests send in bursts; the default agent policy's quotas have tests of their own.
+    defaultPolicy: {},
   });
   resources.track(service);
   return { aliceSink, bobSink, servers, resolved, store, service };
@@ -126,7 +128,7 @@ describe('createMailService: many owners, one store', () => {
     const second = await resources.sink({ auth: { user: 'alice@alice.example', pass: 'second-Secret-2' } });
     const store = new MemoryStore();
     const service = resources.track(
-      createMailService({ store, credentials: storedCredentials({ store, keyRing: { current: 'k1', keys: { k1: generateKeyRingKey() } } }) }),
+      createMailService({ store, credentials: storedCredentials({ store, keyRing: { current: 'k1', keys: { k1: generateKeyRingKey() } }, hosts: { allowHosts: ['127.0.0.1'] } }) }),
     );
     const account = (sink: typeof first, pass: string) => ({
       name: 'work',

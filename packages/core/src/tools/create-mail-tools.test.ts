@@ -229,6 +229,10 @@ describe('createMailTools', () => {
           switch_smtp_server: { name: 'sink' },
           reload_smtp_configuration: {},
           reconnect_smtp_servers: {},
+          list_pending_emails: {},
+          approve_email: { id: 'msg_1' },
+          reject_email: { id: 'msg_1' },
+          list_audit_entries: {},
         };
         const outcomes = await Promise.all(
           MAIL_TOOL_NAMES.map(async (name) => {

@@ -4,7 +4,8 @@ import { TemplateError } from '../errors/template-error.js';
 import { type Logger, safeLogger } from '../logger/logger.js';
 import type { Mailer, SendResult } from '../mailer/mailer.js';
 import { envelopeRecipients } from '../message/build-pool-message.js';
-import type { OutgoingEmail } from '../message/email-schema.js';
+import type { AttachmentInput, OutgoingEmail } from '../message/email-schema.js';
+import { ValidationError } from '../errors/validation-error.js';
 import type { MailService } from '../service/mail-service.js';
 import { compileTemplate, hasTemplateTags } from '../template/template-engine.js';
 import { defineTool, type MailTool, type ToolContext, type ToolOutcome } from './define-tool.js';
@@ -18,8 +19,17 @@ export type MailToolName =
   | 'get_smtp_status'
   | 'switch_smtp_server'
   | 'reload_smtp_configuration'
-  | 'reconnect_smtp_servers';
+  | 'reconnect_smtp_servers'
+  | OperatorToolName;
 
+/**
+ * Tools for the human side of an app (approving what agents asked to send, reading the audit), never handed to an
+ * agent by default: `createMailTools(source, { operator: true })` or `include` adds them.
+ */
+export type OperatorToolName = 'list_pending_emails' | 'approve_email' | 'reject_email' | 'list_audit_entries';
+export const OPERATOR_TOOL_NAMES: readonly OperatorToolName[] = ['list_pending_emails', 'approve_email', 'reject_email', 'list_audit_entries'];
+
+/** The tools an agent gets by default. */
 export const MAIL_TOOL_NAMES: readonly MailToolName[] = [
   'send_email',
   'get_email_status',
@@ -39,6 +49,8 @@ export interface MailToolsOptions {
   readOnly?: boolean;
   /** Replace a tool's description, e.g. to tell the model whom it may write to. */
   descriptions?: Partial<Record<MailToolName, string>>;
+  /** Add the operator tools (`list_pending_emails`, `approve_email`, `reject_email`, `list_audit_entries`). Default false. */
+  operator?: boolean;
   /**
    * Where a failure that is not the SDK's own (a store's raw database error) is logged, redacted. The model gets a
    * generic error result instead, since such text may hold SQL or row values. Default: logs nothing.
@@ -46,7 +58,7 @@ export interface MailToolsOptions {
   logger?: Logger;
 }
 
-const OUTBOX_STATUSES = ['queued', 'sending', 'sent', 'failed', 'unknown', 'cancelled'] as const;
+const OUTBOX_STATUSES = ['queued', 'sending', 'sent', 'failed', 'unknown', 'cancelled', 'pending_approval', 'rejected', 'expired'] as const;
 
 const recipients = z.union([z.string().min(3).max(2_000), z.array(z.string().min(3).max(320)).min(1).max(100)]);
 const TO_MESSAGE = 'to is required: one address or a list';
@@ -86,8 +98,14 @@ const sendEmailInput = z.strictObject({
   attachments: z
     .array(
       z.strictObject({
-        filename: z.string().min(1).max(255).describe('File name shown to the recipient, e.g. "report.pdf".'),
-        content_base64: z.string().describe('The file content, base64-encoded.'),
+        filename: z.string().min(1).max(255).optional().describe('File name shown to the recipient, e.g. "report.pdf". Required with content_base64.'),
+        content_base64: z.string().optional().describe('The file content, base64-encoded. Give this or path.'),
+        path: z
+          .string()
+          .min(1)
+          .max(1_024)
+          .optional()
+          .describe('A file in your attachment folder, as a path relative to it (e.g. "reports/q3.pdf"), when you have one. Give this or content_base64.'),
         content_type: z.string().max(255).optional().describe('MIME type, e.g. "application/pdf". Guessed from the file name if omitted.'),
       }),
     )
@@ -127,6 +145,10 @@ const sendEmailOutput = z.object({
     .describe('Set when some recipients were deferred: the id of the automatic retry to them. get_email_status of "id" shows its fate under follow_ups.'),
   note: z.string().optional().describe('What to tell the user or do next, when the result needs more than its status.'),
   replayed: z.boolean().describe('True when this is the stored result of an earlier call with the same idempotency_key.'),
+  approval: z
+    .object({ reason: z.string(), expires_at: z.string() })
+    .optional()
+    .describe('Set when status is "pending_approval": the email waits for a human to approve it and is not sent before; do not send it again.'),
 });
 
 const emptyInput = z.strictObject({});
@@ -185,7 +207,7 @@ export function createMailTools(source: Mailer | MailService, options: MailTools
   const mailerFor = mailerResolver(source);
   // The mailer is resolved inside the attempt, so a refused identity is an error result like any other failure.
   const attempt = <O>(tool: MailToolName, context: ToolContext | undefined, run: (mailer: Mailer) => Promise<O>): Promise<ToolOutcome<O>> =>
-    toToolOutcome(tool, context, async () => run(mailerFor(context)), logger);
+    toToolOutcome(tool, context, mailerFor, run, logger);
   const servers = (mailer: Mailer): z.output<typeof serversOutput> => ({
     servers: mailer.status().servers.map((s) => ({
       name: s.name,
@@ -222,8 +244,8 @@ export function createMailTools(source: Mailer | MailService, options: MailTools
         return attempt('send_email', context, async (mailer) => {
           const email = toOutgoingEmail(input, context?.toolCallId);
           if (input.variables === undefined && assertNoPlaceholders(input)) email.variables = {};
-          const result = await mailer.send(email, { signal: context?.signal });
-          const note = deferredNote(result);
+          const sent = await mailer.send(email, { signal: context?.signal, ...(context?.approvedBy ? { approvedBy: context.approvedBy } : {}) });
+          const { result, note } = sent.status === 'pending_approval' ? await settleApproval(mailer, sent, context) : { result: sent, note: deferredNote(sent) };
           return {
             id: result.id,
             message_id: result.messageId,
@@ -236,6 +258,9 @@ export function createMailTools(source: Mailer | MailService, options: MailTools
             ...(result.followUpId ? { follow_up_id: result.followUpId } : {}),
             ...(note ? { note } : {}),
             replayed: result.replayed,
+            ...(result.status === 'pending_approval' && result.approval
+              ? { approval: { reason: result.approval.reason, expires_at: result.approval.expiresAt.toISOString() } }
+              : {}),
           };
         });
       },
@@ -370,10 +395,13 @@ export function createMailTools(source: Mailer | MailService, options: MailTools
         });
       },
     }),
+    ...operatorTools(attempt),
   ];
 
   return tools.filter((tool) => {
     const name = tool.name as MailToolName;
+    // Operator tools act for the human: an agent gets them only when the developer asks for them by name or flag.
+    if ((OPERATOR_TOOL_NAMES as readonly string[]).includes(name) && !options.operator && !options.include?.includes(name)) return false;
     if (options.include && !options.include.includes(name)) return false;
     if (options.exclude?.includes(name)) return false;
     if (options.readOnly && !tool.annotations.readOnlyHint) return false;
@@ -381,19 +409,191 @@ export function createMailTools(source: Mailer | MailService, options: MailTools
   });
 }
 
+type Attempt = <O>(tool: MailToolName, context: ToolContext | undefined, run: (mailer: Mailer) => Promise<O>) => Promise<ToolOutcome<O>>;
+
+const pendingOutput = z.object({
+  id: z.string(),
+  agent_id: z.string().optional(),
+  from: z.string(),
+  recipients: z.array(z.string()),
+  subject: z.string(),
+  preview: z.string().describe('The start of the body.'),
+  attachments: z.array(z.object({ filename: z.string(), bytes: z.number() })),
+  reason: z.string().describe('Why the policy asked for approval.'),
+  expires_at: z.string(),
+  created_at: z.string(),
+});
+
+/** Who decided, for the audit: the signed-in human the adapter names, else the owner the call acts for. */
+function decider(mailer: Mailer, context: ToolContext | undefined): string {
+  return context?.actor ?? `owner:${mailer.ownerId}`;
+}
+
+/** The tools a human-facing app uses to decide on held messages and read the audit. Not in an agent's default set. */
+function operatorTools(attempt: Attempt): MailTool[] {
+  return [
+    defineTool({
+      name: 'list_pending_emails',
+      title: 'List emails awaiting approval',
+      description: 'List the emails agents asked to send that wait for a human to approve them, oldest first: recipients, subject, the start of the body, why they need approval and when they expire. Changes nothing.',
+      inputSchema: z.strictObject({
+        after: z.string().max(200).optional().describe('The last id of the previous page, to read the next.'),
+        limit: z.number().int().min(1).max(100).optional().describe('At most this many (default 20).'),
+      }),
+      outputSchema: z.object({ emails: z.array(pendingOutput) }),
+      annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
+      async execute(input, context) {
+        return attempt('list_pending_emails', context, async (mailer) => ({
+          emails: (await mailer.listPending({ ...(input.after ? { after: input.after } : {}), limit: input.limit ?? 20 })).map((p) => ({
+            id: p.id,
+            ...(p.agentId ? { agent_id: p.agentId } : {}),
+            from: p.from,
+            recipients: p.recipients,
+            subject: p.subject,
+            preview: p.preview,
+            attachments: p.attachments,
+            reason: p.reason,
+            expires_at: p.expiresAt.toISOString(),
+            created_at: p.createdAt.toISOString(),
+          })),
+        }));
+      },
+    }),
+    defineTool({
+      name: 'approve_email',
+      title: 'Approve an email',
+      description: 'Approve an email that waits for approval (by the id list_pending_emails shows): it is sent now. Only on the word of the human using this app.',
+      inputSchema: z.strictObject({ id: z.string().min(1).max(200) }),
+      outputSchema: z.object({ id: z.string(), status: z.enum(OUTBOX_STATUSES), accepted: z.array(z.string()), rejected: z.array(z.string()) }),
+      annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: true },
+      async execute(input, context) {
+        return attempt('approve_email', context, async (mailer) => {
+          const result = await mailer.approve(input.id, { by: decider(mailer, context), ...(context?.signal ? { signal: context.signal } : {}) });
+          return { id: result.id, status: result.status, accepted: result.accepted, rejected: result.rejected };
+        });
+      },
+    }),
+    defineTool({
+      name: 'reject_email',
+      title: 'Reject an email',
+      description: 'Reject an email that waits for approval: it is never sent. Only on the word of the human using this app.',
+      inputSchema: z.strictObject({ id: z.string().min(1).max(200) }),
+      outputSchema: z.object({ id: z.string(), status: z.enum(OUTBOX_STATUSES) }),
+      annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: false },
+      async execute(input, context) {
+        return attempt('reject_email', context, async (mailer) => mailer.reject(input.id, { by: decider(mailer, context) }));
+      },
+    }),
+    defineTool({
+      name: 'list_audit_entries',
+      title: 'List audit entries',
+      description: 'Read the audit trail, newest first: every send, refusal, approval, configuration change and tool call, with who, when, how many recipients, the outcome and the error code. Never bodies or secrets. Changes nothing.',
+      inputSchema: z.strictObject({
+        action: z.string().max(100).optional().describe('Only this action, e.g. "send", "refused", "approve", "tool_call".'),
+        from: z.iso.datetime({ offset: true }).optional().describe('Entries at or after this time (ISO 8601).'),
+        to: z.iso.datetime({ offset: true }).optional().describe('Entries before this time (ISO 8601).'),
+        cursor: z.string().max(200).optional().describe('next_cursor from the previous page.'),
+        limit: z.number().int().min(1).max(200).optional().describe('At most this many (default 50).'),
+      }),
+      outputSchema: z.object({
+        entries: z.array(
+          z.object({
+            id: z.string(),
+            at: z.string(),
+            agent_id: z.string().optional(),
+            action: z.string(),
+            outcome: z.enum(['ok', 'error']),
+            tool: z.string().optional(),
+            actor: z.string().optional(),
+            message_id: z.string().optional(),
+            recipient_count: z.number().optional(),
+            duration_ms: z.number().optional(),
+            error_code: z.string().optional(),
+          }),
+        ),
+        next_cursor: z.string().optional(),
+      }),
+      annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
+      async execute(input, context) {
+        return attempt('list_audit_entries', context, async (mailer) => {
+          const { entries, nextCursor } = await mailer.listAudit({
+            action: input.action,
+            ...(input.from ? { from: new Date(input.from) } : {}),
+            ...(input.to ? { to: new Date(input.to) } : {}),
+            cursor: input.cursor,
+            limit: input.limit ?? 50,
+          });
+          return {
+            entries: entries.map((e) => ({
+              id: e.id,
+              at: e.at.toISOString(),
+              ...(e.agentId ? { agent_id: e.agentId } : {}),
+              action: e.action,
+              outcome: e.outcome,
+              ...(e.tool ? { tool: e.tool } : {}),
+              ...(e.actor ? { actor: e.actor } : {}),
+              ...(e.messageId ? { message_id: e.messageId } : {}),
+              ...(e.recipientCount !== undefined ? { recipient_count: e.recipientCount } : {}),
+              ...(e.durationMs !== undefined ? { duration_ms: e.durationMs } : {}),
+              ...(e.errorCode ? { error_code: e.errorCode } : {}),
+            })),
+            ...(nextCursor ? { next_cursor: nextCursor } : {}),
+          };
+        });
+      },
+    }),
+  ];
+}
+
 /**
  * Runs a tool's work and turns any failure into an error result: a tool call is a runtime event, so nothing it
  * meets (a refused recipient, a store that is down) may escape as an exception the model never sees.
  */
-async function toToolOutcome<O>(tool: MailToolName, context: ToolContext | undefined, run: () => Promise<O>, logger: Logger): Promise<ToolOutcome<O>> {
+async function toToolOutcome<O>(
+  tool: MailToolName,
+  context: ToolContext | undefined,
+  mailerFor: (context: ToolContext | undefined) => Mailer,
+  run: (mailer: Mailer) => Promise<O>,
+  logger: Logger,
+): Promise<ToolOutcome<O>> {
+  const started = Date.now();
+  let mailer: Mailer | undefined;
+  let outcome: ToolOutcome<O>;
   try {
-    return { ok: true, value: await run() };
+    mailer = mailerFor(context);
+    outcome = { ok: true, value: await run(mailer) };
   } catch (error) {
     // The result says only that something failed inside; the operator needs the original (and whose call it was) to fix it.
     if (!AgentSmtpError.isInstance(error)) {
       logger.error({ err: error, tool, ownerId: context?.ownerId, agentId: context?.agentId, toolCallId: context?.toolCallId, requestId: context?.requestId }, 'tool failed with an unexpected error');
     }
-    return { ok: false, error: toToolError(inToolTerms(tool, error), { tool }) };
+    outcome = { ok: false, error: toToolError(inToolTerms(tool, error), { tool }) };
+  }
+  // Every call is in the owner's audit (a call refused for naming no owner has no owner to audit it for).
+  if (mailer) await auditToolCall(mailer, tool, context, outcome, Date.now() - started, logger);
+  return outcome;
+}
+
+async function auditToolCall(mailer: Mailer, tool: string, context: ToolContext | undefined, outcome: ToolOutcome<unknown>, durationMs: number, logger: Logger): Promise<void> {
+  const value = outcome.ok ? (outcome.value as { id?: unknown; status?: unknown }) : undefined;
+  try {
+    await mailer.store.audit.append({
+      ownerId: mailer.ownerId,
+      agentId: mailer.agentId,
+      action: 'tool_call',
+      tool,
+      outcome: outcome.ok ? 'ok' : 'error',
+      durationMs,
+      ...(typeof value?.id === 'string' && value.id.startsWith('msg_') ? { messageId: value.id } : {}),
+      ...(outcome.ok ? {} : { errorCode: outcome.error.code }),
+      ...(context?.actor ? { actor: context.actor } : {}),
+      detail: {
+        ...(context?.toolCallId ? { toolCallId: String(context.toolCallId).slice(0, 200) } : {}),
+        ...(typeof value?.status === 'string' ? { status: value.status } : {}),
+      },
+    });
+  } catch (err) {
+    logger.warn({ err, tool }, 'could not write the audit entry of a tool call');
   }
 }
 
@@ -431,6 +631,28 @@ function mailerResolver(source: Mailer | MailService): (context: ToolContext | u
 // Duck-typed rather than `instanceof`, so a service from another copy of the package is recognized too.
 function isMailService(source: Mailer | MailService): source is MailService {
   return typeof (source as Partial<MailService>).forAgent === 'function';
+}
+
+/**
+ * A message the policy held for approval: asked of a human right away where the adapter can (MCP elicitation),
+ * approved or rejected by the answer; otherwise left pending, with a note that tells the model not to resend.
+ */
+async function settleApproval(mailer: Mailer, held: SendResult, context: ToolContext | undefined): Promise<{ result: SendResult; note: string }> {
+  const waiting = `This email waits for a human to approve it (${held.approval?.reason ?? 'policy'}); nothing is sent before that, and it expires at ${held.approval?.expiresAt.toISOString()}. Do not send it again; tell the user it awaits approval. get_email_status with id "${held.id}" shows the decision.`;
+  if (!context?.askApproval || held.replayed) return { result: held, note: waiting };
+  const pending = await mailer.getPending(held.id);
+  if (!pending) return { result: held, note: waiting };
+  const answer = await context.askApproval(pending);
+  if (answer.decision === 'approve') {
+    const result = await mailer.approve(held.id, { by: answer.by ?? 'human via the client', ...(context.signal ? { signal: context.signal } : {}) });
+    return { result, note: 'A human approved this email and it was sent.' };
+  }
+  if (answer.decision === 'reject') {
+    await mailer.reject(held.id, { by: answer.by ?? 'human via the client' });
+    const rejected = { ...held, status: 'rejected' as const };
+    return { result: rejected, note: 'A human declined this email; it was not sent and will not be. Do not send it again unless the user asks.' };
+  }
+  return { result: held, note: waiting };
 }
 
 /** Spells out what `deferred` means for this email, so a model neither resends nor reports a failure. */
@@ -471,6 +693,16 @@ function assertNoPlaceholders(input: z.output<typeof sendEmailInput>): boolean {
   );
 }
 
+function toAttachment(a: NonNullable<z.output<typeof sendEmailInput>['attachments']>[number], index: number): AttachmentInput {
+  const contentType = a.content_type ? { contentType: a.content_type } : {};
+  if ((a.path === undefined) === (a.content_base64 === undefined)) {
+    throw ValidationError.of(`attachments[${index}]`, 'needs exactly one of content_base64 (the file, base64-encoded) and path (a file in your attachment folder)');
+  }
+  if (a.path !== undefined) return { path: a.path, ...(a.filename ? { filename: a.filename } : {}), ...contentType };
+  if (a.filename === undefined) throw ValidationError.of(`attachments[${index}].filename`, 'is required with content_base64: the name shown to the recipient, e.g. "report.pdf"');
+  return { filename: a.filename, content: a.content_base64!, encoding: 'base64', ...contentType };
+}
+
 function toOutgoingEmail(input: z.output<typeof sendEmailInput>, toolCallId: string | undefined): OutgoingEmail {
   const format = input.format ?? 'text';
   // A framework retrying the same tool call must not send twice: its call id stands in for a missing key.
@@ -484,16 +716,7 @@ function toOutgoingEmail(input: z.output<typeof sendEmailInput>, toolCallId: str
     ...(format === 'html' ? { html: input.body } : format === 'markdown' ? { markdown: input.body } : { text: input.body }),
     ...(input.in_reply_to ? { inReplyTo: input.in_reply_to } : {}),
     ...(input.references ? { references: input.references } : {}),
-    ...(input.attachments
-      ? {
-          attachments: input.attachments.map((a) => ({
-            filename: a.filename,
-            content: a.content_base64,
-            encoding: 'base64' as const,
-            ...(a.content_type ? { contentType: a.content_type } : {}),
-          })),
-        }
-      : {}),
+    ...(input.attachments ? { attachments: input.attachments.map(toAttachment) } : {}),
     ...(input.variables ? { variables: input.variables } : {}),
     ...(idempotencyKey ? { idempotencyKey } : {}),
   };

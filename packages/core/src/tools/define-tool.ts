@@ -1,4 +1,5 @@
 import type { z } from 'zod/v4';
+import type { PendingEmail } from '../mailer/mailer.js';
 
 /** What a tool call carries besides its input, as far as the adapter knows it. */
 export interface ToolContext {
@@ -20,6 +21,18 @@ export interface ToolContext {
    * requests from 0 on every connection, so the same id names different calls.
    */
   requestId?: string | number | undefined;
+  /**
+   * A human already approved this call in the framework (the AI SDK's `needsApproval` step): a message the policy
+   * would hold for approval goes out, and the audit names this approver. Set by adapter code, never from model input.
+   */
+  approvedBy?: string | undefined;
+  /**
+   * Asks a human now, while the call waits, whether to send a message the policy holds for approval (MCP
+   * elicitation). `unavailable` leaves it pending for `approve_email` or the app's own approval screen.
+   */
+  askApproval?: ((request: PendingEmail) => Promise<{ decision: 'approve' | 'reject' | 'unavailable'; by?: string | undefined }>) | undefined;
+  /** Who is at the keyboard for operator tools (`approve_email`): the signed-in human's id, recorded in the audit. */
+  actor?: string | undefined;
 }
 
 /** Honest hints for clients deciding whether to ask a human first (MCP tool annotations). */

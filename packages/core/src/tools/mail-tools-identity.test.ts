@@ -68,7 +68,7 @@ async function twoOwners() {
       },
     }),
   );
-  return { sinks: { alice, bob }, store, service, call: toolbox(createMailTools(service)) };
+  return { sinks: { alice, bob }, store, service, call: toolbox(createMailTools(service, { operator: true })) };
 }
 
 describe('createMailTools from a MailService', () => {
@@ -106,6 +106,10 @@ describe('createMailTools from a MailService', () => {
       switch_smtp_server: { name: '' },
       reload_smtp_configuration: {},
       reconnect_smtp_servers: {},
+      list_pending_emails: {},
+      approve_email: { id: 'msg_1' },
+      reject_email: { id: 'msg_1' },
+      list_audit_entries: {},
     };
     for (const context of [undefined, {}, { agentId: 'assistant' }, { ownerId: '' }] as (ToolContext | undefined)[]) {
       for (const [name, input] of Object.entries(inputs) as [MailToolName, unknown][]) {

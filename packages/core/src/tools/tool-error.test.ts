@@ -27,6 +27,10 @@ const INPUTS: Record<MailToolName, unknown> = {
   switch_smtp_server: { name: 'x' },
   reload_smtp_configuration: {},
   reconnect_smtp_servers: {},
+  list_pending_emails: {},
+  approve_email: { id: 'msg_1' },
+  reject_email: { id: 'msg_1' },
+  list_audit_entries: {},
 };
 
 // What only a tool that sends may say: whether anything was sent, and how to send again without a duplicate.
@@ -39,7 +43,7 @@ describe('tool error hints', () => {
       const hints: [MailToolName, string, string][] = [];
       for (const code of [...CODES, 'a thrown string'] as const) {
         const error = code === 'a thrown string' ? 'driver exploded' : new AgentSmtpError(code, `failed with ${code}`);
-        for (const tool of createMailTools(failingWith(mailer, error))) {
+        for (const tool of createMailTools(failingWith(mailer, error), { operator: true })) {
           const outcome = await tool.execute(tool.inputSchema.parse(INPUTS[tool.name as MailToolName]));
           if (outcome.ok) throw new Error(`${tool.name} succeeded although its mailer throws`);
           hints.push([tool.name as MailToolName, outcome.error.code, outcome.error.hint]);

@@ -1,4 +1,5 @@
 import { AgentSmtpError, type AgentSmtpErrorCode } from '../errors/agent-smtp-error.js';
+import { PolicyError } from '../errors/policy-error.js';
 import { SmtpError } from '../errors/smtp-error.js';
 import { TemplateError } from '../errors/template-error.js';
 import { ValidationError } from '../errors/validation-error.js';
@@ -33,6 +34,16 @@ export const TOOL_ERROR_HINTS = {
     LEASE_EXPIRED: 'The service stopped while sending this email, so it may or may not have been delivered. Do not resend it; tell the user.',
     INTERNAL_ERROR: UNEXPECTED_FAILURE_HINT,
     FORBIDDEN: 'This connection is not signed in as a user who may use these email tools, so nothing was done. Retrying will not help; tell the user to check how the email tools are connected (their token or account).',
+    POLICY_SEND_DISABLED: 'Nothing was sent, and calling again fails the same way: this agent may not send email. Tell the user, or give them the text to send.',
+    POLICY_RECIPIENT_NOT_ALLOWED: 'Nothing was sent. Do not try other spellings of the address. Send only to recipients this agent may write to (the message lists them), or ask the user.',
+    POLICY_TOO_MANY_RECIPIENTS: 'Nothing was sent. Send to fewer recipients, or ask the user before splitting it into several emails.',
+    POLICY_DAILY_LIMIT: 'Nothing was sent. Do not retry before retry_at; tell the user the daily limit was reached.',
+    POLICY_RATE_LIMIT: 'Nothing was sent. Wait until retry_at, then call again with the same idempotency_key.',
+    POLICY_FROM_NOT_ALLOWED: 'Nothing was sent. Leave the sender out (the configured one is used) or use one the message names.',
+    POLICY_ATTACHMENT_NOT_ALLOWED: 'Nothing was sent. Send without those attachments (or fewer, smaller ones), or ask the user.',
+    POLICY_SMTP_CONFIG_NOT_ALLOWED: 'Nothing was sent. This agent may not use that mail account; tell the user.',
+    APPROVAL_EXPIRED: 'The email waited for approval too long and was not sent. Ask the user whether to send it again.',
+    APPROVAL_NOT_PENDING: 'The email is no longer waiting for approval. Check get_email_status with its id.',
   },
   other: {
     VALIDATION_ERROR: 'Fix the field named in "field" and call the tool again.',
@@ -50,6 +61,16 @@ export const TOOL_ERROR_HINTS = {
     LEASE_EXPIRED: 'The service stopped in the middle of this work. Tell the user.',
     INTERNAL_ERROR: 'Call the tool again in a minute. If it fails again, tell the user the email service has an internal problem.',
     FORBIDDEN: 'This connection is not signed in as a user who may use these email tools, so nothing was done. Retrying will not help; tell the user to check how the email tools are connected (their token or account).',
+    POLICY_SEND_DISABLED: 'This agent may not send email. Tell the user.',
+    POLICY_RECIPIENT_NOT_ALLOWED: 'This agent may not write to that recipient. Tell the user.',
+    POLICY_TOO_MANY_RECIPIENTS: 'Too many recipients for this agent. Tell the user.',
+    POLICY_DAILY_LIMIT: 'The daily limit was reached. Try again after retry_at, or tell the user.',
+    POLICY_RATE_LIMIT: 'Wait until retry_at and call again.',
+    POLICY_FROM_NOT_ALLOWED: 'This agent may not use that sender. Tell the user.',
+    POLICY_ATTACHMENT_NOT_ALLOWED: 'This agent may not attach that. Tell the user.',
+    POLICY_SMTP_CONFIG_NOT_ALLOWED: 'This agent may not use that mail account. Tell the user.',
+    APPROVAL_EXPIRED: 'The email waited for approval too long and expired. Ask the user whether to write it again.',
+    APPROVAL_NOT_PENDING: 'The email is no longer waiting for approval (decided or cancelled already); get_email_status shows its state.',
   },
 } as const satisfies Record<'sending' | 'other', Record<AgentSmtpErrorCode, string>>;
 
@@ -98,9 +119,10 @@ export function toToolError(error: unknown, options: ToolErrorOptions = {}): Too
     code: error.code,
     message: error.message,
     ...(ValidationError.isInstance(error) ? { field: error.field } : {}),
+    ...(PolicyError.isInstance(error) && error.field ? { field: error.field } : {}),
     ...(TemplateError.isInstance(error) && error.missing.length ? { missing: error.missing } : {}),
     retryable,
-    ...(retryable && SmtpError.isInstance(error) && error.retryAt ? { retry_at: error.retryAt.toISOString() } : {}),
+    ...(retryable && (SmtpError.isInstance(error) || PolicyError.isInstance(error)) && error.retryAt ? { retry_at: error.retryAt.toISOString() } : {}),
     // A code from a newer copy of the package (two versions in one process) may have no hint here yet.
     hint: templateFault ? TEMPLATE_FAULT_HINTS[sends ? 'sending' : 'other'] : (hints[error.code] ?? 'Tell the user what went wrong.'),
   };

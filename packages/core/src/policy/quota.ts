@@ -1,0 +1,72 @@
+import { PolicyError } from '../errors/policy-error.js';
+import type { CounterStore } from '../store/mail-store.js';
+import type { CompiledPolicy } from './check-policy.js';
+import type { PolicyScope } from './policy.js';
+
+const MINUTE_MS = 60_000;
+const DAY_MS = 24 * 60 * MINUTE_MS;
+/** The limit a refund is added under: giving quota back is never refused. */
+const NO_LIMIT = Number.MAX_SAFE_INTEGER;
+
+/** Gives back what `takeQuota` took: for a message that was then refused, or already known (a replayed key). */
+export type QuotaRefund = () => Promise<void>;
+
+const dailyKey = (scope: PolicyScope) => `policy:daily:${scope.agentId ?? ''}`;
+const minuteKey = (scope: PolicyScope) => `policy:minute:${scope.agentId ?? ''}`;
+/** The UTC day, `2026-11-29`: the daily quota resets at 00:00 UTC. */
+const dayWindow = (now: Date) => now.toISOString().slice(0, 10);
+const minuteWindow = (now: Date) => now.toISOString().slice(0, 16);
+const nextDay = (now: Date) => new Date(Math.floor(now.getTime() / DAY_MS) * DAY_MS + DAY_MS);
+const nextMinute = (now: Date) => new Date(Math.floor(now.getTime() / MINUTE_MS) * MINUTE_MS + MINUTE_MS);
+
+/**
+ * Takes one message from the agent's daily and per-minute quotas, atomically in the store (so the limits hold across
+ * every process sharing it). A refusal takes nothing: a per-minute refusal gives the daily unit back. Returns how
+ * to give it back.
+ */
+export async function takeQuota(counters: CounterStore, scope: PolicyScope, policy: CompiledPolicy, now = new Date()): Promise<QuotaRefund> {
+  const taken: Array<[string, string]> = [];
+  const refund: QuotaRefund = async () => {
+    for (const [key, window] of taken.splice(0)) await counters.increment(scope.ownerId, key, window, -1, NO_LIMIT);
+  };
+  if (policy.dailyLimit !== undefined) {
+    const window = dayWindow(now);
+    const day = await counters.increment(scope.ownerId, dailyKey(scope), window, 1, policy.dailyLimit);
+    if (!day.allowed) {
+      const resetsAt = nextDay(now);
+      throw new PolicyError(
+        'POLICY_DAILY_LIMIT',
+        `This agent has sent its ${policy.dailyLimit} emails for today. Nothing was sent. The limit resets at ${resetsAt.toISOString()}; send then, or tell the user.`,
+        { retryAt: resetsAt },
+      );
+    }
+    taken.push([dailyKey(scope), window]);
+  }
+  if (policy.perMinuteLimit !== undefined) {
+    const window = minuteWindow(now);
+    const minute = await counters.increment(scope.ownerId, minuteKey(scope), window, 1, policy.perMinuteLimit);
+    if (!minute.allowed) {
+      await refund();
+      const at = nextMinute(now);
+      throw new PolicyError(
+        'POLICY_RATE_LIMIT',
+        `This agent may send ${policy.perMinuteLimit} emails a minute and has sent them. Nothing was sent. Send it again after ${at.toISOString()}.`,
+        { retryAt: at },
+      );
+    }
+    taken.push([minuteKey(scope), window]);
+  }
+  return refund;
+}
+
+/** What is left of the agent's daily quota, for the tool descriptions; undefined when it has no daily limit. */
+export async function dailyQuotaLeft(
+  counters: CounterStore,
+  scope: PolicyScope,
+  policy: CompiledPolicy,
+  now = new Date(),
+): Promise<{ remaining: number; limit: number; resetsAt: Date } | undefined> {
+  if (policy.dailyLimit === undefined) return undefined;
+  const used = await counters.get(scope.ownerId, dailyKey(scope), dayWindow(now));
+  return { remaining: Math.max(0, policy.dailyLimit - used), limit: policy.dailyLimit, resetsAt: nextDay(now) };
+}
