@@ -24,7 +24,7 @@ afterEach(async () => {
 async function twoOwners(store: PostgresStore) {
   const sinks = { alice: await startSmtpSink({ auth: { user: 'alice', pass: 'alice-Pass-1' } }), bob: await startSmtpSink({ auth: { user: 'bob', pass: 'bob-Pass-2' } }) };
   cleanups.push(async () => void (await Promise.all(Object.values(sinks).map((s) => s.close()))));
-  const service = createMailService({ store, credentials: storedCredentials({ store, keyRing }), outbox: { retry: { baseMs: 200, maxMs: 400 } } });
+  const service = createMailService({ store, credentials: storedCredentials({ store, keyRing, hosts: { allowHosts: ['127.0.0.1'] } }), outbox: { retry: { baseMs: 200, maxMs: 400 } } });
   cleanups.push(() => service.close());
   for (const owner of ['alice', 'bob'] as const) {
     const sink: SmtpSink = sinks[owner];

@@ -11,7 +11,8 @@ const pool = new pg.Pool({ connectionString: env.DATABASE_URL, max: 4 });
 const store = createPostgresStore({ client: pool, schema: env.SCHEMA! });
 const service = createMailService({
   store,
-  credentials: storedCredentials({ store, keyRing: JSON.parse(env.KEY_RING!) }),
+  // The test's sinks listen on 127.0.0.1, which stored configs may reach only when allowed.
+  credentials: storedCredentials({ store, keyRing: JSON.parse(env.KEY_RING!), hosts: { allowHosts: ['127.0.0.1'] } }),
   pool: { maxRetryWaitMs: 0 },
   outbox: { retry: { baseMs: 200, maxMs: 400 } },
 });

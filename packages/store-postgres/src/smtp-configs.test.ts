@@ -10,6 +10,8 @@ import { DATABASE_URL, pgliteStore, SERVER_SKIP_REASON, serverStore, type TestDa
 
 const k1 = generateKeyRingKey();
 const k2 = generateKeyRingKey();
+/** The sinks listen on 127.0.0.1, which stored configs may reach only when allowed. */
+const sinkHosts = { allowHosts: ['127.0.0.1'] };
 
 const open: { close(): Promise<void> }[] = [];
 afterEach(async () => {
@@ -46,7 +48,7 @@ function suite(name: string, create: () => Promise<TestDatabase>): void {
       open.push(db);
       const owners = [`owner-${randomUUID()}`, `owner-${randomUUID()}`];
       const accounts: { ownerId: string; id: string; name: string; pass: string; sink: SmtpSink }[] = [];
-      const credentials = storedCredentials({ store: db.store, keyRing: { current: 'k1', keys: { k1 } }, refreshMs: 0 });
+      const credentials = storedCredentials({ store: db.store, keyRing: { current: 'k1', keys: { k1 } }, refreshMs: 0, hosts: sinkHosts });
       for (const ownerId of owners) {
         for (const name of ['work', 'personal']) {
           const pass = `Pw-${randomUUID()}-plain`;
@@ -92,7 +94,7 @@ function suite(name: string, create: () => Promise<TestDatabase>): void {
       for (const { pass } of accounts) expect(await dumpSchema(db)).not.toContain(pass);
 
       // k1 retired: each config resolves under k2 alone and logs in to its own sink.
-      const afterRotation = storedCredentials({ store: db.store, keyRing: { current: 'k2', keys: { k2 } } });
+      const afterRotation = storedCredentials({ store: db.store, keyRing: { current: 'k2', keys: { k2 } }, hosts: sinkHosts });
       for (const account of accounts) {
         const servers = await afterRotation.resolve({ ownerId: account.ownerId, configId: account.id });
         const received = await sendThrough(servers, account.sink, `rotated ${account.name}`);

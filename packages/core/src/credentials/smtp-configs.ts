@@ -1,6 +1,7 @@
 import { AgentSmtpError } from '../errors/agent-smtp-error.js';
 import { ConfigError } from '../errors/config-error.js';
 import type { CredentialStore, SmtpConfigWrite, StoredSmtpConfig } from '../store/mail-store.js';
+import { checkSmtpHost, connectToCheckedHost, type HostPolicy, type LookupFn } from './host-guard.js';
 import { KeyRing, type KeyRingOptions } from './key-ring.js';
 import {
   describePassword,
@@ -21,6 +22,14 @@ export interface SmtpConfigContext {
   keyRing: KeyRing | KeyRingOptions;
   /** Merged into every server a stored config becomes, the connection test's included (a private CA, timeouts). */
   serverDefaults?: SmtpServerDefaults | undefined;
+  /**
+   * Which hosts users' configs may reach, checked when a config is saved and again whenever it is resolved. Default:
+   * public addresses only (no loopback, private, link-local, metadata, …); `{ allowPrivate: true }` for a deployment
+   * whose users' servers are on its own network, `{ allowHosts: ['relay.internal'] }` for one internal relay.
+   */
+  hosts?: HostPolicy | undefined;
+  /** How host names are looked up: `dns.promises.lookup` by default. For tests, or a resolver of your own. */
+  lookup?: LookupFn | undefined;
 }
 
 export interface SaveSmtpConfigOptions {
@@ -29,8 +38,9 @@ export interface SaveSmtpConfigOptions {
 }
 
 /**
- * Creates a config (input without `id`) or edits one of the owner's (with its `id`). Tests the connection first
- * unless `test: false`, and stores nothing when the test fails (`SmtpError` naming the field to fix). The password
+ * Creates a config (input without `id`) or edits one of the owner's (with its `id`). Checks the host against
+ * `context.hosts` (`ValidationError` of `host` when refused, `test: false` or not), then tests the connection to the
+ * checked address unless `test: false`, and stores nothing when either fails (`SmtpError` naming the field to fix). The password
  * is encrypted under the key ring's current key with the owner and config id as additional data. Returns the config
  * without its password.
  */
@@ -45,6 +55,7 @@ export async function saveSmtpConfig(
   if (input?.id !== undefined && !existing) throw notFound(ownerId, input.id);
   const merged = mergeSmtpConfigInput(input, existing);
   const id = existing?.id ?? `smtp_${crypto.randomUUID()}`;
+  const checked = await checkSmtpHost(merged.host, context.hosts ?? {}, { lookup: context.lookup });
 
   if (options.test !== false) {
     // Editing without a new password tests with the stored one.
@@ -52,7 +63,7 @@ export async function saveSmtpConfig(
       merged.password === undefined && existing?.passwordCiphertext !== undefined
         ? await keyRing.decrypt({ keyId: existing.keyId!, ciphertext: existing.passwordCiphertext }, passwordAdditionalData(ownerId, id), describePassword(existing))
         : (merged.password ?? undefined);
-    await testSmtpConnection(toSmtpServerConfig(merged, password, context.serverDefaults), `"${merged.name}"`);
+    await testSmtpConnection(connectToCheckedHost(toSmtpServerConfig(merged, password, context.serverDefaults), checked), `"${merged.name}"`);
   }
 
   const secret = typeof merged.password === 'string' ? await keyRing.encrypt(merged.password, passwordAdditionalData(ownerId, id)) : undefined;

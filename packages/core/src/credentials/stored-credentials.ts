@@ -1,7 +1,9 @@
 import type { SmtpServerConfig } from '../config/smtp-server-config.js';
 import { ConfigError } from '../errors/config-error.js';
+import { ValidationError } from '../errors/validation-error.js';
 import type { StoredSmtpConfig } from '../store/mail-store.js';
 import { type CredentialProvider, type CredentialScope, sameServerSet } from './credential-provider.js';
+import { type CheckedHost, checkSmtpHost, connectToCheckedHost } from './host-guard.js';
 import { KeyRing } from './key-ring.js';
 import { describePassword, passwordAdditionalData, type SmtpConfigInput, type SmtpConfigSummary, toSmtpServerConfig } from './smtp-config.js';
 import {
@@ -18,9 +20,9 @@ import {
 
 export interface StoredCredentialsOptions extends SmtpConfigContext {
   /**
-   * How long an owner's configs are served from memory before the store is read again, in ms. Changes made through
-   * this provider apply at once; changes another process made show after at most this long. Default 5000; 0 reads
-   * the store on every resolve.
+   * How long an owner's configs are served from memory before the store is read again and their hosts are looked up
+   * and checked again, in ms. Changes made through this provider apply at once; changes another process made, and
+   * new DNS answers, show after at most this long. Default 5000; 0 reads the store and DNS on every resolve.
    */
   refreshMs?: number | undefined;
   /**
@@ -43,12 +45,22 @@ interface OwnerEntry {
   servers: Map<string, Promise<readonly SmtpServerConfig[]>>;
 }
 
+/** The host check of one server list (as built from the store): when it ran, and the list pinned to its addresses. */
+interface HostCheck {
+  checkedAt: number;
+  pinned: Promise<readonly SmtpServerConfig[]>;
+  /** The last list that passed: a check that finds the same addresses returns it, so the array stays the same. */
+  last: readonly SmtpServerConfig[] | undefined;
+}
+
 /**
  * The provider of per-owner stored SMTP configs (`storedCredentials({ store, keyRing })`), and the functions a
  * service exposes to manage them. Changes made through it reach `onChange` listeners at once.
  */
 export class StoredCredentialProvider implements CredentialProvider {
   readonly #context: SmtpConfigContext & { keyRing: KeyRing };
+  /** Keyed by the array built from the store, which stays the same while the rows do. */
+  readonly #hostChecks = new WeakMap<readonly SmtpServerConfig[], HostCheck>();
   readonly #refreshMs: number;
   readonly #failover: boolean;
   readonly #maxOwners: number;
@@ -63,7 +75,13 @@ export class StoredCredentialProvider implements CredentialProvider {
       throw new ConfigError('storedCredentials needs a store with a credentials part: MemoryStore, or the Postgres or Supabase store.', { setting: 'store' });
     }
     // One KeyRing for the provider's life: the imported keys are reused.
-    this.#context = { store: options.store, keyRing: KeyRing.from(options.keyRing), serverDefaults: options.serverDefaults };
+    this.#context = {
+      store: options.store,
+      keyRing: KeyRing.from(options.keyRing),
+      serverDefaults: options.serverDefaults,
+      hosts: options.hosts,
+      lookup: options.lookup,
+    };
     this.#refreshMs = options.refreshMs ?? 5_000;
     this.#failover = options.failover ?? false;
     this.#maxOwners = options.maxCachedOwners ?? 10_000;
@@ -79,7 +97,7 @@ export class StoredCredentialProvider implements CredentialProvider {
       // A failure (a key missing from the ring) is not remembered: fixing the ring fixes the next resolve.
       servers.catch(() => entry.servers.get(key) === servers && entry.servers.delete(key));
     }
-    return servers;
+    return this.#checkHosts(await servers, scope.ownerId);
   }
 
   onChange(listener: (ownerId: string) => void): () => void {
@@ -168,6 +186,43 @@ export class StoredCredentialProvider implements CredentialProvider {
     this.#owners.set(ownerId, entry);
     while (this.#owners.size > this.#maxOwners) this.#owners.delete(this.#owners.keys().next().value!);
     return entry;
+  }
+
+  /**
+   * The servers with each host looked up once and checked, connecting to the checked address (TLS still verifying the
+   * name entered), so DNS cannot answer differently at connect time. Checked again after `refreshMs`; the array stays
+   * the same while the addresses do, since a new array makes a pool cache reopen the owner's pools.
+   */
+  #checkHosts(servers: readonly SmtpServerConfig[], ownerId: string): Promise<readonly SmtpServerConfig[]> {
+    const previous = this.#hostChecks.get(servers);
+    if (previous && performance.now() - previous.checkedAt < this.#refreshMs) return previous.pinned;
+    const check: HostCheck = { checkedAt: performance.now(), pinned: undefined!, last: previous?.last };
+    // Compared with the newest list, a check still running included, so that overlapping checks agree on one array.
+    const before = previous?.pinned.catch(() => previous.last);
+    check.pinned = Promise.all([Promise.all(servers.map((server) => this.#checkHost(server, ownerId))), before]).then(
+      ([hosts, last]) => {
+        if (last?.length === servers.length && last.every((server, i) => server.host === hosts[i]!.address)) return (check.last = last);
+        check.last = Object.freeze(servers.map((server, i) => connectToCheckedHost(server, hosts[i]!)));
+        return check.last;
+      },
+      (error: unknown) => {
+        // Not remembered: the next resolve looks up again.
+        check.checkedAt = -Infinity;
+        throw error;
+      },
+    );
+    this.#hostChecks.set(servers, check);
+    return check.pinned;
+  }
+
+  async #checkHost(server: SmtpServerConfig, ownerId: string): Promise<CheckedHost> {
+    try {
+      return await checkSmtpHost(server.host, this.#context.hosts ?? {}, { lookup: this.#context.lookup });
+    } catch (error) {
+      if (!ValidationError.isInstance(error)) throw error;
+      // Saved when it passed; its name resolves elsewhere now (or the policy changed). Say which config.
+      throw new ValidationError([{ field: 'host', message: `(SMTP config "${server.name}", owner "${ownerId}") ${error.issues[0]!.message}` }], { cause: error });
+    }
   }
 
   async #build(entry: OwnerEntry, scope: CredentialScope): Promise<readonly SmtpServerConfig[]> {

@@ -27,7 +27,8 @@ export async function testSmtpConnection(server: SmtpServerConfig, label: string
   const scrubber = SecretScrubber.for([server.auth]);
   const code = result.error?.code;
   const reply = scrubber.scrub(result.error?.message ?? 'no reason given');
-  const where = `${server.host}:${server.port ?? ''}`;
+  // A checked config connects to an address; the user knows it by the name they entered.
+  const where = `${server.tls?.servername ?? server.host}:${server.port ?? ''}`;
   const { errorCode, advice } = adviceFor(code, reply);
   throw new SmtpError(errorCode, `The connection test of SMTP config ${label} (${where}) failed: ${advice} The server said: ${reply.replace(/[.\s]+$/, '')}. Nothing was saved; to save it without a test, pass { test: false }.`, {
     server: server.name,
