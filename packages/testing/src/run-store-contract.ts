@@ -2,6 +2,9 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { EventListOptions, MailEvent, MailStore, MessageError, NewOutboxRecord, OutboxRecord, StoreCapabilities } from '@agent-smtp/core';
 import type { CredentialStore, SmtpConfigCursor, SmtpConfigWrite, StoredSmtpConfig } from '@agent-smtp/core';
+
+// Core's entry point does not name this type (yet): taken from the interface that uses it.
+type PolicyStore = NonNullable<MailStore['policies']>;
 import { newOutboxRecord, sampleStoredEmail } from './outbox-record-fixture.js';
 
 export interface StoreContractOptions {
@@ -14,7 +17,7 @@ export interface StoreContractOptions {
 }
 
 /** The parts of `MailStore` a store may lack: their suites run only when the store has them. */
-type OptionalPart = 'credentials';
+type OptionalPart = 'credentials' | 'policies';
 /** The capabilities that name a feature with a suite of its own. */
 type FeatureCapability = 'eventCursor' | 'batchEnqueue' | 'findByMessageId';
 
@@ -550,6 +553,81 @@ export function runStoreContract(options: StoreContractOptions): void {
         expect((await store.audit.list(ownerId, { action: 'send' })).map((e) => e.messageId)).toEqual(['m1']);
         expect(await store.audit.list(ownerId, { limit: 1 })).toHaveLength(1);
       });
+
+      it('keeps the tool, actor, recipient count, duration and error code', async () => {
+        const ownerId = owner();
+        const full = await store.audit.append({
+          ownerId,
+          agentId: 'a1',
+          action: 'send',
+          outcome: 'error',
+          messageId: 'm1',
+          tool: 'send_email',
+          actor: 'ada@ops',
+          recipientCount: 3,
+          durationMs: 12.5,
+          errorCode: 'POLICY_DAILY_LIMIT',
+          detail: { status: 'refused' },
+        });
+        const bare = await store.audit.append({ ownerId, agentId: undefined, action: 'reload', outcome: 'ok', detail: {} });
+        expect(full).toMatchObject({ tool: 'send_email', actor: 'ada@ops', recipientCount: 3, durationMs: 12.5, errorCode: 'POLICY_DAILY_LIMIT', detail: { status: 'refused' } });
+        expect([bare.tool, bare.actor, bare.recipientCount, bare.durationMs, bare.errorCode]).toEqual([undefined, undefined, undefined, undefined, undefined]);
+        expect(await store.audit.list(ownerId)).toEqual([bare, full]);
+      });
+
+      it('filters by agent, action and time, together', async () => {
+        const ownerId = owner();
+        const appended = [];
+        for (const [agentId, action] of [['a1', 'send'], ['a2', 'send'], ['a1', 'cancel'], [undefined, 'policy_save'], ['a1', 'send'], ['a2', 'approve']] as const) {
+          appended.push(await store.audit.append({ ownerId, agentId, action, outcome: 'ok', detail: {} }));
+        }
+        await store.audit.append({ ownerId: owner(), agentId: 'a1', action: 'send', outcome: 'ok', detail: {} });
+        const newestFirst = [...appended].reverse();
+        const ids = (entries: { id: string }[]): string[] => entries.map((e) => e.id);
+        expect(ids(await store.audit.list(ownerId, { agentId: 'a1' }))).toEqual(ids(newestFirst.filter((e) => e.agentId === 'a1')));
+        expect(ids(await store.audit.list(ownerId, { action: 'send' }))).toEqual(ids(newestFirst.filter((e) => e.action === 'send')));
+        expect(ids(await store.audit.list(ownerId, { agentId: 'a1', action: 'send' }))).toEqual(ids([appended[4]!, appended[0]!]));
+        // From is inclusive, to exclusive; entries in one millisecond fall on the same side.
+        const from = appended[1]!.at;
+        const to = appended[4]!.at;
+        const inWindow = newestFirst.filter((e) => e.at >= from && e.at < to);
+        expect(inWindow.length).toBeLessThan(appended.length);
+        expect(ids(await store.audit.list(ownerId, { from, to }))).toEqual(ids(inWindow));
+        expect(ids(await store.audit.list(ownerId, { from, to, agentId: 'a1' }))).toEqual(ids(inWindow.filter((e) => e.agentId === 'a1')));
+        expect(ids(await store.audit.list(ownerId, { from }))).toEqual(ids(newestFirst.filter((e) => e.at >= from)));
+        expect(await store.audit.list(ownerId, { agentId: 'a3' })).toEqual([]);
+      });
+
+      it('pages back with before, newest first, each entry exactly once, and only through the owner’s entries', async () => {
+        const ownerId = owner();
+        const other = owner();
+        const appended = [];
+        for (let n = 0; n < 25; n++) {
+          appended.push(await store.audit.append({ ownerId, agentId: `a${n % 2}`, action: n % 3 ? 'send' : 'cancel', outcome: 'ok', detail: { n } }));
+          if (n % 5 === 0) await store.audit.append({ ownerId: other, agentId: 'a0', action: 'send', outcome: 'ok', detail: { n } });
+        }
+        const seen: unknown[] = [];
+        let before: string | undefined;
+        let pages = 0;
+        for (; pages < 10; pages++) {
+          const page = await store.audit.list(ownerId, { before, limit: 10 });
+          if (page.length === 0) break;
+          seen.push(...page.map((e) => e.detail.n));
+          before = page.at(-1)!.id;
+        }
+        expect(pages).toBe(3);
+        expect(seen).toEqual(Array.from({ length: 25 }, (_, n) => 24 - n));
+        // The cursor composes with the filters.
+        const sends = await store.audit.list(ownerId, { before: appended[20]!.id, action: 'send', agentId: 'a1' });
+        expect(sends.map((e) => e.detail.n)).toEqual([19, 17, 13, 11, 7, 5, 1]);
+        const foreign = (await store.audit.list(other))[0]!;
+        expect(await store.audit.list(ownerId, { before: foreign.id })).toEqual([]);
+        expect(await store.audit.list(other, { before: appended[10]!.id })).toEqual([]);
+        expect(await store.audit.list(ownerId, { before: randomUUID() })).toEqual([]);
+        expect(await store.audit.list(ownerId, { before: 'not-an-entry-id' })).toEqual([]);
+        expect(await store.audit.list(ownerId, { limit: 0 })).toEqual([]);
+        expect(await store.audit.list(ownerId, { limit: 5_000 })).toHaveLength(25);
+      });
     });
 
     describe('counters', () => {
@@ -561,6 +639,29 @@ export function runStoreContract(options: StoreContractOptions): void {
         expect(await store.counters.increment(ownerId, 'sent', '2026-11-22', 1, 3)).toEqual({ allowed: true, value: 1 });
         expect(await store.counters.get(ownerId, 'sent', '2026-11-21')).toBe(3);
         expect(await store.counters.get(owner(), 'sent', '2026-11-21')).toBe(0);
+      });
+
+      it('gives quota back with a negative increment, never below 0', async () => {
+        const ownerId = owner();
+        expect(await store.counters.increment(ownerId, 'sent', 'd', 3, 3)).toEqual({ allowed: true, value: 3 });
+        expect(await store.counters.increment(ownerId, 'sent', 'd', 1, 3)).toEqual({ allowed: false, value: 3 });
+        expect(await store.counters.increment(ownerId, 'sent', 'd', -2, 3)).toEqual({ allowed: true, value: 1 });
+        expect(await store.counters.increment(ownerId, 'sent', 'd', 2, 3)).toEqual({ allowed: true, value: 3 });
+        expect(await store.counters.increment(ownerId, 'sent', 'd', -5, 3)).toEqual({ allowed: true, value: 0 });
+        expect(await store.counters.get(ownerId, 'sent', 'd')).toBe(0);
+        // Given back past a limit lowered meanwhile, and on a counter that never counted.
+        expect(await store.counters.increment(ownerId, 'sent', 'd', 3, 3)).toEqual({ allowed: true, value: 3 });
+        expect(await store.counters.increment(ownerId, 'sent', 'd', -1, 1)).toEqual({ allowed: true, value: 2 });
+        expect(await store.counters.increment(ownerId, 'other', 'd', -1, 5)).toEqual({ allowed: true, value: 0 });
+        expect(await store.counters.get(ownerId, 'other', 'd')).toBe(0);
+      });
+
+      it('never goes below 0 when refunds and increments race', async () => {
+        const ownerId = owner();
+        await store.counters.increment(ownerId, 'race', 'w', 5, 10);
+        const results = await Promise.all(Array.from({ length: 20 }, (_, i) => store.counters.increment(ownerId, 'race', 'w', i % 2 ? -1 : 1, 10)));
+        expect(results.every((r) => r.allowed && r.value >= 0)).toBe(true);
+        expect(await store.counters.get(ownerId, 'race', 'w')).toBe(5);
       });
 
       it('allows exactly the limit when 50 increments race', async () => {
@@ -744,6 +845,57 @@ export function runStoreContract(options: StoreContractOptions): void {
         await store.outbox.settle(r.id, 1, { status: 'sent', server: 's', accepted: ['ada@example.com'], rejected: [], response: '250' });
         expect(await store.outbox.findByMessageId(ownerId, r.messageId)).toEqual([await store.outbox.get(ownerId, r.id)]);
         expect((await store.outbox.findByMessageId(ownerId, r.messageId))[0]).toMatchObject({ status: 'sent', accepted: ['ada@example.com'] });
+      });
+    });
+
+    describePart('policies', () => {
+      const policies = (): PolicyStore => store.policies!;
+      const policy = { sending: { maxRecipients: 5 }, allow: ['example.com', '*.example.org'], approval: { outside: ['ünïcode.example'], ttlHours: 24 }, note: null };
+
+      it('saves, gets exactly the scope asked for, replaces, lists the default first, and deletes, per owner', async () => {
+        const ownerId = owner();
+        const fallback = await policies().save({ ownerId, agentId: undefined, policy });
+        expect(fallback).toEqual({ ownerId, agentId: undefined, policy, updatedAt: expect.any(Date) });
+        const b = await policies().save({ ownerId, agentId: 'agent-b', policy: { sending: { enabled: false } } });
+        const a = await policies().save({ ownerId, agentId: 'agent-a', policy: { sending: { maxRecipients: 1 } } });
+        expect(await policies().get(ownerId, undefined)).toEqual(fallback);
+        expect(await policies().get(ownerId, 'agent-b')).toEqual(b);
+        // No fallback: an agent without a policy of its own has none here.
+        expect(await policies().get(ownerId, 'agent-c')).toBeUndefined();
+        expect((await policies().list(ownerId)).map((p) => p.agentId)).toEqual([undefined, 'agent-a', 'agent-b']);
+
+        const replaced = await policies().save({ ownerId, agentId: 'agent-a', policy: { sending: { maxRecipients: 2 } } });
+        expect(replaced.policy).toEqual({ sending: { maxRecipients: 2 } });
+        expect(replaced.updatedAt.getTime()).toBeGreaterThanOrEqual(a.updatedAt.getTime());
+        expect(await policies().get(ownerId, 'agent-a')).toEqual(replaced);
+        expect(await policies().list(ownerId)).toHaveLength(3);
+
+        expect(await policies().delete(ownerId, undefined)).toBe(true);
+        expect(await policies().delete(ownerId, undefined)).toBe(false);
+        expect(await policies().get(ownerId, undefined)).toBeUndefined();
+        expect((await policies().list(ownerId)).map((p) => p.agentId)).toEqual(['agent-a', 'agent-b']);
+      });
+
+      it('never shows or changes one owner’s policies for another', async () => {
+        const ownerId = owner();
+        const other = owner();
+        await policies().save({ ownerId, agentId: undefined, policy });
+        await policies().save({ ownerId, agentId: 'agent-1', policy });
+        const theirs = await policies().save({ ownerId: other, agentId: 'agent-1', policy: { sending: { enabled: false } } });
+        expect(await policies().get(other, undefined)).toBeUndefined();
+        expect(await policies().list(other)).toEqual([theirs]);
+        expect(await policies().delete(other, undefined)).toBe(false);
+        expect(await policies().get(ownerId, 'agent-1')).toMatchObject({ ownerId, policy });
+        expect(await policies().list(owner())).toEqual([]);
+      });
+
+      it('refuses an empty agent id rather than mistake it for the owner’s default', async () => {
+        const ownerId = owner();
+        await policies().save({ ownerId, agentId: undefined, policy });
+        await expect(policies().save({ ownerId, agentId: '', policy: {} })).rejects.toMatchObject({ code: 'VALIDATION_ERROR', field: 'agentId' });
+        expect(await policies().get(ownerId, '')).toBeUndefined();
+        expect(await policies().delete(ownerId, '')).toBe(false);
+        expect(await policies().get(ownerId, undefined)).toMatchObject({ policy });
       });
     });
 
