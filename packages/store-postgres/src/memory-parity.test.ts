@@ -42,6 +42,8 @@ async function transcript(store: MailStore, eventsVisible: Settle = settled): Pr
       createdAt: r.createdAt instanceof Date,
       updatedAt: r.updatedAt instanceof Date,
       nextAttemptAt: stamps.get(r.nextAttemptAt.getTime()) ?? r.nextAttemptAt,
+      // Expiry is the store's now plus the ttl; a decision's time is the `now` passed.
+      approval: r.approval && { ...r.approval, expiresAt: r.approval.expiresAt instanceof Date },
     };
   const add = (name: string, patch: Partial<NewOutboxRecord> = {}): NewOutboxRecord => {
     const input = newRecord(ownerId, patch);
@@ -93,6 +95,39 @@ async function transcript(store: MailStore, eventsVisible: Settle = settled): Pr
   log('cancel b', (await store.outbox.cancel(ownerId, b.id))?.cancelled);
   log('cancel other owner', await store.outbox.cancel('someone-else', d.id));
 
+  // Approval: approved (then claimed), rejected, approved too late, cancelled, listed, expired by listing.
+  const approval = (ttlMs = 3_600_000) => ({ reason: 'recipient outside approval.outside', ttlMs });
+  const e = add('e', { approval: approval() });
+  log('enqueue e pending', show((await store.outbox.enqueue(e)).record));
+  log('claim e pending', await store.outbox.claim({ workerId: 'w', limit: 10, leaseMs: 1_000, ownerId, ids: [e.id], now: at10 }));
+  const decided = await store.outbox.decide(ownerId, e.id, { approve: true, by: 'ada', now: at10 });
+  log('approve e', decided && [decided.outcome, show(decided.record)]);
+  const decidedAgain = await store.outbox.decide(ownerId, e.id, { approve: false, by: 'bob', now: at10 });
+  log('reject e again', decidedAgain && [decidedAgain.outcome, show(decidedAgain.record)]);
+  log('claim e approved', (await store.outbox.claim({ workerId: 'w', limit: 10, leaseMs: 1_000, ownerId, ids: [e.id], now: at10 })).map(show));
+  const f = add('f', { approval: approval() });
+  await store.outbox.enqueue(f);
+  const rejected = await store.outbox.decide(ownerId, f.id, { approve: false, by: 'bob', now: at10 });
+  log('reject f', rejected && [rejected.outcome, show(rejected.record)]);
+  const g = add('g', { approval: approval(60_000) });
+  await store.outbox.enqueue(g);
+  const late = await store.outbox.decide(ownerId, g.id, { approve: true, by: 'ada', now: at10 });
+  log('approve g late', late && [late.outcome, show(late.record)]);
+  log('decide as another owner', await store.outbox.decide('someone-else', f.id, { approve: true, by: 'mallory' }));
+  const h = add('h', { approval: approval() });
+  await store.outbox.enqueue(h);
+  const hCancelled = await store.outbox.cancel(ownerId, h.id);
+  log('cancel h pending', hCancelled && [hCancelled.cancelled, show(hCancelled.record)]);
+  const i = add('i', { approval: approval(), agentId: 'agent-2' });
+  const j = add('j', { approval: approval(60_000) });
+  log('enqueue many i j', (await store.outbox.enqueueMany([i, j])).map((result) => [result.created, show(result.record)]));
+  // Sorted: i and j may share a creation time, and then their random ids decide the order.
+  log('list pending', (await store.outbox.listPending(ownerId)).map((r) => names.get(r.id)).sort());
+  log('list pending agent-2', (await store.outbox.listPending(ownerId, { agentId: 'agent-2' })).map((r) => names.get(r.id)));
+  log('list pending at10', (await store.outbox.listPending(ownerId, { now: at10 })).map((r) => names.get(r.id)));
+  log('j after listing', show(await store.outbox.get(ownerId, j.id)));
+  log('list pending after i', await store.outbox.listPending(ownerId, { after: i.id, now: at10 }));
+
   log('limit 0', await store.outbox.claim({ workerId: 'w', limit: 0, leaseMs: 1, now: at10 }));
 
   log('get a', show(await store.outbox.get(ownerId, a.id)));
@@ -109,7 +144,11 @@ async function transcript(store: MailStore, eventsVisible: Settle = settled): Pr
       names.get(e.messageId),
       e.type,
       e.attempt,
-      typeof e.detail.at === 'string' ? { ...e.detail, at: stamps.get(Date.parse(e.detail.at)) ?? e.detail.at } : e.detail,
+      typeof e.detail.at === 'string'
+        ? { ...e.detail, at: stamps.get(Date.parse(e.detail.at)) ?? e.detail.at }
+        : typeof e.detail.expiresAt === 'string'
+          ? { ...e.detail, expiresAt: 'store now + ttl' }
+          : e.detail,
     ]),
   );
   return out;
@@ -162,6 +201,17 @@ async function recordsTranscript(store: MailStore, eventsVisible: Settle = settl
   log('audit send', (await store.audit.list(ownerId, { action: 'send' })).map((e) => e.outcome));
   log('audit limit', (await store.audit.list(ownerId, { limit: 2 })).map((e) => e.action));
   log('audit empty action', (await store.audit.list(ownerId, { action: '' })).length);
+  log(
+    'audit fields',
+    noClock(await store.audit.append({ ownerId, agentId: 'a2', action: 'approve', outcome: 'error', tool: 'approve_email', actor: 'ada', recipientCount: 2, durationMs: 7.25, errorCode: 'X', detail: {} })),
+  );
+  const auditPage = await store.audit.list(ownerId, { limit: 2 });
+  log('audit before', (await store.audit.list(ownerId, { before: auditPage.at(-1)!.id })).map((e) => e.action));
+  log('audit before other owner', await store.audit.list(other, { before: auditPage[0]!.id }));
+  log('audit agent', (await store.audit.list(ownerId, { agentId: 'a1' })).map((e) => e.outcome));
+  log('audit agent and action', (await store.audit.list(ownerId, { agentId: 'a1', action: 'send', before: auditPage[0]!.id, limit: 1 })).map((e) => e.detail));
+  log('audit to', (await store.audit.list(ownerId, { to: new Date(0) })).length);
+  log('audit from', (await store.audit.list(ownerId, { from: new Date(0) })).length);
 
   log('inc', await store.counters.increment(ownerId, 'sent', 'd1', 2, 3));
   log('inc over', await store.counters.increment(ownerId, 'sent', 'd1', 2, 3));
@@ -170,6 +220,21 @@ async function recordsTranscript(store: MailStore, eventsVisible: Settle = settl
   log('inc zero', await store.counters.increment(ownerId, 'sent', 'd3', 0, 0));
   log('get', [await store.counters.get(ownerId, 'sent', 'd1'), await store.counters.get(ownerId, 'sent', 'd2'), await store.counters.get(other, 'sent', 'd1')]);
   log('big', await store.counters.increment(ownerId, 'bytes', 'd1', 3_000_000_000, 5_000_000_000));
+  log('refund', await store.counters.increment(ownerId, 'sent', 'd1', -1, 3));
+  log('refund past 0', await store.counters.increment(ownerId, 'sent', 'd1', -10, 3));
+  log('refund none', await store.counters.increment(ownerId, 'sent', 'd9', -1, 3));
+  log('get after refunds', [await store.counters.get(ownerId, 'sent', 'd1'), await store.counters.get(ownerId, 'sent', 'd9')]);
+
+  const policies = store.policies!;
+  log('policy default', noClock(await policies.save({ ownerId, agentId: undefined, policy: { sending: { maxRecipients: 5 }, allow: ['a', 'b'], x: null } })));
+  log('policy agent', noClock(await policies.save({ ownerId, agentId: 'agent-b', policy: { sending: { enabled: false } } })));
+  await policies.save({ ownerId, agentId: 'agent-a', policy: {} });
+  log('policy replace', noClock(await policies.save({ ownerId, agentId: 'agent-b', policy: { sending: { enabled: true } } })));
+  log('policy list', (await policies.list(ownerId)).map(noClock));
+  log('policy get', [await policies.get(ownerId, 'agent-c'), await policies.get(other, undefined)]);
+  log('policy empty agent', await policies.save({ ownerId, agentId: '', policy: {} }).catch((e: { code: string; field: string }) => [e.code, e.field]));
+  log('policy delete', [await policies.delete(ownerId, undefined), await policies.delete(ownerId, undefined), await policies.delete(other, 'agent-a')]);
+  log('policy list after', (await policies.list(ownerId)).map((p) => p.agentId));
 
   const credentials = store.credentials!;
   const smtp = { host: 'smtp.example.com', port: 587, security: 'starttls', username: 'ada@example.com', fromAddress: 'ada@example.com', fromName: 'Ada' } as const;
@@ -230,6 +295,8 @@ describe('MemoryStore parity', () => {
 
   it('has a script that exercises every transition', () => {
     const events = (memory.at(-1) as [string, [string, string][]])[1].map((e) => e[1]);
-    expect(new Set(events)).toEqual(new Set(['queued', 'claimed', 'reclaimed', 'sent', 'retry', 'failed', 'unknown', 'cancelled']));
+    expect(new Set(events)).toEqual(
+      new Set(['queued', 'claimed', 'reclaimed', 'sent', 'retry', 'failed', 'unknown', 'cancelled', 'pending_approval', 'approved', 'rejected', 'expired']),
+    );
   });
 });

@@ -41,6 +41,15 @@ describe('MemoryStore retention', () => {
     expect(audit.length).toBeLessThanOrEqual(20);
     expect(audit[0]!.action).toBe('a99');
   });
+
+  it('gives an empty page for an audit cursor older than what it keeps, and pages from a kept one', async () => {
+    const store = new MemoryStore({ maxAuditEntries: 10 });
+    const first = await store.audit.append({ ownerId: 'o', agentId: undefined, action: 'a0', outcome: 'ok', detail: {} });
+    for (let i = 1; i < 100; i++) await store.audit.append({ ownerId: 'o', agentId: undefined, action: `a${i}`, outcome: 'ok', detail: {} });
+    expect(await store.audit.list('o', { before: first.id })).toEqual([]);
+    const [newest] = await store.audit.list('o', { limit: 1 });
+    expect((await store.audit.list('o', { before: newest!.id, limit: 2 })).map((e) => e.action)).toEqual(['a98', 'a97']);
+  });
 });
 
 describe('MemoryStore retention by bytes', () => {
@@ -177,6 +186,24 @@ describe('MemoryStore hands out snapshots, not its own objects', () => {
       entry.detail.n = 2;
     }).toThrow(TypeError);
     expect((await store.audit.list('o'))[0]!.detail).toEqual({ n: 1 });
+  });
+
+  it('an approval’s dates and a policy it returns cannot change what it keeps', async () => {
+    const store = new MemoryStore();
+    const { record } = await store.outbox.enqueue(newOutboxRecord('o', { id: 'm1', approval: { reason: 'r', ttlMs: 60_000 } }));
+    const expiresAt = record.approval!.expiresAt.getTime();
+    record.approval!.expiresAt.setTime(0);
+    record.approval!.reason = 'changed';
+    expect((await store.outbox.get('o', 'm1'))!.approval).toMatchObject({ reason: 'r', expiresAt: new Date(expiresAt) });
+
+    const policy = { allow: ['example.com'] };
+    const saved = await store.policies.save({ ownerId: 'o', agentId: undefined, policy });
+    policy.allow.push('evil.example');
+    expect(() => (saved.policy.allow as string[]).push('evil.example')).toThrow(TypeError);
+    saved.updatedAt.setTime(0);
+    const again = (await store.policies.get('o', undefined))!;
+    expect(again.policy).toEqual({ allow: ['example.com'] });
+    expect(again.updatedAt.getTime()).not.toBe(0);
   });
 
   it('a send result’s recipient lists are the caller’s to change', async () => {
