@@ -5,7 +5,26 @@ export type { MailSettings } from './mailer/mail-runtime.js';
 export type { PoolScope } from './service/pool-source.js';
 export { refuseSuppressed, DEFAULT_SEND_CHECKS } from './outbox/send-checks.js';
 export type { SendCheck } from './outbox/send-checks.js';
-export type { MailerOptions, MailerStatus, SendResult, EnqueueResult, MessageStatusReport, FollowUpStatus } from './mailer/mailer.js';
+export type {
+  MailerOptions,
+  MailerStatus,
+  SendResult,
+  SendOptions,
+  EnqueueResult,
+  MessageStatusReport,
+  FollowUpStatus,
+  PendingEmail,
+  AuditQuery,
+  AuditPage,
+} from './mailer/mailer.js';
+export type { ServiceAuditQuery } from './service/mail-service.js';
+
+// policy: what each agent may do, enforced in the pipeline
+export { DEFAULT_AGENT_POLICY } from './policy/policy.js';
+export type { Policy, AddressRule, ApprovalRule, PolicyEmailView, PolicyScope } from './policy/policy.js';
+export type { PoliciesOption } from './policy/policy-source.js';
+export { PolicyError } from './errors/policy-error.js';
+export type { PolicyErrorCode } from './errors/policy-error.js';
 
 export { emailSchema, attachmentSchema, addressListSchema } from './message/email-schema.js';
 export type { OutgoingEmail, AttachmentInput } from './message/email-schema.js';
@@ -61,6 +80,11 @@ export type {
   Suppression,
   AuditStore,
   AuditEntry,
+  AuditListOptions,
+  ApprovalState,
+  ApprovalDecision,
+  PolicyStore,
+  StoredPolicy,
   CounterStore,
   CredentialStore,
   StoredSmtpConfig,
@@ -85,8 +109,8 @@ export { TemplateError } from './errors/template-error.js';
 export { SmtpError } from './errors/smtp-error.js';
 export type { SmtpAttempt, SmtpFailureClass, SmtpErrorDetails } from './errors/smtp-error.js';
 
-export { createMailTools, MAIL_TOOL_NAMES } from './tools/create-mail-tools.js';
-export type { MailToolName, MailToolsOptions } from './tools/create-mail-tools.js';
+export { createMailTools, MAIL_TOOL_NAMES, OPERATOR_TOOL_NAMES } from './tools/create-mail-tools.js';
+export type { MailToolName, MailToolsOptions, OperatorToolName } from './tools/create-mail-tools.js';
 export { defineTool } from './tools/define-tool.js';
 export type { MailTool, ToolContext, ToolAnnotations, ToolOutcome, ToolErrorPayload } from './tools/define-tool.js';
 export { toToolError, formatToolError } from './tools/tool-error.js';
@@ -97,6 +121,8 @@ export { sameServerSet } from './credentials/credential-provider.js';
 export { staticCredentials, envCredentials } from './credentials/static-credentials.js';
 export { storedCredentials, StoredCredentialProvider } from './credentials/stored-credentials.js';
 export type { StoredCredentialsOptions } from './credentials/stored-credentials.js';
+export { checkSmtpHost } from './credentials/host-guard.js';
+export type { HostPolicy, LookupFn, CheckedHost } from './credentials/host-guard.js';
 export { KeyRing, generateKeyRingKey } from './credentials/key-ring.js';
 export type { KeyRingOptions, EncryptedSecret } from './credentials/key-ring.js';
 export { saveSmtpConfig, listSmtpConfigs, getSmtpConfig, deleteSmtpConfig, setDefaultSmtpConfig, rotateKeys } from './credentials/smtp-configs.js';

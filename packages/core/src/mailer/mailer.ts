@@ -351,6 +351,15 @@ export class Mailer {
     return { entries, nextCursor: entries.length === limit ? entries[entries.length - 1]!.id : undefined };
   }
 
+  /**
+   * Why `input` would wait for a human under this agent's policy, or undefined when it would go out at once. Composes
+   * the email as `send` would (and throws what `send` would throw), but stores and sends nothing.
+   */
+  async approvalNeeded(input: OutgoingEmail): Promise<string | undefined> {
+    const policy = await this.policy();
+    return approvalReason(policedComposed(await this.prepare(input, policy)), policy);
+  }
+
   /** One message waiting for approval as the person deciding sees it; undefined when it is not (or no longer) waiting. */
   async getPending(id: string): Promise<PendingEmail | undefined> {
     const record = await this.store.outbox.get(this.ownerId, id);

@@ -68,6 +68,16 @@ export interface MailTool<I extends z.ZodObject = z.ZodObject, O extends z.ZodOb
   outputSchema: O;
   annotations: ToolAnnotations;
   execute(input: z.output<I>, context?: ToolContext): Promise<ToolOutcome<z.output<O>>>;
+  /**
+   * The description with what applies to this caller now (send_email: the agent's limits and remaining quota).
+   * Adapters that can refresh a description per user or per call use it; `description` is the static fallback.
+   */
+  describeFor?(context?: ToolContext): Promise<string>;
+  /**
+   * Whether this call would wait for a human under the caller's policy (send_email). For frameworks that ask the
+   * human before `execute` (AI SDK `needsApproval`); they then pass `approvedBy` in the context.
+   */
+  needsApproval?(input: z.output<I>, context?: ToolContext): Promise<boolean>;
 }
 
 /** Returns its argument, typed: tool definitions stay plain objects. */

@@ -3,7 +3,7 @@ import { AgentSmtpError, type AgentSmtpErrorCode } from '../errors/agent-smtp-er
 import { SmtpError } from '../errors/smtp-error.js';
 import { TemplateError } from '../errors/template-error.js';
 import { createMailer, type Mailer } from '../mailer/mailer.js';
-import { createMailTools, MAIL_TOOL_NAMES, type MailToolName } from './create-mail-tools.js';
+import { createMailTools, MAIL_TOOL_NAMES, type MailToolName, OPERATOR_TOOL_NAMES } from './create-mail-tools.js';
 import type { ToolErrorPayload } from './define-tool.js';
 import { formatToolError, TOOL_ERROR_HINTS, toToolError } from './tool-error.js';
 
@@ -50,7 +50,7 @@ describe('tool error hints', () => {
         }
       }
       // Every tool answered for every code (plus the foreign error), so the assertions below cover them all.
-      expect(hints).toHaveLength((CODES.length + 1) * MAIL_TOOL_NAMES.length);
+      expect(hints).toHaveLength((CODES.length + 1) * (MAIL_TOOL_NAMES.length + OPERATOR_TOOL_NAMES.length));
       for (const [tool, code, hint] of hints.filter(([tool]) => tool !== 'send_email')) expect(hint, `${tool} ${code}`).not.toMatch(ABOUT_SENDING);
       // The control: send_email does say it, where it matters.
       const sendHints = new Map(hints.filter(([tool]) => tool === 'send_email').map(([, code, hint]) => [code, hint]));
