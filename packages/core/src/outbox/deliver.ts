@@ -78,7 +78,8 @@ export async function deliver(record: OutboxRecord, context: DeliveryContext): P
     heartbeat.stop();
   }
   try {
-    return await recordOutcome(record, context, { outcome, failure, envelope, storeNow: record.updatedAt.getTime() + (Date.now() - startedAt) });
+    const durationMs = Date.now() - startedAt;
+    return await recordOutcome(record, context, { outcome, failure, envelope, storeNow: record.updatedAt.getTime() + durationMs, durationMs });
   } catch (err) {
     // A bug in our own bookkeeping: logged, and the record is left to its lease (taken over once, flagged).
     logger.error({ err, id: record.id, attempt: record.attempt }, 'could not record the outcome of a send');
@@ -90,7 +91,7 @@ export async function deliver(record: OutboxRecord, context: DeliveryContext): P
 async function recordOutcome(
   record: OutboxRecord,
   context: DeliveryContext,
-  sent: { outcome: PoolSendResult | undefined; failure: unknown; envelope: string[]; storeNow: number },
+  sent: { outcome: PoolSendResult | undefined; failure: unknown; envelope: string[]; storeNow: number; durationMs: number },
 ): Promise<Delivery> {
   const { store, logger } = context;
   const { outcome, failure } = sent;
@@ -107,7 +108,7 @@ async function recordOutcome(
   const settled = await settleDurably(store.outbox, record, settlement, logger, context.recordRetryDelaysMs);
   if (settled) logger.info({ id: record.id, attempt: record.attempt, status: settled.status, server: settlement.server }, 'outbox message settled');
 
-  await audit(store, record, settlement, sent.envelope, context.workerId, followUp ? { deferred, followUp: followUp.id } : undefined, logger);
+  await audit(store, record, settlement, sent, context.workerId, followUp ? { deferred, followUp: followUp.id } : undefined, logger);
   return {
     record: settled ?? { ...record, ...settledFields(settlement) },
     settlement,
@@ -176,7 +177,7 @@ async function audit(
   store: MailStore,
   record: OutboxRecord,
   settlement: Settlement,
-  to: string[],
+  sent: { envelope: string[]; durationMs: number },
   worker: string,
   followUp: { deferred: string[]; followUp: string } | undefined,
   logger: Logger,
@@ -189,9 +190,12 @@ async function audit(
       action: 'send',
       outcome: failed ? 'error' : 'ok',
       messageId: record.id,
+      recipientCount: sent.envelope.length,
+      durationMs: sent.durationMs,
+      ...(settlement.status !== 'sent' ? { errorCode: settlement.error.code } : {}),
       detail: {
         id: record.id,
-        to,
+        to: sent.envelope,
         status: settlement.status,
         attempt: record.attempt,
         worker,
