@@ -53,8 +53,6 @@ export type AgentSmtpErrorCode =
   | 'POLICY_FROM_NOT_ALLOWED'
   /** Attachments are not allowed, too many, too large, or a file path the agent may not read. */
   | 'POLICY_ATTACHMENT_NOT_ALLOWED'
-  /** The agent may not send through that SMTP configuration. */
-  | 'POLICY_SMTP_CONFIG_NOT_ALLOWED'
   /** The message waited for approval past its expiry; it was not and will not be sent. */
   | 'APPROVAL_EXPIRED'
   /** The message is not waiting for approval (already decided, cancelled, or never needed it). */
