@@ -1,13 +1,19 @@
-import type { ClaimOptions, OutboxEnqueueResult as EnqueueResult, Lease, NewOutboxRecord, OutboxRecord, OutboxStore, Settlement } from '@agent-smtp/core';
+import type {
+  ApprovalDecision,
+  ClaimOptions,
+  OutboxEnqueueResult as EnqueueResult,
+  Lease,
+  NewOutboxRecord,
+  OutboxRecord,
+  OutboxStore,
+  Settlement,
+} from '@agent-smtp/core';
 import { ValidationError } from '@agent-smtp/core';
 import type { PostgresClient } from './postgres-client.js';
 import { iso, json, nullable, toOutboxRecord, type Row } from './row-mappers.js';
 
 /** Lease lengths go to SQL as whole milliseconds (an integer parameter). */
 const ms = (leaseMs: number): number => Math.max(0, Math.ceil(leaseMs));
-
-// Core's entry point does not name this type (yet): taken from the interface that uses it.
-type ApprovalDecision = NonNullable<Awaited<ReturnType<OutboxStore['decide']>>>;
 
 /**
  * A message waits for a human or is sent directly, never both. Checked here, before the call, so a batch with one

@@ -1,25 +1,23 @@
 import type {
   AuditEntry,
+  AuditListOptions,
   AuditStore,
-  MailStore,
   CounterStore,
   CredentialStore,
   EventListOptions,
   EventStore,
   MailEvent,
+  PolicyStore,
   SmtpConfigCursor,
   SmtpConfigWrite,
+  StoredPolicy,
   StoredSmtpConfig,
   Suppression,
   SuppressionStore,
 } from '@agent-smtp/core';
 import { ValidationError } from '@agent-smtp/core';
 import type { PostgresClient } from './postgres-client.js';
-import { iso, json, nullable, toAuditEntry, toMailEvent, toNumber, toStoredPolicy, toStoredSmtpConfig, toSuppression, type Row, type StoredPolicy } from './row-mappers.js';
-
-// Core's entry point does not name these types (yet): taken from the interfaces that use them.
-type AuditListOptions = NonNullable<Parameters<AuditStore['list']>[1]>;
-type PolicyStore = NonNullable<MailStore['policies']>;
+import { iso, json, nullable, toAuditEntry, toMailEvent, toNumber, toStoredPolicy, toStoredSmtpConfig, toSuppression, type Row } from './row-mappers.js';
 
 // The parts that are plain rows. `schema` is the already-quoted schema name; every value is a parameter.
 

@@ -1,4 +1,4 @@
-import type { AuditStore, CounterStore, CredentialStore, EventStore, Logger, MailStore, OutboxStore, SuppressionStore } from '@agent-smtp/core';
+import type { AuditStore, CounterStore, CredentialStore, EventStore, Logger, MailStore, OutboxStore, PolicyStore, SuppressionStore } from '@agent-smtp/core';
 import { safeLogger } from '@agent-smtp/core';
 import { runMigrations } from './migrate.js';
 import { listenForConnectionErrors, rerunWhenSessionEnded, type PostgresClient } from './postgres-client.js';
@@ -65,7 +65,7 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
   const audit: AuditStore = new PostgresAuditStore(client, quoted);
   const counters: CounterStore = new PostgresCounterStore(client, quoted);
   const credentials: CredentialStore = new PostgresCredentialStore(client, quoted);
-  const policies: NonNullable<MailStore['policies']> = new PostgresPolicyStore(client, quoted);
+  const policies: PolicyStore = new PostgresPolicyStore(client, quoted);
   return {
     schema,
     // A server shared by any number of processes, keeping what it committed. (A PGlite instance is one process, and

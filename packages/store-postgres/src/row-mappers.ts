@@ -1,7 +1,4 @@
-import type { AuditEntry, MailEvent, MailStore, MessageError, Metadata, OutboxRecord, StoredEmail, StoredSmtpConfig, Suppression } from '@agent-smtp/core';
-
-// Core's entry point does not name these types (yet): taken from the interface that uses them.
-export type StoredPolicy = NonNullable<Awaited<ReturnType<NonNullable<MailStore['policies']>['get']>>>;
+import type { AuditEntry, MailEvent, MessageError, Metadata, OutboxRecord, StoredEmail, StoredPolicy, StoredSmtpConfig, Suppression } from '@agent-smtp/core';
 
 /** A row as a driver returns it: `pg` and PGlite both give Dates for timestamptz and objects for jsonb. */
 export type Row = Record<string, unknown>;
