@@ -17,6 +17,8 @@ export interface MailStore {
   readonly audit: AuditStore;
   readonly counters: CounterStore;
   readonly credentials: CredentialStore;
+  /** Counts of what happened to an owner's mail (sends, deliveries, opens, clicks, bounces, unsubscribes), aggregated in the store. */
+  readonly stats: StatsStore;
   /** Per-agent policies edited through the service (`service.policies`); a store without it keeps policies in code only. */
   readonly policies?: PolicyStore;
   // Parts added later (templates, contacts, campaigns, webhooks) join as optional properties: a store declares a
@@ -384,6 +386,51 @@ export interface CounterStore {
    */
   increment(ownerId: string, key: string, window: string, by: number, limit: number): Promise<{ allowed: boolean; value: number }>;
   get(ownerId: string, key: string, window: string): Promise<number>;
+}
+
+// ─── stats ───────────────────────────────────────────────────────────────────────────────────────────────────
+
+export interface MailStatsQuery {
+  /** One message (the outbox record's id) and its follow-ups are not merged: only this record's events. */
+  messageId?: string | undefined;
+  /** Messages carrying this tag. */
+  tag?: string | undefined;
+  /** Events at or after this time (sends: when the `sent` event was written). */
+  from?: Date | undefined;
+  /** Events before this time. */
+  to?: Date | undefined;
+}
+
+/** Opens or clicks, people and machines apart: `unique` counts messages with at least one, `total` every event. */
+export interface EngagementCounts {
+  human: { unique: number; total: number };
+  machine: { unique: number; total: number };
+}
+
+export interface MailStats {
+  /** Messages whose send succeeded (`sent` events). */
+  sent: number;
+  /** Recipients the servers accepted on those sends. */
+  delivered: number;
+  opened: EngagementCounts;
+  clicked: EngagementCounts & {
+    /** Per link (its index in the HTML and its URL), most human clicks first, at most 100 links. */
+    links: { link: number; url: string; human: number; machine: number }[];
+  };
+  bounced: number;
+  unsubscribed: number;
+  complained: number;
+  /** Shares of `sent` (0 when nothing was sent): human unique opens and clicks, bounces, unsubscribes. */
+  rates: { open: number; click: number; bounce: number; unsubscribe: number };
+}
+
+/**
+ * Aggregates in the store (SQL in Postgres, never every row pulled into the app). Opens, clicks and unsubscribes are
+ * the `opened`, `clicked`, `unsubscribed` events the tracking handler writes, with `detail.machine` telling machines
+ * from people (`TrackingEventDetail`); `bounced` and `complained` events count once each.
+ */
+export interface StatsStore {
+  summary(ownerId: string, query?: MailStatsQuery): Promise<MailStats>;
 }
 
 // ─── policies ────────────────────────────────────────────────────────────────────────────────────────────────
