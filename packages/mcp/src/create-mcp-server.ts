@@ -15,6 +15,8 @@ import {
 } from '@agent-smtp/core';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
+import { clientCanElicit, DEFAULT_APPROVAL_TIMEOUT_MS, elicitApproval, elicitationApprover } from './elicit-approval.js';
+import { serveToolListForCaller } from './tool-list-for-caller.js';
 import { VERSION } from './version.js';
 
 /** Whom a request acts for: one owner (a user of the platform) and, optionally, one of their agents. */
@@ -43,6 +45,15 @@ export interface CreateMcpServerOptions extends MailToolsOptions {
   name?: string;
   /** Instructions clients may show the model. */
   instructions?: string;
+  /**
+   * When the policy holds an email for approval and the client supports elicitation, ask its user right away in a
+   * form (the user sees it, the model does not): approve sends, decline rejects. False leaves every held email
+   * pending (for `approve_email` or your own approval screen), e.g. when the client's user must not approve
+   * their own agent's mail. Default true.
+   */
+  elicitApproval?: boolean;
+  /** How long a held email waits for the user's answer before the call returns it as `pending_approval`. Default 5 minutes. */
+  approvalTimeoutMs?: number;
 }
 
 const DEFAULT_INSTRUCTIONS =
@@ -62,6 +73,10 @@ export function createMcpServer(options: CreateMcpServerOptions): McpServer {
   const tools = options.tools ?? createMailTools(mailSource(options), options);
   const logger = safeLogger(options.logger);
   const identify = options.identify ?? callerFromExtra;
+  const askHuman = options.elicitApproval ?? true;
+  const approvalTimeoutMs = options.approvalTimeoutMs ?? DEFAULT_APPROVAL_TIMEOUT_MS;
+  if (!(approvalTimeoutMs > 0)) throw new ConfigError(`approvalTimeoutMs is ${approvalTimeoutMs} but must be a number of milliseconds above 0.`, { setting: 'approvalTimeoutMs' });
+  const callerOf = (authInfo: AuthInfo | undefined): McpCaller | undefined => (authInfo ? identify(authInfo) : undefined);
   for (const mailTool of tools) {
     server.registerTool(
       mailTool.name,
@@ -73,7 +88,7 @@ export function createMcpServer(options: CreateMcpServerOptions): McpServer {
         annotations: { title: mailTool.title, ...mailTool.annotations },
       },
       async (input: unknown, extra) => {
-        const caller = extra.authInfo ? identify(extra.authInfo) : undefined;
+        const caller = callerOf(extra.authInfo);
         // No toolCallId: a JSON-RPC id restarts at 0 on every connection, so as an idempotency key it would replay
         // another email's result. Only the model's idempotency_key protects against a resend over MCP.
         const context: ToolContext = {
@@ -81,6 +96,16 @@ export function createMcpServer(options: CreateMcpServerOptions): McpServer {
           requestId: extra.requestId,
           ...(caller ? { ownerId: caller.ownerId, agentId: caller.agentId } : {}),
         };
+        if (askHuman && clientCanElicit(server.server)) {
+          context.askApproval = elicitApproval({
+            server: server.server,
+            relatedRequestId: extra.requestId,
+            signal: extra.signal,
+            timeoutMs: approvalTimeoutMs,
+            approver: elicitationApprover(server.server.getClientVersion()?.name, caller?.ownerId),
+            logger,
+          });
+        }
         const outcome = await executeSafely(mailTool, input, context, logger);
         if (outcome.ok) {
           const value = outcome.value as Record<string, unknown>;
@@ -89,6 +114,12 @@ export function createMcpServer(options: CreateMcpServerOptions): McpServer {
         return { isError: true, content: [{ type: 'text' as const, text: formatToolError(outcome.error) }] };
       },
     );
+  }
+  if (tools.some((tool) => tool.describeFor)) {
+    serveToolListForCaller(server, tools, (extra) => {
+      const caller = callerOf(extra.authInfo);
+      return caller ? { ownerId: caller.ownerId, agentId: caller.agentId } : {};
+    }, logger);
   }
   return server;
 }
