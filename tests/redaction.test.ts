@@ -1,6 +1,9 @@
 import { inspect } from 'node:util';
 import { createMailService, createMailTools, generateKeyRingKey, type Logger, type MailService, MemoryStore, storedCredentials } from '@agent-smtp/core';
+import { startMcpHttpServer } from '@agent-smtp/mcp';
 import { type SmtpSink, startSmtpSink } from '@agent-smtp/testing';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { afterEach, describe, expect, it } from 'vitest';
 
 // One service, every failure path we can drive, then one assertion over everything a caller, a model, a log or the
@@ -13,6 +16,8 @@ const USER = 'robot@alice.example';
 const PASS = 'Redact-Me-Pässwörd-42!';
 const BOB_USER = 'bob-robot';
 const BOB_PASS = 'Bobs-Wrong-Secret-77?';
+const MCP_TOKEN_ALICE = 'mcp-token-alice-7f3a9c1e5b2d4f60';
+const MCP_TOKEN_BOB = 'mcp-token-bob-0d9e8c7b6a5f4e3d';
 
 const b64 = (s: string) => Buffer.from(s, 'utf8').toString('base64');
 const b64url = (s: string) => Buffer.from(s, 'utf8').toString('base64url');
@@ -23,6 +28,8 @@ function secretForms(): Record<string, string> {
     'key (base64)': KEY,
     'key (base64url)': Buffer.from(KEY, 'base64').toString('base64url'),
     'key (hex)': Buffer.from(KEY, 'base64').toString('hex'),
+    'alice MCP token': MCP_TOKEN_ALICE,
+    'bob MCP token': MCP_TOKEN_BOB,
   };
   for (const [user, pass, who] of [
     [USER, PASS, 'alice'],
@@ -171,6 +178,7 @@ describe('redaction across the service, its tools, its logs and its store', () =
     ];
     const pending = await call('list_pending_emails', {}, { ownerId: 'alice' });
     const pendingId = pending.ok ? (pending.value as { emails: { id: string }[] }).emails[0]?.id : undefined;
+    expect(pendingId).toBeDefined();
     toolOutcomes.push(
       await call('approve_email', { id: pendingId ?? 'missing' }, { ownerId: 'alice' }),
       await call('approve_email', { id: pendingId ?? 'missing' }, { ownerId: 'alice' }),
@@ -179,6 +187,35 @@ describe('redaction across the service, its tools, its logs and its store', () =
       await call('list_audit_entries', {}, { ownerId: 'alice' }),
       await call('list_audit_entries', {}, { ownerId: 'bob' }),
     );
+
+    // The same over MCP (Streamable HTTP, bearer tokens), a refused token included.
+    const http = await startMcpHttpServer({
+      service,
+      port: 0,
+      logger,
+      tokens: { [MCP_TOKEN_ALICE]: { ownerId: 'alice', agentId: 'allow-list' }, [MCP_TOKEN_BOB]: { ownerId: 'bob' } },
+    });
+    cleanups.push(() => http.close());
+    const mcp = async (token: string) => {
+      const client = new Client({ name: 'redaction-test', version: '1.0.0' });
+      await client.connect(new StreamableHTTPClientTransport(new URL(http.url), { requestInit: { headers: { Authorization: `Bearer ${token}` } } }));
+      cleanups.push(() => client.close());
+      return client;
+    };
+    const aliceMcp = await mcp(MCP_TOKEN_ALICE);
+    const bobMcp = await mcp(MCP_TOKEN_BOB);
+    const mcpResults = [
+      await aliceMcp.callTool({ name: 'send_email', arguments: { to: 'evil@attacker.test', subject: 's', body: 'b' } }),
+      await aliceMcp.callTool({ name: 'send_email', arguments: { to: 'bad address', subject: 's', body: 'b' } }),
+      await bobMcp.callTool({ name: 'send_email', arguments: { to: 'ada@example.com', subject: 's', body: 'b' } }),
+      await bobMcp.callTool({ name: 'test_smtp_connection', arguments: {} }),
+      await bobMcp.listTools(),
+    ];
+    seen.push(`mcp: ${JSON.stringify(mcpResults)}`);
+    // test_smtp_connection reports a failed login as its result, not as a tool error.
+    expect(mcpResults.slice(0, 3).map((r) => (r as { isError?: boolean }).isError)).toEqual([true, true, true]);
+    expect(await attempt('mcp with a wrong token', () => mcp(`${MCP_TOKEN_ALICE}x`))).toBeDefined();
+    seen.push(`mcp server: ${inspect(http, { depth: 8 })}`);
 
     // What the store keeps, and what the service lists.
     for (const owner of ['alice', 'bob', 'carol']) {
