@@ -275,3 +275,22 @@ describe('allow-list bypass corpus: no RCPT TO outside the list reaches the serv
     await assertOnTheWire(sink, mailer, outcomes, queued.length);
   });
 });
+
+describe('ambiguous recipient text is refused, not guessed', () => {
+  // addressparser reads the text after the first angle address as more display name: `<ok@example.com>
+  // evil@attacker.test` becomes name "evil@attacker.test" at ok@example.com, so a recipient the caller named is dropped
+  // and the send reports success. address.ts refuses this guess when there is no `<` at all; with one it slips through.
+  it.each(['<ok@example.com> evil@attacker.test', 'Ok <ok@example.com> <evil@attacker.test>', 'Ok <ok@example.com> ok2@example.com'])(
+    '%j is a ValidationError',
+    async (to) => {
+      const { sink, mailer } = await setup();
+      const error = await mailer.send({ to, subject: 'ambiguous', text: 'x' }).then(
+        (result) => new Error(`sent to ${result.accepted.join(', ')}`),
+        (err: unknown) => err,
+      );
+      expect(ValidationError.isInstance(error) ? 'ValidationError' : String(error)).toBe('ValidationError');
+      await mailer.close();
+      expect(sink.messages).toHaveLength(0);
+    },
+  );
+});
