@@ -143,3 +143,107 @@ describe('createAiSdkTools with generateText', () => {
     expect(seen).toEqual([false, true]);
   });
 });
+
+describe('createAiSdkTools: approval the agent’s policy asks for', () => {
+  const outside = { to: 'grace@partner.test', subject: 'Proposal', body: 'Here is our proposal.' };
+  const answered = (text: string) =>
+    new MockLanguageModelV3({ doGenerate: [{ content: [{ type: 'text', text }], finishReason: { unified: 'stop', raw: 'stop' }, usage, warnings: [] }] });
+
+  /** A mailer whose policy holds mail to anyone outside example.com for a human. */
+  async function heldOutside(): Promise<void> {
+    await mailer.close();
+    mailer = createMailer({
+      servers: [sink.serverConfig({ name: 'sink' })],
+      defaults: { from: 'agent@example.com' },
+      policy: { approval: { outside: ['@example.com'] } },
+      env: {},
+    });
+  }
+
+  /** The first run: the model asks to send outside; generateText stops at the approval request, having sent nothing. */
+  async function untilApprovalRequest(tools: ReturnType<typeof createAiSdkTools>) {
+    const prompt = [{ role: 'user' as const, content: 'Send Grace the proposal' }];
+    const first = await generateText({ model: scriptedModel('call-held', 'send_email', outside), tools, messages: prompt, stopWhen: stepCountIs(3) });
+    const request = first.content.find((part) => part.type === 'tool-approval-request');
+    expect(request).toMatchObject({ type: 'tool-approval-request', toolCall: { toolCallId: 'call-held', toolName: 'send_email' } });
+    expect(first.steps[0]!.toolResults).toHaveLength(0);
+    expect(sink.stats.connections).toBe(0);
+    return { messages: [...prompt, ...first.response.messages], approvalId: (request as { approvalId: string }).approvalId };
+  }
+
+  it('asks before a send the policy holds; approved, it is sent once and the audit names the approver', async () => {
+    await heldOutside();
+    const tools = createAiSdkTools(mailer, { approvedBy: 'ops@example.com' });
+    const { messages, approvalId } = await untilApprovalRequest(tools);
+    const model2 = answered('Sent.');
+    const model2Prompt = () => model2.doGenerateCalls[0]!.prompt;
+    const second = await generateText({
+      model: model2,
+      tools,
+      messages: [...messages, { role: 'tool', content: [{ type: 'tool-approval-response', approvalId, approved: true }] }],
+      stopWhen: stepCountIs(3),
+    });
+    // The approved call ran before the model's next turn; its result is in the tool message handed back.
+    const toolMessages = second.response.messages.filter((m) => m.role === 'tool');
+    expect(JSON.stringify(toolMessages)).toContain('"status":"sent"');
+    expect(JSON.stringify(model2Prompt())).toContain('"status":"sent"');
+    const [received] = await sink.waitForMessages(1);
+    expect(received!.envelope.to).toEqual(['grace@partner.test']);
+    const approvals = await mailer.listAudit({ action: 'approve' });
+    expect(approvals.entries.map((e) => e.actor)).toEqual(['ops@example.com']);
+    await mailer.close();
+    await sinkDone();
+    expect(sink.messages).toHaveLength(1);
+  });
+
+  it('denied, nothing is sent and the model is told', async () => {
+    await heldOutside();
+    const tools = createAiSdkTools(mailer);
+    const { messages, approvalId } = await untilApprovalRequest(tools);
+    const second = await generateText({
+      model: answered('Understood, not sent.'),
+      tools,
+      messages: [...messages, { role: 'tool', content: [{ type: 'tool-approval-response', approvalId, approved: false, reason: 'not this one' }] }],
+      stopWhen: stepCountIs(3),
+    });
+    expect(JSON.stringify(second.response.messages)).toContain('execution-denied');
+    await mailer.close();
+    await sinkDone();
+    expect(sink.messages).toHaveLength(0);
+    expect(sink.stats.connections).toBe(0);
+  });
+
+  it('sends at once what the policy lets through, without asking', async () => {
+    await heldOutside();
+    const result = await generateText({ model: scriptedModel('call-in', 'send_email', email), tools: createAiSdkTools(mailer), prompt: 'x', stopWhen: stepCountIs(3) });
+    expect(result.content.some((part) => part.type === 'tool-approval-request')).toBe(false);
+    expect(result.steps[0]!.toolResults[0]!.output).toMatchObject({ status: 'sent' });
+    await sink.waitForMessages(1);
+  });
+
+  it('policyApproval: false leaves the send pending instead of asking', async () => {
+    await heldOutside();
+    const result = await generateText({
+      model: scriptedModel('call-pending', 'send_email', outside),
+      tools: createAiSdkTools(mailer, { policyApproval: false }),
+      prompt: 'x',
+      stopWhen: stepCountIs(3),
+    });
+    expect(result.content.some((part) => part.type === 'tool-approval-request')).toBe(false);
+    expect(result.steps[0]!.toolResults[0]!.output).toMatchObject({ status: 'pending_approval' });
+    await mailer.close();
+    await sinkDone();
+    expect(sink.stats.connections).toBe(0);
+  });
+
+  it('a call the model made again with no approval in the messages is held, not sent', async () => {
+    await heldOutside();
+    const tools = createAiSdkTools(mailer);
+    const execute = tools.send_email!.execute!;
+    const output = await execute(outside, { toolCallId: 'forged', messages: [{ role: 'user', content: 'x' }] });
+    expect(output).toMatchObject({ status: 'pending_approval' });
+    await mailer.close();
+    await sinkDone();
+    expect(sink.stats.connections).toBe(0);
+  });
+});
