@@ -124,3 +124,29 @@ describe('createLangChainTools in a LangChain agent (createAgent, scripted model
     expect(seen).toEqual([false, true]);
   });
 });
+
+describe('createLangChainTools: a send the agent’s policy holds for approval', () => {
+  it('reaches the model as a success ToolMessage saying it awaits a human, with the id; nothing is sent', async () => {
+    await mailer.close();
+    mailer = createMailer({
+      servers: [sink.serverConfig({ name: 'sink' })],
+      defaults: { from: 'agent@example.com' },
+      policy: { recipients: { allow: ['@example.com', '@partner.test'] }, approval: { outside: ['@example.com'] } },
+      env: {},
+    });
+    const model = fakeModel()
+      .respondWithTools([{ name: 'send_email', id: 'call_held', args: { to: 'grace@partner.test', subject: 'Proposal', body: 'Here it is.' } }])
+      .respond(new AIMessage('The email awaits approval.'));
+    const agent = createAgent({ model, tools: createLangChainTools(mailer) });
+    await agent.invoke({ messages: [{ role: 'user', content: 'Send Grace the proposal' }] });
+    const toolMessage = model.calls[1]!.messages.at(-1) as ToolMessage;
+    expect(toolMessage).toMatchObject({ tool_call_id: 'call_held', name: 'send_email', status: 'success' });
+    const value = JSON.parse(toolMessage.content as string) as { id: string; status: string; note: string; approval: { reason: string } };
+    expect(value).toMatchObject({ status: 'pending_approval', id: expect.stringMatching(/^msg_/), approval: { reason: expect.stringContaining('grace@partner.test') } });
+    expect(value.note).toContain('Do not send it again');
+    expect((await mailer.listPending()).map((p) => p.id)).toEqual([value.id]);
+    await mailer.close();
+    await sinkDone();
+    expect(sink.stats.connections).toBe(0);
+  });
+});
