@@ -204,3 +204,12 @@ describe('approvalMessage', () => {
     expect(message).toContain('and 20 more');
   });
 });
+
+describe('createMcpServer: approvalTimeoutMs', () => {
+  it('refuses a timeout a timer cannot hold, naming the option', async () => {
+    await start({});
+    for (const approvalTimeoutMs of [0, -1, Number.NaN, 2 ** 31]) {
+      expect(() => createMcpServer({ service, approvalTimeoutMs }), String(approvalTimeoutMs)).toThrow(/approvalTimeoutMs/);
+    }
+  });
+});

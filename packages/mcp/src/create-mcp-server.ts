@@ -56,6 +56,8 @@ export interface CreateMcpServerOptions extends MailToolsOptions {
   approvalTimeoutMs?: number;
 }
 
+const MAX_TIMER_MS = 2_147_483_647;
+
 const DEFAULT_INSTRUCTIONS =
   'Email tools. send_email sends real email: only to recipients the user named or approved. ' +
   'Use get_email_status with the id it returns to follow up, and get_smtp_status or test_smtp_connection when sending fails.';
@@ -75,7 +77,10 @@ export function createMcpServer(options: CreateMcpServerOptions): McpServer {
   const identify = options.identify ?? callerFromExtra;
   const askHuman = options.elicitApproval ?? true;
   const approvalTimeoutMs = options.approvalTimeoutMs ?? DEFAULT_APPROVAL_TIMEOUT_MS;
-  if (!(approvalTimeoutMs > 0)) throw new ConfigError(`approvalTimeoutMs is ${approvalTimeoutMs} but must be a number of milliseconds above 0.`, { setting: 'approvalTimeoutMs' });
+  // A timer longer than 2^31-1 ms fires at once in Node: the user would never get to answer.
+  if (!(approvalTimeoutMs > 0 && approvalTimeoutMs <= MAX_TIMER_MS)) {
+    throw new ConfigError(`approvalTimeoutMs is ${approvalTimeoutMs} but must be milliseconds from 1 to ${MAX_TIMER_MS} (about 24 days).`, { setting: 'approvalTimeoutMs' });
+  }
   const callerOf = (authInfo: AuthInfo | undefined): McpCaller | undefined => (authInfo ? identify(authInfo) : undefined);
   for (const mailTool of tools) {
     server.registerTool(
