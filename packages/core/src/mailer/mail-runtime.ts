@@ -11,6 +11,8 @@ import { OutboxWorker, type WorkerOptions } from '../outbox/outbox-worker.js';
 import { DEFAULT_SEND_CHECKS, type SendCheck } from '../outbox/send-checks.js';
 import type { RetryOptions } from '../outbox/settlement.js';
 import type { ComposeContext } from '../pipeline/compose.js';
+import { resolveTracking } from '../pipeline/apply-tracking.js';
+import type { TrackingOptions } from '../tracking/tracking-types.js';
 import { checkRecipientsAndContent, policedStored } from '../policy/check-policy.js';
 import { type PolicyLookup, PolicySource } from '../policy/policy-source.js';
 import type { PoolSource } from '../service/pool-source.js';
@@ -60,6 +62,8 @@ export interface MailSettings {
   };
   /** Checks run on every message right before it is sent, after the built-in suppression check. */
   sendChecks?: readonly SendCheck[];
+  /** Link rewriting, the open pixel and one-click unsubscribe (see docs/tracking.md). Default: none. */
+  tracking?: TrackingOptions;
 }
 
 /**
@@ -67,7 +71,7 @@ export interface MailSettings {
  * it must deliver. A `createMailer` mailer has one of its own; a service's `forAgent` mailers share the service's.
  */
 export class MailRuntime {
-  readonly compose: Omit<ComposeContext, 'serverFrom'>;
+  readonly compose: Omit<ComposeContext, 'serverFrom' | 'ids'>;
   readonly maxAttempts: number;
   readonly leaseMs: number;
   readonly retry: Required<RetryOptions>;
@@ -103,6 +107,7 @@ export class MailRuntime {
       defaultFrom: settings.defaults?.from === undefined ? undefined : parseAddress(settings.defaults.from, 'defaults.from'),
       defaultReplyTo: parseAddressList(settings.defaults?.replyTo, 'defaults.replyTo'),
       defaultHeaders,
+      tracking: resolveTracking(settings.tracking),
     };
     this.maxAttempts = settings.outbox?.maxAttempts ?? OUTBOX_DEFAULTS.maxAttempts;
     this.leaseMs = settings.outbox?.leaseMs ?? OUTBOX_DEFAULTS.leaseMs;

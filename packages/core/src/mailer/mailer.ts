@@ -11,7 +11,7 @@ import type { NormalizedEmail } from '../message/normalize-email.js';
 import { followUpTree } from '../outbox/follow-up.js';
 import type { OutboxWorker, WorkerOptions } from '../outbox/outbox-worker.js';
 import { readPathAttachments } from '../pipeline/attachment-paths.js';
-import { composeEmail, toNewOutboxRecord } from '../pipeline/compose.js';
+import { composeEmail, newRecordId, toNewOutboxRecord } from '../pipeline/compose.js';
 import { approvalReason, type CompiledPolicy, policedComposed } from '../policy/check-policy.js';
 import { describeLimits } from '../policy/describe-limits.js';
 import type { Policy } from '../policy/policy.js';
@@ -22,7 +22,9 @@ import type { BackoffOptions } from '../pool/backoff.js';
 import type { ServerStatus } from '../pool/server-state.js';
 import type { RejectedRecipient, VerifyResult } from '../pool/smtp-pool.js';
 import { StaticPoolSource } from '../service/pool-source.js';
-import type { ApprovalState, AuditEntry, MailEvent, MailStore, MessageError, OutboxRecord, OutboxStatus } from '../store/mail-store.js';
+import type { ApprovalState, AuditEntry, MailEvent, MailStore, MessageError, OutboxRecord, OutboxStatus, Suppression } from '../store/mail-store.js';
+import type { MailStats, MailStatsQuery } from '../store/mail-store.js';
+import { parseAddress } from '../message/address.js';
 import { MemoryStore } from '../store/memory-store.js';
 import { MailRuntime, type MailSettings } from './mail-runtime.js';
 
@@ -226,13 +228,13 @@ export class Mailer {
     return this.runtime.track(() =>
       this.refusalsAudited('send', async () => {
         const policy = await this.policy();
-        const email = await this.prepare(input, policy);
+        const { email, id } = await this.prepare(input, policy);
         if (email.sendAt && email.sendAt.getTime() > Date.now() + 1_000) {
           throw ValidationError.of('sendAt', 'is in the future: send() sends now; use enqueue() to schedule a message');
         }
         const approval = this.approvalFor(email, policy, options.approvedBy);
         return this.runtime.once(this.ownerId, email.idempotencyKey, () =>
-          approval ? this.hold(email, policy, approval) : this.sendNow(email, policy, options.signal, options.approvedBy),
+          approval ? this.hold(email, id, policy, approval) : this.sendNow(email, id, policy, options.signal, options.approvedBy),
         );
       }),
     );
@@ -246,10 +248,10 @@ export class Mailer {
     return this.runtime.track(() =>
       this.refusalsAudited('enqueue', async () => {
         const policy = await this.policy();
-        const email = await this.prepare(input, policy);
+        const { email, id } = await this.prepare(input, policy);
         const approval = this.approvalFor(email, policy, options.approvedBy);
         return this.runtime.once(this.ownerId, email.idempotencyKey, async () => {
-          const { created, record } = await this.accept(email, policy, undefined, approval);
+          const { created, record } = await this.accept(email, id, policy, undefined, approval);
           if (created) {
             const to = envelopeRecipients(record.email);
             await this.audit(approval ? 'approval_requested' : 'enqueue', 'ok', { id: record.id, to, sendAt: record.sendAt.toISOString() }, record.id, {
@@ -352,12 +354,44 @@ export class Mailer {
   }
 
   /**
+   * What happened to this owner's mail (every agent's): sends, recipients accepted, opens and clicks with people and
+   * machines apart, bounces, unsubscribes, complaints. Narrow by message id, tag and time (`from` inclusive, `to` not).
+   */
+  async getStats(query: MailStatsQuery = {}): Promise<MailStats> {
+    for (const [field, value] of [['from', query.from], ['to', query.to]] as const) {
+      if (value !== undefined && !(value instanceof Date && !Number.isNaN(value.getTime()))) throw ValidationError.of(field, 'must be a valid Date');
+    }
+    return this.store.stats.summary(this.ownerId, query);
+  }
+
+  /**
    * Why `input` would wait for a human under this agent's policy, or undefined when it would go out at once. Composes
    * the email as `send` would (and throws what `send` would throw), but stores and sends nothing.
    */
   async approvalNeeded(input: OutgoingEmail): Promise<string | undefined> {
     const policy = await this.policy();
-    return approvalReason(policedComposed(await this.prepare(input, policy)), policy);
+    return approvalReason(policedComposed((await this.prepare(input, policy)).email), policy);
+  }
+
+  /** This owner's suppressed addresses (unsubscribes, bounces, complaints, added by hand), oldest first. */
+  async listSuppressions(options: { limit?: number } = {}): Promise<Suppression[]> {
+    return this.store.suppressions.list(this.ownerId, { limit: Math.min(Math.max(Math.floor(options.limit ?? 100), 1), 10_000) });
+  }
+
+  /** Suppresses an address for this owner: every later send to it is refused (`SUPPRESSED`). Audited. */
+  async suppress(address: string, options: { reason?: Suppression['reason']; by?: string } = {}): Promise<Suppression> {
+    const wire = parseAddress(address, 'address').address;
+    const added = await this.store.suppressions.add({ ownerId: this.ownerId, address: wire, reason: options.reason ?? 'manual', detail: options.by ? { by: options.by } : {} });
+    await this.audit('suppression_add', 'ok', { address: wire, reason: added.reason }, undefined, { actor: options.by });
+    return added;
+  }
+
+  /** Lifts a suppression (the recipient asked to get mail again). Returns whether there was one. Audited. */
+  async unsuppress(address: string, options: { by?: string } = {}): Promise<boolean> {
+    const wire = parseAddress(address, 'address').address;
+    const removed = await this.store.suppressions.remove(this.ownerId, wire);
+    await this.audit('suppression_remove', 'ok', { address: wire, removed }, undefined, { actor: options.by });
+    return removed;
   }
 
   /** One message waiting for approval as the person deciding sees it; undefined when it is not (or no longer) waiting. */
@@ -479,7 +513,7 @@ export class Mailer {
    * was stored (a replayed key) or the store refused it. A quota refusal for a key already stored is no refusal:
    * the caller gets the stored result, as for any replay.
    */
-  private async accept(email: NormalizedEmail, policy: CompiledPolicy, claim: { workerId: string; leaseMs: number } | undefined, approval: string | undefined) {
+  private async accept(email: NormalizedEmail, id: string, policy: CompiledPolicy, claim: { workerId: string; leaseMs: number } | undefined, approval: string | undefined) {
     let refund: (() => Promise<void>) | undefined;
     try {
       refund = await takeQuota(this.store.counters, this.scope, policy);
@@ -487,7 +521,7 @@ export class Mailer {
       if (!(PolicyError.isInstance(err) && email.idempotencyKey !== undefined && (await this.store.outbox.findByIdempotencyKey(this.ownerId, email.idempotencyKey)))) throw err;
     }
     try {
-      const result = await this.insert(email, claim, approval === undefined ? undefined : { reason: approval, ttlMs: policy.approval.expiresAfterMs });
+      const result = await this.insert(email, id, claim, approval === undefined ? undefined : { reason: approval, ttlMs: policy.approval.expiresAfterMs });
       if (!result.created) await this.giveBack(refund);
       return result;
     } catch (err) {
@@ -504,8 +538,8 @@ export class Mailer {
     }
   }
 
-  private async insert(email: NormalizedEmail, claim: { workerId: string; leaseMs: number } | undefined, approval?: { reason: string; ttlMs: number }) {
-    const record = { ...toNewOutboxRecord(email, this.scope, this.runtime.maxAttempts), ...(approval ? { approval } : {}) };
+  private async insert(email: NormalizedEmail, id: string, claim: { workerId: string; leaseMs: number } | undefined, approval?: { reason: string; ttlMs: number }) {
+    const record = { ...toNewOutboxRecord(email, this.scope, this.runtime.maxAttempts, id), ...(approval ? { approval } : {}) };
     const result = await this.store.outbox.enqueue(record, claim ? { claim } : {});
     if (!result.created && result.record.fingerprint !== record.fingerprint) {
       throw new AgentSmtpError(
@@ -517,8 +551,8 @@ export class Mailer {
   }
 
   /** Stores a message that needs approval; nothing is sent. */
-  private async hold(email: NormalizedEmail, policy: CompiledPolicy, reason: string): Promise<SendResult> {
-    const { created, record } = await this.accept(email, policy, undefined, reason);
+  private async hold(email: NormalizedEmail, id: string, policy: CompiledPolicy, reason: string): Promise<SendResult> {
+    const { created, record } = await this.accept(email, id, policy, undefined, reason);
     if (created) {
       const to = envelopeRecipients(record.email);
       await this.audit('approval_requested', 'ok', { id: record.id, to, reason }, record.id, { recipientCount: to.length });
@@ -526,9 +560,9 @@ export class Mailer {
     return resultOf(record, !created);
   }
 
-  private async sendNow(email: NormalizedEmail, policy: CompiledPolicy, signal: AbortSignal | undefined, approvedBy: string | undefined): Promise<SendResult> {
+  private async sendNow(email: NormalizedEmail, id: string, policy: CompiledPolicy, signal: AbortSignal | undefined, approvedBy: string | undefined): Promise<SendResult> {
     const lease = { workerId: this.runtime.directWorkerId, leaseMs: this.runtime.leaseMs };
-    const { created, record: existing } = await this.accept(email, policy, lease, undefined);
+    const { created, record: existing } = await this.accept(email, id, policy, lease, undefined);
     if (created && approvedBy !== undefined) {
       await this.audit('approve', 'ok', { id: existing.id, outcome: 'approved_before_send' }, existing.id, { actor: approvedBy, recipientCount: envelopeRecipients(existing.email).length });
     }
@@ -561,13 +595,15 @@ export class Mailer {
     return this.runtime.policies.policyFor(this.scope);
   }
 
-  private async prepare(input: OutgoingEmail, policy: CompiledPolicy): Promise<NormalizedEmail> {
+  /** Composes the email under this agent's policy; its record id is assigned first, so tracking tokens can name it. */
+  private async prepare(input: OutgoingEmail, policy: CompiledPolicy): Promise<{ email: NormalizedEmail; id: string }> {
     // Known at once for a mailer with servers of its own; a service may have to read the owner's configuration.
     const sender = this.runtime.pools.senderFor(this.scope);
     const serverFrom = sender instanceof Promise ? await sender : sender;
     // Files named by path are read (inside the agent's folder, within its caps) before anything else looks at them.
     const withFiles = await readPathAttachments(input, policy);
-    return composeEmail(withFiles, { ...this.runtime.compose, serverFrom, policy });
+    const id = newRecordId();
+    return { email: composeEmail(withFiles, { ...this.runtime.compose, serverFrom, policy, ids: { ownerId: this.ownerId, messageId: id } }), id };
   }
 
   /** Why the message must wait for a human, unless one approved it already. */

@@ -102,6 +102,11 @@ function parseAddressString(item: string, where: string, out: ParsedAddress[]): 
   }
   const parsed = addressparser(item, { flatten: true });
   if (parsed.length === 0) throw ValidationError.of(where, `"${quotable(item)}" is not an email address`);
+  // addressparser folds what follows `<address>` into the display name (`<a@x.com> b@y.com` is one recipient named
+  // "b@y.com"): a recipient the caller wrote would vanish without an error.
+  if (item.includes('>') && textAfterAngleAddress(item)) {
+    throw ValidationError.of(where, `"${quotable(item)}" has text after <address>; write each recipient as Name <name@example.com>, separated by commas`);
+  }
   for (const entry of parsed) {
     // addressparser reads `a b@x.com` as name "a" and `a@exa mple.com` as a@exa: guesses we refuse.
     if (entry.name && !item.includes('<')) {
@@ -110,6 +115,28 @@ function parseAddressString(item: string, where: string, out: ParsedAddress[]): 
     const name = entry.name ? checkDisplayName(entry.name, where) : undefined;
     out.push(toWireAddress(name, entry.address ?? '', where, item));
   }
+}
+
+/** True when, outside quotes and comments, something other than a separator follows a `>`: one linear scan. */
+function textAfterAngleAddress(item: string): boolean {
+  let quoted = false;
+  let comment = false;
+  let afterAngle = false;
+  for (let i = 0; i < item.length; i++) {
+    const c = item[i]!;
+    if (quoted) {
+      if (c === '\\') i++;
+      else if (c === '"') quoted = false;
+    } else if (comment) {
+      if (c === ')') comment = false;
+    } else if (c === '(') comment = true;
+    else if (afterAngle) {
+      if (c === ',' || c === ';') afterAngle = false;
+      else if (c !== ' ' && c !== '\t') return true;
+    } else if (c === '"') quoted = true;
+    else if (c === '>') afterAngle = true;
+  }
+  return false;
 }
 
 function checkDisplayName(name: string, where: string): string {

@@ -67,6 +67,8 @@ export const emailSchema = z
     sendAt: z.union([z.date(), z.iso.datetime({ offset: true })]).optional(),
     tags: z.array(z.string().min(1).max(100)).max(50).optional(),
     metadata: z.record(z.string().max(100), metadataValue).optional(),
+    /** Turns parts of the mailer's tracking off for this message (it never turns on what the mailer has off). */
+    tracking: z.object({ opens: z.boolean().optional(), clicks: z.boolean().optional(), unsubscribe: z.boolean().optional() }).strict().optional(),
   })
   .strict();
 

@@ -80,7 +80,9 @@ describe('normalizeEmail', () => {
     const unknown = refusal({ ...base, bodyy: 'x' });
     expect(unknown.message).toContain('"bodyy"');
     const withPath = refusal({ ...base, attachments: [{ filename: 'passwd', path: '/etc/passwd' }] });
-    expect(withPath.issues).toContainEqual({ field: 'attachments[0]', message: 'unknown field(s) "path"; remove them' });
+    // A path is read only by the mailer, from inside an agent's attachment folder; normalizing alone never reads one.
+    expect(withPath.field).toBe('attachments[0].path');
+    expect(withPath.message).toContain('no attachment folder');
   });
 
   it('refuses headers the SDK writes itself, and bad header names', () => {

@@ -30,6 +30,8 @@ export interface NormalizedEmail {
   sendAt: Date | undefined;
   tags: string[];
   metadata: Record<string, string | number | boolean | null>;
+  /** Per-message tracking switches (off only). */
+  tracking: { opens?: boolean | undefined; clicks?: boolean | undefined; unsubscribe?: boolean | undefined } | undefined;
 }
 
 // RFC 5322 field-name: printable US-ASCII except colon.
@@ -127,6 +129,7 @@ export function normalizeEmail(input: unknown, limits: MessageLimits): Normalize
     sendAt: email.sendAt === undefined ? undefined : new Date(email.sendAt),
     tags,
     metadata,
+    tracking: email.tracking,
   };
 }
 

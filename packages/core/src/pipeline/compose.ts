@@ -12,6 +12,7 @@ import { assertStorableText } from '../message/storable-text.js';
 import { toStoredEmail } from '../message/stored-email.js';
 import { checkFrom, checkRecipientsAndContent, type CompiledPolicy, OPEN_POLICY, policedComposed } from '../policy/check-policy.js';
 import type { NewOutboxRecord } from '../store/mail-store.js';
+import { applyTracking, type ResolvedTracking } from './apply-tracking.js';
 import type { TemplateEngine } from '../template/template-engine.js';
 
 /** What composing needs to know about the mailer: its defaults, limits and template engine. */
@@ -25,10 +26,14 @@ export interface ComposeContext {
   defaultHeaders: Record<string, string>;
   /** The agent's policy (default: none). Its checks run on the wire-form addresses, before any template is rendered. */
   policy?: CompiledPolicy | undefined;
+  /** Links, pixel and unsubscribe headers (default: none); needs `ids`. */
+  tracking?: ResolvedTracking | undefined;
+  /** The owner and the record id the message will be stored under, assigned before composing. */
+  ids?: { ownerId: string; messageId: string } | undefined;
 }
 
 /**
- * The compose pipeline: normalize -> defaults -> sender identity -> policy -> render -> Markdown -> final checks.
+ * The compose pipeline: normalize -> defaults -> sender identity -> policy -> render -> Markdown -> tracking -> final checks.
  * Returns the email as it will be stored and sent. Throws a typed error naming the field (a `PolicyError` for what
  * the agent's policy refuses).
  */
@@ -41,20 +46,27 @@ export function composeEmail(input: unknown, context: ComposeContext): Normalize
   checkRecipientsAndContent(policedComposed(email), policy);
   if (email.variables) renderTemplates(email, email.variables, context.templates, context.limits);
   else if (email.markdown !== undefined) setMarkdownBody(email, email.markdown, email.markdown, context.limits);
+  if (context.tracking && context.ids) applyTracking(email, context.tracking, context.ids);
   // The final size check: the message as it will be stored and sent, after rendering and defaults.
   assertMessageFits(email, context.limits);
   return email;
 }
 
-/** The outbox record for a composed email: id and Message-ID are assigned here, once. */
+/** A new outbox record id. */
+export function newRecordId(): string {
+  return `msg_${randomUUID()}`;
+}
+
+/** The outbox record for a composed email: the Message-ID is assigned here, once (the id too, unless given). */
 export function toNewOutboxRecord(
   email: NormalizedEmail,
   owner: { ownerId: string; agentId: string | undefined },
   maxAttempts: number,
+  id: string = newRecordId(),
 ): NewOutboxRecord {
   const stored = toStoredEmail(email);
   return {
-    id: `msg_${randomUUID()}`,
+    id,
     ownerId: owner.ownerId,
     agentId: owner.agentId,
     idempotencyKey: email.idempotencyKey,

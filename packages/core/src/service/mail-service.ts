@@ -11,7 +11,7 @@ import { type PoliciesOption, PolicySource } from '../policy/policy-source.js';
 import type { SmtpServerConfig } from '../config/smtp-server-config.js';
 import type { OutboxWorker, WorkerOptions } from '../outbox/outbox-worker.js';
 import type { BackoffOptions } from '../pool/backoff.js';
-import type { MailStore, StoredPolicy } from '../store/mail-store.js';
+import type { MailStore, StoredPolicy, Suppression } from '../store/mail-store.js';
 import { MemoryStore } from '../store/memory-store.js';
 import { OwnerPools, type PoolScope } from './pool-source.js';
 
@@ -80,6 +80,13 @@ export class MailService {
     effective(ownerId: string, agentId: string | undefined): Promise<Readonly<Policy>>;
   };
 
+  /** Each owner's suppressed addresses: sends to them are refused. Changes are audited. */
+  readonly suppressions: {
+    list(ownerId: string, options?: { limit?: number }): Promise<Suppression[]>;
+    add(ownerId: string, address: string, options?: { reason?: Suppression['reason']; by?: string }): Promise<Suppression>;
+    remove(ownerId: string, address: string, options?: { by?: string }): Promise<boolean>;
+  };
+
   /** Every operation's audit trail, queryable per owner. */
   readonly audit: { list(query: ServiceAuditQuery): Promise<AuditPage> };
 
@@ -107,6 +114,11 @@ export class MailService {
       delete: (ownerId, agentId, opts) => this.deletePolicy(ownerId, agentId, opts?.by),
       list: (ownerId) => this.policyStore().list(checkedOwner(ownerId)),
       effective: async (ownerId, agentId) => (await policies.policyFor({ ownerId: checkedOwner(ownerId), agentId: checkedAgent(agentId) })).source,
+    };
+    this.suppressions = {
+      list: (ownerId, opts) => this.forAgent({ ownerId }).listSuppressions(opts),
+      add: (ownerId, address, opts) => this.forAgent({ ownerId }).suppress(address, opts),
+      remove: (ownerId, address, opts) => this.forAgent({ ownerId }).unsuppress(address, opts),
     };
     this.audit = { list: ({ ownerId, ...query }) => this.forAgent({ ownerId }).listAudit({ ...query, agentId: checkedAgent(query.agentId) }) };
     this.credentials = credentials;

@@ -141,9 +141,9 @@ describe('createMailTools', () => {
   });
 
   it('exposes only the tools asked for', () => {
-    expect(createMailTools(mailer, { readOnly: true }).map((t) => t.name)).toEqual(['get_email_status', 'test_smtp_connection', 'get_smtp_status']);
+    expect(createMailTools(mailer, { readOnly: true }).map((t) => t.name)).toEqual(['get_email_status', 'get_email_stats', 'test_smtp_connection', 'get_smtp_status']);
     expect(createMailTools(mailer, { include: ['send_email'] }).map((t) => t.name)).toEqual(['send_email']);
-    expect(createMailTools(mailer, { exclude: ['send_email', 'reload_smtp_configuration'] })).toHaveLength(5);
+    expect(createMailTools(mailer, { exclude: ['send_email', 'reload_smtp_configuration'] })).toHaveLength(6);
     expect(createMailTools(mailer, { descriptions: { send_email: 'Only write to the user.' } })[0]!.description).toBe('Only write to the user.');
   });
 
@@ -229,10 +229,14 @@ describe('createMailTools', () => {
           switch_smtp_server: { name: 'sink' },
           reload_smtp_configuration: {},
           reconnect_smtp_servers: {},
+          get_email_stats: {},
           list_pending_emails: {},
           approve_email: { id: 'msg_1' },
           reject_email: { id: 'msg_1' },
           list_audit_entries: {},
+          list_suppressions: {},
+          suppress_address: { address: 'x@example.com' },
+          unsuppress_address: { address: 'x@example.com' },
         };
         const outcomes = await Promise.all(
           MAIL_TOOL_NAMES.map(async (name) => {

@@ -7,6 +7,7 @@ import { envelopeRecipients } from '../message/build-pool-message.js';
 import type { AttachmentInput, OutgoingEmail } from '../message/email-schema.js';
 import { ValidationError } from '../errors/validation-error.js';
 import type { MailService } from '../service/mail-service.js';
+import type { MailStats } from '../store/mail-store.js';
 import { compileTemplate, hasTemplateTags } from '../template/template-engine.js';
 import { defineTool, type MailTool, type ToolContext, type ToolOutcome } from './define-tool.js';
 import { inToolTerms } from './in-tool-terms.js';
@@ -15,6 +16,7 @@ import { toToolError } from './tool-error.js';
 export type MailToolName =
   | 'send_email'
   | 'get_email_status'
+  | 'get_email_stats'
   | 'test_smtp_connection'
   | 'get_smtp_status'
   | 'switch_smtp_server'
@@ -26,13 +28,29 @@ export type MailToolName =
  * Tools for the human side of an app (approving what agents asked to send, reading the audit), never handed to an
  * agent by default: `createMailTools(source, { operator: true })` or `include` adds them.
  */
-export type OperatorToolName = 'list_pending_emails' | 'approve_email' | 'reject_email' | 'list_audit_entries';
-export const OPERATOR_TOOL_NAMES: readonly OperatorToolName[] = ['list_pending_emails', 'approve_email', 'reject_email', 'list_audit_entries'];
+export type OperatorToolName =
+  | 'list_pending_emails'
+  | 'approve_email'
+  | 'reject_email'
+  | 'list_audit_entries'
+  | 'list_suppressions'
+  | 'suppress_address'
+  | 'unsuppress_address';
+export const OPERATOR_TOOL_NAMES: readonly OperatorToolName[] = [
+  'list_pending_emails',
+  'approve_email',
+  'reject_email',
+  'list_audit_entries',
+  'list_suppressions',
+  'suppress_address',
+  'unsuppress_address',
+];
 
 /** The tools an agent gets by default. */
 export const MAIL_TOOL_NAMES: readonly MailToolName[] = [
   'send_email',
   'get_email_status',
+  'get_email_stats',
   'test_smtp_connection',
   'get_smtp_status',
   'switch_smtp_server',
@@ -45,7 +63,7 @@ export interface MailToolsOptions {
   include?: readonly MailToolName[];
   /** All but these tools. */
   exclude?: readonly MailToolName[];
-  /** Only the tools that change nothing (get_email_status, get_smtp_status, test_smtp_connection). */
+  /** Only the tools that change nothing (get_email_status, get_email_stats, get_smtp_status, test_smtp_connection). */
   readOnly?: boolean;
   /** Replace a tool's description, e.g. to tell the model whom it may write to. */
   descriptions?: Partial<Record<MailToolName, string>>;
@@ -193,6 +211,38 @@ const statusOutput = z.object({
   created_at: z.string(),
 });
 
+const engagementOutput = z.object({
+  human: z.object({ unique: z.number().describe('Emails with at least one.'), total: z.number() }),
+  machine: z.object({ unique: z.number(), total: z.number() }).describe('Privacy proxies, scanners and prefetchers: not people.'),
+});
+
+const statsOutput = z.object({
+  sent: z.number().describe('Emails whose send succeeded.'),
+  delivered: z.number().describe('Recipients the servers accepted on those sends.'),
+  opened: engagementOutput,
+  clicked: engagementOutput.extend({
+    links: z.array(z.object({ link: z.number(), url: z.string(), human: z.number(), machine: z.number() })).describe('Per link, most human clicks first (at most 100).'),
+  }),
+  bounced: z.number(),
+  unsubscribed: z.number(),
+  complained: z.number(),
+  rates: z
+    .object({ open: z.number(), click: z.number(), bounce: z.number(), unsubscribe: z.number() })
+    .describe('Shares of sent (0 when nothing was sent; above 1 only when a time range holds opens of mail sent before it): human unique opens and clicks, bounces, unsubscribes.'),
+});
+
+/** `MailStats` in the tools' snake_case (its keys are single words already: the shape is the same). */
+const toStatsOutput = (stats: MailStats): z.output<typeof statsOutput> => ({
+  sent: stats.sent,
+  delivered: stats.delivered,
+  opened: stats.opened,
+  clicked: stats.clicked,
+  bounced: stats.bounced,
+  unsubscribed: stats.unsubscribed,
+  complained: stats.complained,
+  rates: stats.rates,
+});
+
 /**
  * The email tools an agent gets, defined once and translated by each adapter. Names match existing SMTP MCP
  * servers. Every failure comes back as `{ ok: false, error }` with a hint the model can act on.
@@ -324,6 +374,34 @@ export function createMailTools(source: Mailer | MailService, options: MailTools
       },
     }),
     defineTool({
+      name: 'get_email_stats',
+      title: 'Get email stats',
+      description: describe(
+        'get_email_stats',
+        "Count what happened to this user's emails: sent, recipients delivered, opens and clicks (per link too), bounces, unsubscribes, complaints, and rates of sent. Narrow by one email's id, a tag, or a time range (from inclusive, to exclusive). Opens and clicks by machines (mail privacy proxies, link scanners, prefetchers) are counted apart under machine and never as people: use the human counts and rates for what recipients did. Changes nothing.",
+      ),
+      inputSchema: z.strictObject({
+        id: z.string().min(1).max(200).optional().describe('Only this email: the id returned by send_email, e.g. "msg_…".'),
+        tag: z.string().min(1).max(100).optional().describe('Only emails sent with this tag.'),
+        from: z.iso.datetime({ offset: true }).optional().describe('Events at or after this time (ISO 8601).'),
+        to: z.iso.datetime({ offset: true }).optional().describe('Events before this time (ISO 8601).'),
+      }),
+      outputSchema: statsOutput,
+      annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
+      async execute(input, context) {
+        return attempt('get_email_stats', context, async (mailer) =>
+          toStatsOutput(
+            await mailer.getStats({
+              ...(input.id ? { messageId: input.id } : {}),
+              ...(input.tag ? { tag: input.tag } : {}),
+              ...(input.from ? { from: new Date(input.from) } : {}),
+              ...(input.to ? { to: new Date(input.to) } : {}),
+            }),
+          ),
+        );
+      },
+    }),
+    defineTool({
       name: 'test_smtp_connection',
       title: 'Test SMTP connection',
       description: describe(
@@ -447,9 +525,53 @@ function decider(mailer: Mailer, context: ToolContext | undefined): string {
   return context?.actor ?? `owner:${mailer.ownerId}`;
 }
 
-/** The tools a human-facing app uses to decide on held messages and read the audit. Not in an agent's default set. */
+const suppressionOutput = z.object({
+  address: z.string(),
+  reason: z.enum(['unsubscribe', 'bounce', 'complaint', 'manual']),
+  created_at: z.string(),
+});
+
+/** The tools a human-facing app uses to decide on held messages, read the audit and keep suppressions. Not in an agent's default set. */
 function operatorTools(attempt: Attempt): MailTool[] {
   return [
+    defineTool({
+      name: 'list_suppressions',
+      title: 'List suppressed addresses',
+      description: 'List the addresses no email may be sent to (they unsubscribed, bounced, complained, or were added by hand), oldest first. Changes nothing.',
+      inputSchema: z.strictObject({ limit: z.number().int().min(1).max(1_000).optional().describe('At most this many (default 100).') }),
+      outputSchema: z.object({ suppressions: z.array(suppressionOutput) }),
+      annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
+      async execute(input, context) {
+        return attempt('list_suppressions', context, async (mailer) => ({
+          suppressions: (await mailer.listSuppressions({ limit: input.limit ?? 100 })).map((s) => ({ address: s.address, reason: s.reason, created_at: s.createdAt.toISOString() })),
+        }));
+      },
+    }),
+    defineTool({
+      name: 'suppress_address',
+      title: 'Suppress an address',
+      description: 'Stop all email to an address (for example when the person asked by phone). Later sends to it are refused. Only on the word of the human using this app.',
+      inputSchema: z.strictObject({ address: z.string().min(3).max(320) }),
+      outputSchema: suppressionOutput,
+      annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: false },
+      async execute(input, context) {
+        return attempt('suppress_address', context, async (mailer) => {
+          const s = await mailer.suppress(input.address, { reason: 'manual', by: decider(mailer, context) });
+          return { address: s.address, reason: s.reason, created_at: s.createdAt.toISOString() };
+        });
+      },
+    }),
+    defineTool({
+      name: 'unsuppress_address',
+      title: 'Lift a suppression',
+      description: 'Allow email to a suppressed address again. Only when the person asked for it: an unsubscribe must be respected.',
+      inputSchema: z.strictObject({ address: z.string().min(3).max(320) }),
+      outputSchema: z.object({ address: z.string(), removed: z.boolean() }),
+      annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: false },
+      async execute(input, context) {
+        return attempt('unsuppress_address', context, async (mailer) => ({ address: input.address, removed: await mailer.unsuppress(input.address, { by: decider(mailer, context) }) }));
+      },
+    }),
     defineTool({
       name: 'list_pending_emails',
       title: 'List emails awaiting approval',

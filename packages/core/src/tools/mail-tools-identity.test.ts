@@ -106,10 +106,14 @@ describe('createMailTools from a MailService', () => {
       switch_smtp_server: { name: '' },
       reload_smtp_configuration: {},
       reconnect_smtp_servers: {},
+      get_email_stats: {},
       list_pending_emails: {},
       approve_email: { id: 'msg_1' },
       reject_email: { id: 'msg_1' },
       list_audit_entries: {},
+      list_suppressions: {},
+      suppress_address: { address: 'x@example.com' },
+      unsuppress_address: { address: 'x@example.com' },
     };
     for (const context of [undefined, {}, { agentId: 'assistant' }, { ownerId: '' }] as (ToolContext | undefined)[]) {
       for (const [name, input] of Object.entries(inputs) as [MailToolName, unknown][]) {

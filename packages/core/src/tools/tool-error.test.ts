@@ -27,10 +27,14 @@ const INPUTS: Record<MailToolName, unknown> = {
   switch_smtp_server: { name: 'x' },
   reload_smtp_configuration: {},
   reconnect_smtp_servers: {},
+  get_email_stats: {},
   list_pending_emails: {},
   approve_email: { id: 'msg_1' },
   reject_email: { id: 'msg_1' },
   list_audit_entries: {},
+  list_suppressions: {},
+  suppress_address: { address: 'x@example.com' },
+  unsuppress_address: { address: 'x@example.com' },
 };
 
 // What only a tool that sends may say: whether anything was sent, and how to send again without a duplicate.
