@@ -692,7 +692,7 @@ function pendingOf(record: OutboxRecord): PendingEmail {
     recipients: envelopeRecipients(record.email),
     subject: record.email.subject,
     preview: body.length > PREVIEW_CHARS ? `${body.slice(0, PREVIEW_CHARS)}…` : body,
-    attachments: record.email.attachments.map((a) => ({ filename: a.filename, bytes: Math.floor((a.contentBase64.length * 3) / 4) })),
+    attachments: record.email.attachments.map((a) => ({ filename: a.filename, bytes: Buffer.byteLength(a.contentBase64, 'base64') })),
     reason: record.approval?.reason ?? '',
     expiresAt: record.approval?.expiresAt ?? record.createdAt,
     createdAt: record.createdAt,
