@@ -111,6 +111,8 @@ async function record(
       ownerId: payload.ownerId,
       messageId: payload.messageId,
       type: payload.kind === 'open' ? 'opened' : 'clicked',
+      // The handler's clock, so a burst is measured between hits, whatever the store's clock says.
+      at: hit.at,
       attempt: record?.attempt ?? 0,
       detail: detailOf(options, hit, reason, extra),
     });
@@ -127,6 +129,7 @@ async function unsubscribe(options: TrackingHandlerOptions, logger: Logger, payl
       ownerId: payload.ownerId,
       messageId: payload.messageId,
       type: 'unsubscribed',
+      at: hit.at,
       attempt: 0,
       detail: detailOf(options, hit, undefined, { address: payload.address }),
     });
