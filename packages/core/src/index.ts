@@ -24,6 +24,14 @@ export { DEFAULT_AGENT_POLICY } from './policy/policy.js';
 export type { Policy, AddressRule, ApprovalRule, PolicyEmailView, PolicyScope } from './policy/policy.js';
 export type { PoliciesOption } from './policy/policy-source.js';
 export { PolicyError } from './errors/policy-error.js';
+
+// tracking: links, pixel, one-click unsubscribe, and the routes that answer them
+export { createTrackingHandler } from './tracking/tracking-handler.js';
+export type { TrackingHandler, TrackingHandlerOptions, TrackingRequestContext } from './tracking/tracking-handler.js';
+export { toNodeListener } from './tracking/node-listener.js';
+export type { MachineRules } from './tracking/classify-hit.js';
+export { signToken, verifyToken } from './tracking/tracking-token.js';
+export type { TrackingOptions, TrackingKeys, MessageTracking, TrackingTokenPayload, MachineReason, TrackingEventDetail } from './tracking/tracking-types.js';
 export type { PolicyErrorCode } from './errors/policy-error.js';
 
 export { emailSchema, attachmentSchema, addressListSchema } from './message/email-schema.js';
@@ -91,6 +99,10 @@ export type {
   SmtpConfigWrite,
   SmtpConfigCursor,
   SmtpSecurity,
+  StatsStore,
+  MailStats,
+  MailStatsQuery,
+  EngagementCounts,
 } from './store/mail-store.js';
 export { OutboxWorker } from './outbox/outbox-worker.js';
 export type { WorkerOptions } from './outbox/outbox-worker.js';
