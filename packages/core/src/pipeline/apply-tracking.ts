@@ -35,13 +35,15 @@ export function resolveTracking(options: TrackingOptions | undefined): ResolvedT
   if (mailto !== undefined && !/^[^\s@<>,]+@[^\s@<>,]+$/.test(mailto)) {
     throw new ConfigError('tracking.unsubscribe.mailto must be an address such as unsubscribe@example.com', { setting: 'tracking.unsubscribe.mailto' });
   }
-  return {
+  const resolved = {
     baseUrl: url.href.replace(/\/+$/, ''),
-    keys: options.keys,
     opens: options.opens ?? true,
     clicks: options.clicks ?? true,
     unsubscribe: unsubscribe === false ? false : { mailto, footer: typeof unsubscribe === 'object' ? (unsubscribe.footer ?? false) : false },
-  };
+  } as ResolvedTracking;
+  // The HMAC keys are secrets: readable by the stage, absent from util.inspect, JSON and spreads of the mailer.
+  Object.defineProperty(resolved, 'keys', { value: options.keys, enumerable: false });
+  return resolved;
 }
 
 const escapeHtml = (text: string) => text.replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;').replace(/>/g, '&gt;');

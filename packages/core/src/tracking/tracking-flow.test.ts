@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
+import { inspect } from 'node:util';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { useTestResources } from '../__fixtures__/test-resources.js';
@@ -144,6 +145,13 @@ describe('tracking end to end: a real SMTP sink, the handler on a real HTTP serv
     expect(String(two!.html)).toContain('/c/');
     expect(header(quiet!, 'list-unsubscribe')).toBeUndefined();
     expect(String(quiet!.html).trim()).toBe(NEWSLETTER);
+  });
+
+  it('keeps the HMAC keys out of util.inspect and JSON of the mailer', async () => {
+    const { mailer, keys } = await setup();
+    const secret = keys.keys.k1!;
+    expect(inspect(mailer, { depth: 20, showHidden: false })).not.toContain(secret);
+    expect(JSON.stringify(mailer)).not.toContain(secret);
   });
 
   it('answers 10,000 tampered or random tokens with 400 or 404 and never a redirect', async () => {
