@@ -22,7 +22,7 @@ import type { BackoffOptions } from '../pool/backoff.js';
 import type { ServerStatus } from '../pool/server-state.js';
 import type { RejectedRecipient, VerifyResult } from '../pool/smtp-pool.js';
 import { StaticPoolSource } from '../service/pool-source.js';
-import type { ApprovalState, AuditEntry, MailEvent, MailStore, MessageError, OutboxRecord, OutboxStatus, Suppression } from '../store/mail-store.js';
+import type { ApprovalDecision, ApprovalState, AuditEntry, MailEvent, MailStore, MessageError, OutboxRecord, OutboxStatus, Suppression } from '../store/mail-store.js';
 import type { MailStats, MailStatsQuery } from '../store/mail-store.js';
 import { parseAddress } from '../message/address.js';
 import { MemoryStore } from '../store/memory-store.js';
@@ -280,23 +280,9 @@ export class Mailer {
    */
   approve(id: string, options: { by: string; signal?: AbortSignal }): Promise<SendResult> {
     return this.runtime.track(async () => {
-      const by = actorOf(options?.by);
-      const started = Date.now();
-      const decision = await this.store.outbox.decide(this.ownerId, id, { approve: true, by });
-      if (!decision) throw new AgentSmtpError('NOT_FOUND', `No message with id "${id}" exists for this owner.`);
-      const { outcome, record } = decision;
-      await this.audit('approve', outcome === 'approved' ? 'ok' : 'error', { id, outcome }, id, {
-        actor: by,
-        agentId: record.agentId,
-        recipientCount: envelopeRecipients(record.email).length,
-        durationMs: Date.now() - started,
-        ...(outcome === 'approved' ? {} : { errorCode: outcome === 'expired' ? 'APPROVAL_EXPIRED' : 'APPROVAL_NOT_PENDING' }),
-      });
+      const { outcome, record } = await this.decide(id, true, options?.by);
       if (outcome === 'expired') {
         throw new AgentSmtpError('APPROVAL_EXPIRED', `Message "${id}" waited for approval past ${record.approval?.expiresAt.toISOString()}; it was not sent and never will be. Send it again if it is still wanted.`);
-      }
-      if (outcome === 'not_pending') {
-        throw new AgentSmtpError('APPROVAL_NOT_PENDING', `Message "${id}" is not waiting for approval (it is ${record.status}); nothing changed.`);
       }
       // Sent from here when it is due, so approving works without a worker; a later sendAt leaves it to one.
       const [claimed] = await this.store.outbox.claim({ ids: [id], ownerId: this.ownerId, limit: 1, workerId: this.runtime.directWorkerId, leaseMs: this.runtime.leaseMs });
@@ -308,20 +294,29 @@ export class Mailer {
     });
   }
 
-  /** Rejects a message waiting for approval: it is never sent. Same errors as `approve`. */
+  /** Rejects a message waiting for approval: it is never sent. Same errors as `approve`, but an expired one is just reported `expired`. */
   async reject(id: string, options: { by: string }): Promise<{ id: string; status: OutboxStatus }> {
-    const by = actorOf(options?.by);
-    const decision = await this.store.outbox.decide(this.ownerId, id, { approve: false, by });
+    const { record } = await this.decide(id, false, options?.by);
+    return { id, status: record.status };
+  }
+
+  /** Records a human's decision and audits it (with who decided); throws `NOT_FOUND` and `APPROVAL_NOT_PENDING`. */
+  private async decide(id: string, approve: boolean, byInput: unknown): Promise<ApprovalDecision> {
+    const by = actorOf(byInput);
+    const started = Date.now();
+    const decision = await this.store.outbox.decide(this.ownerId, id, { approve, by });
     if (!decision) throw new AgentSmtpError('NOT_FOUND', `No message with id "${id}" exists for this owner.`);
     const { outcome, record } = decision;
-    await this.audit('reject', outcome === 'rejected' ? 'ok' : 'error', { id, outcome }, id, {
+    const decided = outcome === 'approved' || outcome === 'rejected';
+    await this.audit(approve ? 'approve' : 'reject', decided ? 'ok' : 'error', { id, outcome }, id, {
       actor: by,
       agentId: record.agentId,
       recipientCount: envelopeRecipients(record.email).length,
-      ...(outcome === 'rejected' ? {} : { errorCode: outcome === 'expired' ? 'APPROVAL_EXPIRED' : 'APPROVAL_NOT_PENDING' }),
+      durationMs: Date.now() - started,
+      ...(decided ? {} : { errorCode: outcome === 'expired' ? 'APPROVAL_EXPIRED' : 'APPROVAL_NOT_PENDING' }),
     });
     if (outcome === 'not_pending') throw new AgentSmtpError('APPROVAL_NOT_PENDING', `Message "${id}" is not waiting for approval (it is ${record.status}); nothing changed.`);
-    return { id, status: record.status };
+    return decision;
   }
 
   /**
