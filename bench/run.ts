@@ -16,8 +16,8 @@ const RUNS = QUICK ? 1 : 3;
 const CHILD_TIMEOUT_MS = Number(process.env.BENCH_CHILD_TIMEOUT_MS ?? (QUICK ? 60_000 : 300_000));
 const TOTAL_TIMEOUT_MS = QUICK ? 240_000 : 3_600_000;
 
-const SCENARIOS = ['send_overhead', 'pipeline_memory', 'pipeline_postgres', 'enqueue_postgres', 'template_render', 'mcp_tool_call'];
-const NOT_YET = ['bulk', 'claim_depth', 'tracking_rewrite'];
+const SCENARIOS = ['send_overhead', 'pipeline_memory', 'pipeline_postgres', 'enqueue_postgres', 'template_render', 'mcp_tool_call', 'tracking_rewrite'];
+const NOT_YET = ['bulk', 'claim_depth'];
 const log = (line: string) => process.stderr.write(`${line}\n`);
 
 const children = new Set<ReturnType<typeof spawn>>();

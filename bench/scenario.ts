@@ -8,6 +8,7 @@ import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import { compileTemplate, createMailer, MemoryStore, TemplateEngine, type MailStore } from '@agent-smtp/core';
 import nodemailer from 'nodemailer';
+import { trackingRewrite } from './tracking-rewrite.js';
 
 const [name = '', quickArg = '0', runArg = '0'] = process.argv.slice(2);
 const QUICK = quickArg === '1';
@@ -343,6 +344,7 @@ const scenarios: Record<string, () => Promise<Row>> = {
   enqueue_postgres: enqueuePostgres,
   template_render: templateRender,
   mcp_tool_call: mcpToolCall,
+  tracking_rewrite: () => trackingRewrite({ quick: QUICK, run: RUN }),
 };
 
 const run = scenarios[name];
