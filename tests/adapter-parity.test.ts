@@ -54,7 +54,7 @@ describe('adapter parity', () => {
 
   it('exposes the same tool names everywhere', () => {
     const names = Object.keys(views.core).sort();
-    expect(names).toHaveLength(7);
+    expect(names).toHaveLength(8);
     for (const view of [views.mcp, views.aiSdk, views.langchain]) expect(Object.keys(view).sort()).toEqual(names);
   });
 

@@ -141,7 +141,7 @@ describe('agent-smtp-mcp as a process', () => {
     const { pid, stderr: stderrOf } = await connectStdio();
 
     const { tools } = await client!.listTools();
-    expect(tools).toHaveLength(7);
+    expect(tools).toHaveLength(8);
     const result = (await client!.callTool({
       name: 'send_email',
       arguments: { to: ['ada@example.com', 'grace@example.com'], subject: 'Over stdio', body: 'Hello from a child process.' },

@@ -65,7 +65,7 @@ describe('createMcpServer over an in-memory transport', () => {
   it('honours readOnly: only tools that change nothing are listed', async () => {
     const c = await connect({ readOnly: true });
     const { tools } = await c.listTools();
-    expect(tools.map((t) => t.name).sort()).toEqual(['get_email_status', 'get_smtp_status', 'test_smtp_connection']);
+    expect(tools.map((t) => t.name).sort()).toEqual(['get_email_stats', 'get_email_status', 'get_smtp_status', 'test_smtp_connection']);
   });
 
   it('send_email delivers to the SMTP server and returns structured content', async () => {

@@ -143,7 +143,7 @@ describe('startMcpHttpServer', () => {
     const server = await start();
     const client = await connectClient(server.url);
     const { tools } = await client.listTools();
-    expect(tools).toHaveLength(7);
+    expect(tools).toHaveLength(8);
     const result = (await client.callTool({
       name: 'send_email',
       arguments: { to: 'ada@example.com', subject: 'Over HTTP', body: 'Streamable.' },

@@ -151,6 +151,16 @@ async function transcript(store: MailStore, eventsVisible: Settle = settled): Pr
           : e.detail,
     ]),
   );
+
+  // Stats over what the script left (b sent to one recipient), with an open and clicks by a person and a machine.
+  await store.events.append({ ownerId, messageId: b.id, type: 'opened', attempt: 2, detail: { machine: false } });
+  await store.events.append({ ownerId, messageId: b.id, type: 'clicked', attempt: 2, detail: { machine: false, link: 0, url: 'https://example.com/' } });
+  await store.events.append({ ownerId, messageId: b.id, type: 'clicked', attempt: 2, detail: { machine: true, reason: 'prefetch', link: 0, url: 'https://example.com/' } });
+  await store.events.append({ ownerId, messageId: a.id, type: 'clicked', attempt: 3, detail: { machine: 'no', link: 1.5, url: 'https://example.com/x' } });
+  log('stats', await store.stats.summary(ownerId));
+  log('stats tag', await store.stats.summary(ownerId, { tag: 't1' }));
+  log('stats b', await store.stats.summary(ownerId, { messageId: b.id }));
+  log('stats before the script', await store.stats.summary(ownerId, { to: minutes(-60) }));
   return out;
 }
 
@@ -294,9 +304,15 @@ describe('MemoryStore parity', () => {
   });
 
   it('has a script that exercises every transition', () => {
-    const events = (memory.at(-1) as [string, [string, string][]])[1].map((e) => e[1]);
+    const step = (name: string): unknown => (memory as [string, unknown][]).find(([logged]) => logged === name);
+    const events = (step('events') as [string, [string, string][]])[1].map((e) => e[1]);
     expect(new Set(events)).toEqual(
       new Set(['queued', 'claimed', 'reclaimed', 'sent', 'retry', 'failed', 'unknown', 'cancelled', 'pending_approval', 'approved', 'rejected', 'expired']),
     );
+    // The stats compared are not empty: b's send, its recipient, and a click per link (a's has no integer link).
+    expect(step('stats')).toEqual([
+      'stats',
+      expect.objectContaining({ sent: 1, delivered: 1, clicked: expect.objectContaining({ links: [{ link: 0, url: 'https://example.com/', human: 1, machine: 1 }] }) }),
+    ]);
   });
 });

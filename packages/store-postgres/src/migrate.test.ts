@@ -24,6 +24,7 @@ const FUNCTIONS = [
   'events_append',
   'events_list',
   'extend_lease',
+  'mail_stats',
   'outbox_decide',
   'outbox_find_by_idempotency_key',
   'outbox_find_by_message_id',

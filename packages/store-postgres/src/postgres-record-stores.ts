@@ -7,17 +7,20 @@ import type {
   EventListOptions,
   EventStore,
   MailEvent,
+  MailStats,
+  MailStatsQuery,
   PolicyStore,
   SmtpConfigCursor,
   SmtpConfigWrite,
   StoredPolicy,
+  StatsStore,
   StoredSmtpConfig,
   Suppression,
   SuppressionStore,
 } from '@agent-smtp/core';
 import { ValidationError } from '@agent-smtp/core';
 import type { PostgresClient } from './postgres-client.js';
-import { iso, json, nullable, toAuditEntry, toMailEvent, toNumber, toStoredPolicy, toStoredSmtpConfig, toSuppression, type Row } from './row-mappers.js';
+import { iso, json, nullable, toAuditEntry, toMailEvent, toMailStats, toNumber, toStoredPolicy, toStoredSmtpConfig, toSuppression, type Row } from './row-mappers.js';
 
 // The parts that are plain rows. `schema` is the already-quoted schema name; every value is a parameter.
 
@@ -55,6 +58,20 @@ export class PostgresEventStore extends Table implements EventStore {
       nullable(options.type),
     ]);
     return rows.map(toMailEvent);
+  }
+}
+
+/** One call of `mail_stats` (migration 006): the counting happens in SQL, the answer is one jsonb object. */
+export class PostgresStatsStore extends Table implements StatsStore {
+  async summary(ownerId: string, query: MailStatsQuery = {}): Promise<MailStats> {
+    const rows = await this.rows(`select ${this.schema}.mail_stats($1, $2, $3, $4::timestamptz, $5::timestamptz) as stats`, [
+      ownerId,
+      nullable(query.messageId),
+      nullable(query.tag),
+      iso(query.from),
+      iso(query.to),
+    ]);
+    return toMailStats(rows[0]!.stats);
   }
 }
 

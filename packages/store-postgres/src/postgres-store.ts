@@ -1,4 +1,4 @@
-import type { AuditStore, CounterStore, CredentialStore, EventStore, Logger, MailStore, OutboxStore, PolicyStore, SuppressionStore } from '@agent-smtp/core';
+import type { AuditStore, CounterStore, CredentialStore, EventStore, Logger, MailStore, OutboxStore, PolicyStore, StatsStore, SuppressionStore } from '@agent-smtp/core';
 import { safeLogger } from '@agent-smtp/core';
 import { runMigrations } from './migrate.js';
 import { listenForConnectionErrors, rerunWhenSessionEnded, type PostgresClient } from './postgres-client.js';
@@ -9,6 +9,7 @@ import {
   PostgresCredentialStore,
   PostgresEventStore,
   PostgresPolicyStore,
+  PostgresStatsStore,
   PostgresSuppressionStore,
 } from './postgres-record-stores.js';
 import { toDate, toNumber } from './row-mappers.js';
@@ -66,6 +67,7 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
   const counters: CounterStore = new PostgresCounterStore(client, quoted);
   const credentials: CredentialStore = new PostgresCredentialStore(client, quoted);
   const policies: PolicyStore = new PostgresPolicyStore(client, quoted);
+  const stats: StatsStore = new PostgresStatsStore(client, quoted);
   return {
     schema,
     // A server shared by any number of processes, keeping what it committed. (A PGlite instance is one process, and
@@ -78,6 +80,7 @@ export function createPostgresStore(options: PostgresStoreOptions): PostgresStor
     counters,
     credentials,
     policies,
+    stats,
     async migrate() {
       await runMigrations(client, schema, quoted);
       const { rows } = await client.query(`select version, name, applied_at from ${quoted}.migrations order by version`);

@@ -1,4 +1,4 @@
-import type { AuditEntry, MailEvent, MessageError, Metadata, OutboxRecord, StoredEmail, StoredPolicy, StoredSmtpConfig, Suppression } from '@agent-smtp/core';
+import type { AuditEntry, EngagementCounts, MailEvent, MailStats, MessageError, Metadata, OutboxRecord, StoredEmail, StoredPolicy, StoredSmtpConfig, Suppression } from '@agent-smtp/core';
 
 /** A row as a driver returns it: `pg` and PGlite both give Dates for timestamptz and objects for jsonb. */
 export type Row = Record<string, unknown>;
@@ -64,6 +64,31 @@ export function toMailEvent(row: Row): MailEvent {
     at: toDate(row.at),
     attempt: toNumber(row.attempt),
     detail: (row.detail as Record<string, unknown> | null) ?? {},
+  };
+}
+
+const toEngagement = (value: Row): EngagementCounts => {
+  const side = (counts: Row) => ({ unique: toNumber(counts.unique), total: toNumber(counts.total) });
+  return { human: side(value.human as Row), machine: side(value.machine as Row) };
+};
+
+/** `mail_stats`'s jsonb (an object from `pg` and PGlite; text from a client without a jsonb parser). */
+export function toMailStats(value: unknown): MailStats {
+  const stats = (typeof value === 'string' ? JSON.parse(value) : value) as Row;
+  const clicked = stats.clicked as Row;
+  const rates = stats.rates as Row;
+  return {
+    sent: toNumber(stats.sent),
+    delivered: toNumber(stats.delivered),
+    opened: toEngagement(stats.opened as Row),
+    clicked: {
+      ...toEngagement(clicked),
+      links: (clicked.links as Row[]).map((l) => ({ link: toNumber(l.link), url: l.url as string, human: toNumber(l.human), machine: toNumber(l.machine) })),
+    },
+    bounced: toNumber(stats.bounced),
+    unsubscribed: toNumber(stats.unsubscribed),
+    complained: toNumber(stats.complained),
+    rates: { open: toNumber(rates.open), click: toNumber(rates.click), bounce: toNumber(rates.bounce), unsubscribe: toNumber(rates.unsubscribe) },
   };
 }
 

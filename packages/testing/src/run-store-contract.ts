@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { EventListOptions, MailEvent, MailStore, MessageError, NewOutboxRecord, OutboxRecord, StoreCapabilities } from '@agent-smtp/core';
+import type { EventListOptions, MailEvent, MailEventType, MailStats, MailStore, MessageError, NewOutboxRecord, OutboxRecord, StoreCapabilities } from '@agent-smtp/core';
 import type { CredentialStore, PolicyStore, SmtpConfigCursor, SmtpConfigWrite, StoredSmtpConfig } from '@agent-smtp/core';
 import { newOutboxRecord, sampleStoredEmail } from './outbox-record-fixture.js';
 
@@ -519,6 +519,239 @@ export function runStoreContract(options: StoreContractOptions): void {
         expect(all[0]!.at).toBeInstanceOf(Date);
         expect((await store.events.list(ownerId, { messageId: 'm2' })).map((e) => e.type)).toEqual(['failed']);
         expect((await listEventually(ownerId, { type: 'sent' }, 1)).map((e) => e.messageId)).toEqual(['m1']);
+      });
+    });
+
+    describe('stats', () => {
+      // One scripted owner: sends settled with accepted lists (one after a retry), opens and clicks by people and by
+      // machines, a bounce, an unsubscribe, a complaint, old events outside the recent range, and another owner's
+      // events on the same message ids and tag, which never count.
+      const ownerId = owner();
+      const other = owner();
+      const HOUR = 3_600_000;
+      let now: number;
+      let ids: Record<'a' | 'b' | 'c' | 'd' | 'f', string>;
+      const human = { machine: false };
+      const proxy = { machine: true, reason: 'apple_privacy_proxy' };
+      const bot = { machine: true, reason: 'bot_user_agent' };
+      const [urlA, urlB, urlC] = ['https://example.com/a', 'https://example.com/b', 'https://example.com/c'];
+      const zero = { unique: 0, total: 0 };
+      const none: MailStats = {
+        sent: 0,
+        delivered: 0,
+        opened: { human: zero, machine: zero },
+        clicked: { human: zero, machine: zero, links: [] },
+        bounced: 0,
+        unsubscribed: 0,
+        complained: 0,
+        rates: { open: 0, click: 0, bounce: 0, unsubscribe: 0 },
+      };
+
+      /** Enqueued and claimed at once, then settled `sent` with these recipients accepted. */
+      const sendOne = async (owner: string, tags: string[], accepted: string[]): Promise<string> => {
+        const input = record(owner, { tags });
+        await store.outbox.enqueue(input, { claim: { workerId: 'w-stats', leaseMs: 60_000 } });
+        expect(await store.outbox.settle(input.id, 1, { status: 'sent', server: 's', accepted, rejected: ['x@example.net'], response: '250' })).toMatchObject({ status: 'sent' });
+        return input.id;
+      };
+      const track = (messageId: string, type: MailEventType, detail: Record<string, unknown>, at?: Date, who = ownerId) =>
+        store.events.append({ ownerId: who, messageId, type, attempt: 1, detail, ...(at ? { at } : {}) });
+
+      beforeAll(async () => {
+        now = Date.now();
+        const old = new Date(now - 48 * HOUR);
+        const a = await sendOne(ownerId, ['spring', 'news'], ['a1@example.com', 'a2@example.com']);
+        const b = await sendOne(ownerId, ['spring'], ['b1@example.com']);
+        const c = await sendOne(ownerId, ['news'], ['c1@example.com', 'c2@example.com', 'c3@example.com']);
+        // Never sent: its tag matches, nothing of it counts.
+        const d = record(ownerId, { tags: ['spring'], sendAt: new Date(now + HOUR) });
+        await store.outbox.enqueue(d);
+        // Sent on its second attempt: one send, its accepted recipients once.
+        const f = record(ownerId, { tags: ['news'] });
+        await store.outbox.enqueue(f, { claim: { workerId: 'w-stats', leaseMs: 60_000 } });
+        await store.outbox.settle(f.id, 1, { status: 'retry', delayMs: 1_000, error: transient });
+        const [again] = await store.outbox.claim({ workerId: 'w-stats', limit: 1, leaseMs: 60_000, ownerId, ids: [f.id], now: new Date(now + HOUR) });
+        expect(again).toMatchObject({ id: f.id, attempt: 2 });
+        await store.outbox.settle(f.id, 2, { status: 'sent', server: 's', accepted: ['f1@example.com'], rejected: [], response: '250' });
+        ids = { a, b, c, d: d.id, f: f.id };
+
+        await track(a, 'opened', human);
+        await track(a, 'opened', human);
+        await track(a, 'opened', proxy);
+        await track(b, 'opened', proxy);
+        await track(c, 'opened', human);
+        // Not classified: never counted as a person.
+        await track(c, 'opened', {});
+        await track(a, 'clicked', { ...human, link: 0, url: urlA });
+        await track(a, 'clicked', { ...human, link: 0, url: urlA });
+        await track(a, 'clicked', { ...bot, link: 1, url: urlB });
+        await track(c, 'clicked', { ...human, link: 1, url: urlB });
+        // Same index, another URL: a link of its own.
+        await track(c, 'clicked', { ...bot, link: 0, url: urlC });
+        // No link named: counted in the totals, not per link.
+        await track(b, 'clicked', human);
+        await track(b, 'bounced', { code: '5.1.1' });
+        await track(c, 'unsubscribed', { ...human, address: 'c1@example.com' });
+        await track(a, 'complained', {});
+        // Two days ago.
+        await track(a, 'opened', human, old);
+        await track(c, 'bounced', {}, old);
+        await track(b, 'clicked', { ...human, link: 0, url: urlA }, old);
+
+        // Another owner: the same message ids, its own send with the same tag.
+        const g = await sendOne(other, ['spring'], ['g1@example.com']);
+        for (const type of ['sent', 'opened', 'clicked', 'bounced', 'unsubscribed', 'complained'] as const) {
+          await track(a, type, { ...human, link: 0, url: urlA }, undefined, other);
+        }
+        await track(g, 'opened', human, undefined, other);
+      });
+
+      it('counts the whole owner: sends, recipients, people and machines apart, per link, rates of sent', async () => {
+        expect(await store.stats.summary(ownerId)).toEqual({
+          sent: 4,
+          delivered: 7,
+          opened: { human: { unique: 2, total: 4 }, machine: { unique: 3, total: 3 } },
+          clicked: {
+            human: { unique: 3, total: 5 },
+            machine: { unique: 2, total: 2 },
+            links: [
+              { link: 0, url: urlA, human: 3, machine: 0 },
+              { link: 1, url: urlB, human: 1, machine: 1 },
+              { link: 0, url: urlC, human: 0, machine: 1 },
+            ],
+          },
+          bounced: 2,
+          unsubscribed: 1,
+          complained: 1,
+          rates: { open: 0.5, click: 0.75, bounce: 0.5, unsubscribe: 0.25 },
+        });
+        expect(await store.stats.summary(ownerId, {})).toEqual(await store.stats.summary(ownerId));
+      });
+
+      it('counts per tag through the records’ tags, of this owner only', async () => {
+        expect(await store.stats.summary(ownerId, { tag: 'spring' })).toEqual({
+          sent: 2,
+          delivered: 3,
+          opened: { human: { unique: 1, total: 3 }, machine: { unique: 2, total: 2 } },
+          clicked: {
+            human: { unique: 2, total: 4 },
+            machine: { unique: 1, total: 1 },
+            links: [
+              { link: 0, url: urlA, human: 3, machine: 0 },
+              { link: 1, url: urlB, human: 0, machine: 1 },
+            ],
+          },
+          bounced: 1,
+          unsubscribed: 0,
+          complained: 1,
+          rates: { open: 0.5, click: 1, bounce: 0.5, unsubscribe: 0 },
+        });
+        expect(await store.stats.summary(ownerId, { tag: 'news' })).toEqual({
+          sent: 3,
+          delivered: 6,
+          opened: { human: { unique: 2, total: 4 }, machine: { unique: 2, total: 2 } },
+          clicked: {
+            human: { unique: 2, total: 3 },
+            machine: { unique: 2, total: 2 },
+            links: [
+              { link: 0, url: urlA, human: 2, machine: 0 },
+              { link: 1, url: urlB, human: 1, machine: 1 },
+              { link: 0, url: urlC, human: 0, machine: 1 },
+            ],
+          },
+          bounced: 1,
+          unsubscribed: 1,
+          complained: 1,
+          rates: { open: 2 / 3, click: 2 / 3, bounce: 1 / 3, unsubscribe: 1 / 3 },
+        });
+        expect(await store.stats.summary(ownerId, { tag: 'nowhere' })).toEqual(none);
+      });
+
+      it('counts one message’s events, with the tag and the range narrowing further', async () => {
+        const a = {
+          sent: 1,
+          delivered: 2,
+          opened: { human: { unique: 1, total: 3 }, machine: { unique: 1, total: 1 } },
+          clicked: {
+            human: { unique: 1, total: 2 },
+            machine: { unique: 1, total: 1 },
+            links: [
+              { link: 0, url: urlA, human: 2, machine: 0 },
+              { link: 1, url: urlB, human: 0, machine: 1 },
+            ],
+          },
+          bounced: 0,
+          unsubscribed: 0,
+          complained: 1,
+          rates: { open: 1, click: 1, bounce: 0, unsubscribe: 0 },
+        };
+        expect(await store.stats.summary(ownerId, { messageId: ids.a })).toEqual(a);
+        expect(await store.stats.summary(ownerId, { messageId: ids.a, tag: 'news' })).toEqual(a);
+        expect(await store.stats.summary(ownerId, { messageId: ids.a, tag: 'other' })).toEqual(none);
+        expect(await store.stats.summary(ownerId, { messageId: ids.f })).toEqual({ ...none, sent: 1, delivered: 1 });
+        expect(await store.stats.summary(ownerId, { messageId: ids.d })).toEqual(none);
+        expect(await store.stats.summary(ownerId, { messageId: ids.a, from: new Date(now - 49 * HOUR), to: new Date(now - 47 * HOUR) })).toEqual({
+          ...none,
+          opened: { human: { unique: 1, total: 1 }, machine: zero },
+        });
+        expect(await store.stats.summary(ownerId, { messageId: 'msg_missing' })).toEqual(none);
+      });
+
+      it('counts events by their own time: from inclusive, to exclusive', async () => {
+        expect(await store.stats.summary(ownerId, { from: new Date(now - HOUR), to: new Date(now + HOUR) })).toEqual({
+          sent: 4,
+          delivered: 7,
+          opened: { human: { unique: 2, total: 3 }, machine: { unique: 3, total: 3 } },
+          clicked: {
+            human: { unique: 3, total: 4 },
+            machine: { unique: 2, total: 2 },
+            links: [
+              { link: 0, url: urlA, human: 2, machine: 0 },
+              { link: 1, url: urlB, human: 1, machine: 1 },
+              { link: 0, url: urlC, human: 0, machine: 1 },
+            ],
+          },
+          bounced: 1,
+          unsubscribed: 1,
+          complained: 1,
+          rates: { open: 0.5, click: 0.75, bounce: 0.25, unsubscribe: 0.25 },
+        });
+        const old = {
+          ...none,
+          opened: { human: { unique: 1, total: 1 }, machine: zero },
+          clicked: { human: { unique: 1, total: 1 }, machine: zero, links: [{ link: 0, url: urlA, human: 1, machine: 0 }] },
+          bounced: 1,
+        };
+        expect(await store.stats.summary(ownerId, { from: new Date(now - 49 * HOUR), to: new Date(now - 47 * HOUR) })).toEqual(old);
+        expect(await store.stats.summary(ownerId, { to: new Date(now - 47 * HOUR) })).toEqual(old);
+        // An old event's exact time: in a range that starts there, not in one that ends there.
+        const [oldOpen] = (await store.events.list(ownerId, { messageId: ids.a, type: 'opened' })).filter((e) => e.at.getTime() < now - HOUR);
+        const at = oldOpen!.at;
+        expect((await store.stats.summary(ownerId, { messageId: ids.a, from: at, to: new Date(at.getTime() + 1) })).opened.human.total).toBe(1);
+        expect((await store.stats.summary(ownerId, { messageId: ids.a, from: new Date(at.getTime() - 1), to: at })).opened.human.total).toBe(0);
+        expect(await store.stats.summary(ownerId, { from: new Date(now + HOUR) })).toEqual(none);
+      });
+
+      it('never counts another owner’s events or records, and has nothing for an owner without mail', async () => {
+        expect(await store.stats.summary(other, { tag: 'spring' })).toEqual({
+          ...none,
+          sent: 1,
+          delivered: 1,
+          opened: { human: { unique: 1, total: 1 }, machine: zero },
+          rates: { ...none.rates, open: 1 },
+        });
+        // The other owner's events on our message id count for it, but no record of ours lends them recipients.
+        expect(await store.stats.summary(other, { messageId: ids.a })).toEqual({
+          sent: 1,
+          delivered: 0,
+          opened: { human: { unique: 1, total: 1 }, machine: zero },
+          clicked: { human: { unique: 1, total: 1 }, machine: zero, links: [{ link: 0, url: urlA, human: 1, machine: 0 }] },
+          bounced: 1,
+          unsubscribed: 1,
+          complained: 1,
+          rates: { open: 1, click: 1, bounce: 1, unsubscribe: 1 },
+        });
+        expect(await store.stats.summary(owner())).toEqual(none);
       });
     });
 

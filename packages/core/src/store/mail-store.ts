@@ -393,41 +393,66 @@ export interface CounterStore {
 export interface MailStatsQuery {
   /** One message (the outbox record's id) and its follow-ups are not merged: only this record's events. */
   messageId?: string | undefined;
-  /** Messages carrying this tag. */
+  /**
+   * Messages carrying this tag: each event is joined to its outbox record (same owner) and counts when the record's
+   * `tags` include it. An event whose record the store does not have matches no tag.
+   */
   tag?: string | undefined;
-  /** Events at or after this time (sends: when the `sent` event was written). */
+  /** Events at or after this time (sends: when the `sent` event was written). Each event counts by its own time. */
   from?: Date | undefined;
   /** Events before this time. */
   to?: Date | undefined;
 }
 
-/** Opens or clicks, people and machines apart: `unique` counts messages with at least one, `total` every event. */
+/**
+ * Opens or clicks, people and machines apart: `unique` counts messages with at least one, `total` every event.
+ * `human` holds only events whose `detail.machine` is `false`; `machine` every other one (true, missing, not a
+ * boolean), so a hit nobody classified never inflates what people did.
+ */
 export interface EngagementCounts {
   human: { unique: number; total: number };
   machine: { unique: number; total: number };
 }
 
 export interface MailStats {
-  /** Messages whose send succeeded (`sent` events). */
+  /**
+   * `sent` events: messages whose send succeeded. A follow-up for recipients a server deferred is a record of its
+   * own, so its successful send counts too.
+   */
   sent: number;
-  /** Recipients the servers accepted on those sends. */
+  /**
+   * Recipients the servers accepted on those sends: the sum of each sent record's `accepted` (what the `sent`
+   * settlement stored; the `sent` event's detail holds no recipients). A follow-up's record holds only the recipients
+   * it delivered itself and a record is settled `sent` once, so no recipient counts twice across retries and follow-ups.
+   */
   delivered: number;
   opened: EngagementCounts;
   clicked: EngagementCounts & {
-    /** Per link (its index in the HTML and its URL), most human clicks first, at most 100 links. */
+    /**
+     * Per link (its index in the HTML and its URL), most human clicks first, then most machine clicks, then by link
+     * and URL (code-unit order), at most 100 links. Only clicks whose detail has an integer `link` and a string
+     * `url` are listed here; every click counts in the totals.
+     */
     links: { link: number; url: string; human: number; machine: number }[];
   };
+  /** `bounced` events, each once. */
   bounced: number;
+  /** `unsubscribed` events, each once, people and machines alike (an unsubscribe is honoured whoever sent it). */
   unsubscribed: number;
+  /** `complained` events, each once. */
   complained: number;
-  /** Shares of `sent` (0 when nothing was sent): human unique opens and clicks, bounces, unsubscribes. */
+  /**
+   * Shares of `sent` (0 when nothing was sent): human unique opens and clicks, bounces, unsubscribes. Not capped at
+   * 1: with a time range, opens in the range may belong to mail sent before it.
+   */
   rates: { open: number; click: number; bounce: number; unsubscribe: number };
 }
 
 /**
  * Aggregates in the store (SQL in Postgres, never every row pulled into the app). Opens, clicks and unsubscribes are
  * the `opened`, `clicked`, `unsubscribed` events the tracking handler writes, with `detail.machine` telling machines
- * from people (`TrackingEventDetail`); `bounced` and `complained` events count once each.
+ * from people (`TrackingEventDetail`); `bounced` and `complained` events count once each. Only the owner's events
+ * count, also when another owner's event names the same message id.
  */
 export interface StatsStore {
   summary(ownerId: string, query?: MailStatsQuery): Promise<MailStats>;

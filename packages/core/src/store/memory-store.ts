@@ -13,12 +13,15 @@ import type {
   Lease,
   MailEvent,
   MailEventType,
+  MailStats,
+  MailStatsQuery,
   MailStore,
   NewOutboxRecord,
   OutboxRecord,
   OutboxStore,
   PolicyStore,
   Settlement,
+  StatsStore,
   StoreCapabilities,
   SmtpConfigCursor,
   SmtpConfigWrite,
@@ -64,6 +67,7 @@ export class MemoryStore implements MailStore {
   readonly counters: CounterStore;
   readonly credentials: CredentialStore;
   readonly policies: PolicyStore;
+  readonly stats: StatsStore;
   readonly #outbox: MemoryOutboxStore;
 
   constructor(options: MemoryStoreOptions = {}) {
@@ -74,6 +78,7 @@ export class MemoryStore implements MailStore {
     this.counters = new MemoryCounterStore();
     this.credentials = new MemoryCredentialStore();
     this.policies = new MemoryPolicyStore();
+    this.stats = new MemoryStatsStore(this.events, this.#outbox);
   }
 
   /** Bytes of message content finished messages keep now: at most `maxRetainedBytes`. */
@@ -406,6 +411,12 @@ class MemoryOutboxStore implements OutboxStore {
     return record && record.ownerId === ownerId ? snapshot(record) : undefined;
   }
 
+  /** The record itself, not a copy, for the stats scan (which reads `accepted` and `tags` of every event's record). */
+  peek(ownerId: string, id: string): OutboxRecord | undefined {
+    const record = this.byId.get(id);
+    return record && record.ownerId === ownerId ? record : undefined;
+  }
+
   async findByIdempotencyKey(ownerId: string, idempotencyKey: string): Promise<OutboxRecord | undefined> {
     const id = this.byKey.get(key(ownerId, idempotencyKey));
     return id === undefined ? undefined : snapshot(this.byId.get(id)!);
@@ -522,6 +533,8 @@ function firstAfter(log: readonly { seq: number }[], seq: number): number {
 class MemoryEventStore implements EventStore {
   private entries: LoggedEvent[] = [];
   private byMessage = new Map<string, LoggedEvent[]>();
+  /** Each owner's kept events in append order: stats scan one owner's events, never the whole log. */
+  private byOwner = new Map<string, LoggedEvent[]>();
   /** The events still kept, for finding a cursor. */
   private readonly byId = new Map<string, LoggedEvent>();
   private nextSeq = 1;
@@ -561,6 +574,16 @@ class MemoryEventStore implements EventStore {
     return out;
   }
 
+  /** The owner's kept events, oldest first (as `list` sees them owner-wide). */
+  ofOwner(ownerId: string): readonly LoggedEvent[] {
+    return this.byOwner.get(ownerId) ?? [];
+  }
+
+  /** The events of one message (the outbox record's id), of any owner: the caller checks the owner. */
+  ofMessage(messageId: string): readonly LoggedEvent[] {
+    return this.byMessage.get(messageId) ?? [];
+  }
+
   /** Drops the events of a message the outbox no longer keeps. */
   forget(messageId: string): void {
     this.byMessage.delete(messageId);
@@ -573,18 +596,144 @@ class MemoryEventStore implements EventStore {
     const forMessage = this.byMessage.get(event.messageId);
     if (forMessage) forMessage.push(logged);
     else this.byMessage.set(event.messageId, [logged]);
+    const forOwner = this.byOwner.get(event.ownerId);
+    if (forOwner) forOwner.push(logged);
+    else this.byOwner.set(event.ownerId, [logged]);
     // Trim in batches: copying the whole log on every append past the cap would make each append O(n).
     if (this.entries.length > this.max * 2) {
       const dropped = this.entries.slice(0, -this.max);
       this.entries = this.entries.slice(-this.max);
       for (const { event: gone } of dropped) this.byId.delete(gone.id);
       const oldestKept = this.entries[0]!.seq;
-      for (const [messageId, events] of this.byMessage) {
-        const remaining = events.slice(firstAfter(events, oldestKept - 1));
-        if (remaining.length) this.byMessage.set(messageId, remaining);
-        else this.byMessage.delete(messageId);
+      for (const index of [this.byMessage, this.byOwner]) {
+        for (const [id, events] of index) {
+          const remaining = events.slice(firstAfter(events, oldestKept - 1));
+          if (remaining.length) index.set(id, remaining);
+          else index.delete(id);
+        }
       }
     }
+  }
+}
+
+/** The event types stats count; the others (queued, claimed, retry, …) are skipped without a look at their record. */
+const STATS_EVENT_TYPES: ReadonlySet<MailEventType> = new Set<MailEventType>(['sent', 'opened', 'clicked', 'unsubscribed', 'bounced', 'complained']);
+
+/** Opens or clicks being counted: totals, and the messages seen, for the unique counts. */
+class EngagementTally {
+  readonly human = { messages: new Set<string>(), total: 0 };
+  readonly machine = { messages: new Set<string>(), total: 0 };
+
+  add(messageId: string, human: boolean): void {
+    const side = human ? this.human : this.machine;
+    side.total += 1;
+    side.messages.add(messageId);
+  }
+
+  counts(): MailStats['opened'] {
+    return {
+      human: { unique: this.human.messages.size, total: this.human.total },
+      machine: { unique: this.machine.messages.size, total: this.machine.total },
+    };
+  }
+}
+
+/** Code-unit order, as Postgres compares under the "C" collation. */
+const byCodeUnit = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
+/** The counts of one `summary`, event by event. */
+class StatsTally {
+  private sent = 0;
+  private delivered = 0;
+  private bounced = 0;
+  private unsubscribed = 0;
+  private complained = 0;
+  private readonly opened = new EngagementTally();
+  private readonly clicked = new EngagementTally();
+  private readonly links = new Map<string, { link: number; url: string; human: number; machine: number }>();
+
+  /** `record` is the event's outbox record when the store still keeps it. */
+  add(event: MailEvent, record: OutboxRecord | undefined): void {
+    // A person only when the tracking handler said so: a missing or odd `machine` is not counted as one.
+    const human = event.detail.machine === false;
+    switch (event.type) {
+      case 'sent':
+        this.sent += 1;
+        this.delivered += record?.accepted.length ?? 0;
+        break;
+      case 'opened':
+        this.opened.add(event.messageId, human);
+        break;
+      case 'clicked':
+        this.clicked.add(event.messageId, human);
+        this.addLink(event.detail, human);
+        break;
+      case 'bounced':
+        this.bounced += 1;
+        break;
+      case 'unsubscribed':
+        this.unsubscribed += 1;
+        break;
+      case 'complained':
+        this.complained += 1;
+        break;
+    }
+  }
+
+  toStats(): MailStats {
+    const opened = this.opened.counts();
+    const clicked = this.clicked.counts();
+    const share = (n: number): number => (this.sent === 0 ? 0 : n / this.sent);
+    return {
+      sent: this.sent,
+      delivered: this.delivered,
+      opened,
+      clicked: {
+        ...clicked,
+        links: [...this.links.values()]
+          .sort((a, b) => b.human - a.human || b.machine - a.machine || a.link - b.link || byCodeUnit(a.url, b.url))
+          .slice(0, 100),
+      },
+      bounced: this.bounced,
+      unsubscribed: this.unsubscribed,
+      complained: this.complained,
+      rates: { open: share(opened.human.unique), click: share(clicked.human.unique), bounce: share(this.bounced), unsubscribe: share(this.unsubscribed) },
+    };
+  }
+
+  /** A click counts per link only when it names one: an integer `link` and a string `url`. */
+  private addLink({ link, url }: Record<string, unknown>, human: boolean): void {
+    if (typeof link !== 'number' || !Number.isInteger(link) || typeof url !== 'string') return;
+    const k = key(String(link), url);
+    let counts = this.links.get(k);
+    if (!counts) this.links.set(k, (counts = { link, url, human: 0, machine: 0 }));
+    if (human) counts.human += 1;
+    else counts.machine += 1;
+  }
+}
+
+/**
+ * One scan of the owner's kept events (or of one message's), each joined to its record for `accepted` and `tags`:
+ * O(the owner's events). Events of a record the store has dropped (`maxMessages`) still count, as `events.list`
+ * still shows them, but add no recipients to `delivered` and match no tag.
+ */
+class MemoryStatsStore implements StatsStore {
+  constructor(
+    private readonly events: MemoryEventStore,
+    private readonly outbox: MemoryOutboxStore,
+  ) {}
+
+  async summary(ownerId: string, query: MailStatsQuery = {}): Promise<MailStats> {
+    const source = query.messageId === undefined ? this.events.ofOwner(ownerId) : this.events.ofMessage(query.messageId);
+    const tally = new StatsTally();
+    for (const { event } of source) {
+      if (event.ownerId !== ownerId || !STATS_EVENT_TYPES.has(event.type)) continue;
+      if ((query.from && event.at < query.from) || (query.to && event.at >= query.to)) continue;
+      const record = this.outbox.peek(ownerId, event.messageId);
+      if (query.tag !== undefined && !record?.tags.includes(query.tag)) continue;
+      tally.add(event, record);
+    }
+    return tally.toStats();
   }
 }
 

@@ -3,6 +3,7 @@ import { migration002 } from './002-store-clock.js';
 import { migration003 } from './003-reads-and-cursor.js';
 import { migration004 } from './004-smtp-configs.js';
 import { migration005 } from './005-approval-audit-policies.js';
+import { migration006 } from './006-stats.js';
 
 export interface Migration {
   /** Applied in ascending order; recorded in `<schema>.migrations`. */
@@ -19,4 +20,5 @@ export const migrations: readonly Migration[] = [
   { version: 3, name: '003_reads_and_cursor', sql: migration003 },
   { version: 4, name: '004_smtp_configs', sql: migration004 },
   { version: 5, name: '005_approval_audit_policies', sql: migration005 },
+  { version: 6, name: '006_stats', sql: migration006 },
 ];
