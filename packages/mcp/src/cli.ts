@@ -6,6 +6,7 @@ import {
   AgentSmtpError,
   ConfigError,
   createMailer,
+  createTrackingHandler,
   DEFAULT_LIMITS,
   describeSmtpEnv,
   loadSmtpServersFromEnv,
@@ -20,6 +21,7 @@ import { createMcpServer } from './create-mcp-server.js';
 import { assertSafeBinding, MCP_TOKEN_ENV, type McpHttpServer, startMcpHttpServer } from './http-server.js';
 import { createJsonLineLogger } from './json-line-logger.js';
 import { createStdioServerTransport, maxRequestBytesFor } from './stdio-transport.js';
+import { TRACKING_ENV, trackingFromEnv, type TrackingFromEnv } from './tracking-from-env.js';
 import { VERSION } from './version.js';
 
 const BIN = 'agent-smtp-mcp';
@@ -106,6 +108,23 @@ export function helpText(): string {
         'Required to bind to anything but 127.0.0.1, ::1 or localhost. Use a long random value (openssl rand -hex 32).',
       example: '3f9c…',
     },
+    {
+      variable: TRACKING_ENV.url,
+      description:
+        `HTTP transport: track opens and clicks and add one-click unsubscribe, with the routes served at this URL's path by this server. ` +
+        `The public HTTPS URL a proxy forwards to it; the routes need no token. Needs ${TRACKING_ENV.secret}. Not with stdio.`,
+      example: 'https://mail.example.com/t',
+    },
+    {
+      variable: TRACKING_ENV.secret,
+      description: 'HTTP transport: the key that signs tracking links, 32+ random bytes (openssl rand -base64 32). Needs ' + TRACKING_ENV.url + '.',
+      example: 'q2V…=',
+    },
+    {
+      variable: TRACKING_ENV.previousSecret,
+      description: `Optional: the secret ${TRACKING_ENV.secret} had before a rotation, so links in mail already sent keep working.`,
+      example: 'Zx8…=',
+    },
   ];
   const width = Math.max(...rows.map((r) => r.variable.length)) + 2;
   const env = rows
@@ -181,6 +200,7 @@ export async function main(
   try {
     // Checked before the mailer exists, so the one line printed is about the binding, whatever else is wrong.
     if (options.transport === 'http') assertSafeBinding(options.host, token);
+    const tracking = options.transport === 'http' ? trackingFromEnv(env) : refuseTrackingOverStdio(env);
     // createMailer says the same, but addressed to a programmer (`servers`); a CLI user sets variables.
     const servers = loadSmtpServersFromEnv(env);
     if (servers.length === 0) {
@@ -190,7 +210,12 @@ export async function main(
       );
     }
     assertSender(servers);
-    mailer = createMailer({ logger, env, limits: { maxMessageBytes: options.maxMessageBytes } });
+    mailer = createMailer({
+      logger,
+      env,
+      limits: { maxMessageBytes: options.maxMessageBytes },
+      ...(tracking ? { tracking: { baseUrl: tracking.baseUrl, keys: tracking.keys } } : {}),
+    });
     // --verify tests before serving, so a client never meets a server that cannot send; otherwise the test must not
     // hold up the start (a slow server can take its whole connection timeout), and its result is only logged.
     // Advice names the variables each server was set with: SMTP_HOST_2 for "smtp-2" (or its SMTP_NAME_2).
@@ -221,10 +246,12 @@ export async function main(
         token,
         logger,
         maxRequestBytes: maxRequestBytesFor(options.maxMessageBytes),
+        ...(tracking ? { tracking: trackingRoutes(tracking, mailer, logger) } : {}),
       }).catch((err: unknown) => {
         throw listenFailure(err, options);
       });
-      io.stderr(`${BIN}: listening on ${http.url} (health: ${http.healthUrl}, auth: ${token ? 'bearer token' : 'none, loopback only'})\n`);
+      const tracked = tracking ? `, tracking: ${tracking.baseUrl} served at ${tracking.basePath}` : '';
+      io.stderr(`${BIN}: listening on ${http.url} (health: ${http.healthUrl}, auth: ${token ? 'bearer token' : 'none, loopback only'}${tracked})\n`);
       if (!options.verify) void testConnectionsInBackground(mailer, log, suffixes);
     }
   } catch (err) {
@@ -241,6 +268,32 @@ export async function main(
   if (failure === undefined) return 0;
   io.stderr(`${BIN}: ${oneLine(failure)}\n`);
   return 1;
+}
+
+/**
+ * The tracking handler over the mailer's store. The CLI's store lives in memory: events and unsubscribes last until
+ * the process stops, which the log says once (a durable store needs startMcpHttpServer in code).
+ */
+function trackingRoutes(tracking: TrackingFromEnv, mailer: Mailer, logger: Logger): { handler: ReturnType<typeof createTrackingHandler>; basePath: string } {
+  safeLogger(logger).warn(
+    { baseUrl: tracking.baseUrl, basePath: tracking.basePath },
+    'tracking: opens, clicks and unsubscribes are kept in memory and lost when this process stops; for lasting suppressions run startMcpHttpServer with a database store',
+  );
+  return { handler: createTrackingHandler({ store: mailer.store, keys: tracking.keys, basePath: tracking.basePath, logger }), basePath: tracking.basePath };
+}
+
+/**
+ * Over stdio nothing serves the tracking routes: every link in sent mail would lead nowhere. Refused rather than
+ * ignored, so that whoever set the variables learns they do nothing here.
+ */
+function refuseTrackingOverStdio(env: Record<string, string | undefined>): undefined {
+  const set = Object.values(TRACKING_ENV).filter((name) => (env[name] ?? '').trim() !== '');
+  if (set.length === 0) return undefined;
+  throw new ConfigError(
+    `${set.join(' and ')} ${set.length > 1 ? 'are' : 'is'} set, but the tracking routes are served only with --transport http: over stdio the links in sent mail would lead nowhere. ` +
+      `Run with --transport http, or unset ${set.join(' and ')}.`,
+    { setting: set[0]! },
+  );
 }
 
 /**
@@ -378,7 +431,7 @@ function waitForStop(signal: AbortSignal | undefined, watchStdin: boolean): Stop
 function oneLine(err: unknown): string {
   const message = err instanceof Error ? err.message : String(err);
   const text = message.replace(/\s*[\r\n]+\s*/g, ' ').trim();
-  return ConfigError.isInstance(err) && err.setting?.startsWith('SMTP_') ? `${text} See ${BIN} --help.` : text;
+  return ConfigError.isInstance(err) && /^(SMTP_|AGENT_SMTP_TRACKING_)/.test(err.setting ?? '') ? `${text} See ${BIN} --help.` : text;
 }
 
 function wrap(text: string, width: number): string[] {

@@ -2,7 +2,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { isIPv4, isIPv6 } from 'node:net';
-import { ConfigError, DEFAULT_LIMITS, type Logger, type Mailer, type MailService, safeLogger } from '@agent-smtp/core';
+import { ConfigError, DEFAULT_LIMITS, type Logger, type Mailer, type MailService, safeLogger, toNodeListener, type TrackingHandler } from '@agent-smtp/core';
 import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { type JSONRPCMessage, type RequestId, isJSONRPCNotification, isJSONRPCRequest } from '@modelcontextprotocol/sdk/types.js';
@@ -58,6 +58,13 @@ export interface McpHttpServerOptions {
   maxConcurrentRequests?: number;
   /** Seconds a refused client is told to wait (`Retry-After`). Default 1. */
   retryAfterSeconds?: number;
+  /**
+   * Also serve the tracking routes (`<basePath>/o/…`, `/c/…`, `/u/…`) that `createTrackingHandler` answers: give it
+   * the same `basePath`, and the mailer's or service's store. These routes are public: they need no bearer token
+   * and accept any Host header (a reverse proxy passes the public one), since recipients' mail clients and browsers
+   * reach them through the public URL. `basePath` (e.g. `/t`) must not be `/`, nor hold or lie under `/mcp` or `/health`.
+   */
+  tracking?: { handler: TrackingHandler; basePath: string };
 }
 
 export interface McpHttpServer {
@@ -131,12 +138,25 @@ export async function startMcpHttpServer(options: McpHttpServerOptions): Promise
   const budget = new RequestBudget(limits.maxConcurrentRequests, limits.maxInFlightBytes);
   const loopback = isLoopbackHost(host);
   const inFlightCalls = new InFlightCalls();
+  const tracking = trackingRoutes(options.tracking);
 
   // Filled in once listening, so that port 0 checks the port actually bound.
   let allowedHosts = new Set<string>();
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    const path = (req.url ?? '/').split('?')[0];
+    const path = (req.url ?? '/').split('?')[0]!;
+    // The tracking routes skip the Host/Origin checks and the token below, on purpose. They are public by design:
+    // a recipient's mail client or browser reaches them through the public URL, usually via a proxy that passes its
+    // own Host, and carries no token. That opens nothing a rebinding page or a stranger could use: the handler acts
+    // only on what a token signed with the tracking secret says (record an open or click of that message, redirect
+    // to that message's link, suppress that recipient), a forged or altered token gets 400 and changes nothing, and
+    // a valid token does only what its recipient can do from the internet anyway. The listener reads at most 4 KB of
+    // a body (a one-click POST), so these routes cannot hold the memory `/mcp` budgets. A request routed here never
+    // reaches `/mcp`, whatever its path says after the prefix (the handler answers 404).
+    if (tracking && (path === tracking.basePath || path.startsWith(`${tracking.basePath}/`))) {
+      tracking.serve(req, res);
+      return;
+    }
     // DNS rebinding: a web page can make a browser send requests to 127.0.0.1 under the attacker's host name.
     // Only names that mean this machine are accepted while bound to loopback.
     if (loopback && !allowedHosts.has((req.headers.host ?? '').toLowerCase())) {
@@ -261,6 +281,7 @@ export async function startMcpHttpServer(options: McpHttpServerOptions): Promise
   );
   const origin = `http://${urlHost}:${port}`;
   const url = `${origin}/mcp`;
+  if (tracking) logger.debug({ basePath: tracking.basePath }, 'tracking routes served');
   logger.debug({ url, auth: options.tokens ? 'token table' : options.authenticate ? 'authenticate' : options.token ? 'bearer' : 'none' }, 'MCP HTTP server listening');
 
   let closing: Promise<void> | undefined;
@@ -283,6 +304,33 @@ export async function startMcpHttpServer(options: McpHttpServerOptions): Promise
       return closing;
     },
   };
+}
+
+function trackingRoutes(tracking: McpHttpServerOptions['tracking']): { basePath: string; serve: ReturnType<typeof toNodeListener> } | undefined {
+  if (tracking === undefined) return undefined;
+  if (typeof tracking?.handler !== 'function') {
+    throw new ConfigError('tracking.handler must be the function createTrackingHandler({ store, keys, basePath }) returns.', { setting: 'tracking.handler' });
+  }
+  return { basePath: trackingBasePath(tracking.basePath), serve: toNodeListener(tracking.handler) };
+}
+
+/**
+ * `basePath` without its trailing slashes, or `ConfigError` (naming `setting`) when it is not a plain absolute path,
+ * or when it would take `/mcp` or `/health` (the root, `/mcp`, `/health`, or a path beneath either). `label` names
+ * the path in the message.
+ */
+export function trackingBasePath(basePath: string, setting = 'tracking.basePath', label = `${setting} ${JSON.stringify(basePath)}`): string {
+  const path = typeof basePath === 'string' ? basePath.replace(/\/+$/, '') : '';
+  const segments = path.split('/').slice(1);
+  if (typeof basePath !== 'string' || !basePath.startsWith('/') || /[?#\s\\]/.test(basePath) || segments.some((s) => s === '' || s === '.' || s === '..')) {
+    throw new ConfigError(`${label} is not a plain path: give one such as /t (segments, no query, fragment or spaces).`, { setting });
+  }
+  for (const own of ['/mcp', '/health']) {
+    if (path === '' || path === own || path.startsWith(`${own}/`) || own.startsWith(`${path}/`)) {
+      throw new ConfigError(`${label} would take over ${own}: serve the tracking routes under a path of their own, such as /t.`, { setting });
+    }
+  }
+  return path;
 }
 
 function health(mailer: Mailer | undefined): Record<string, unknown> {
