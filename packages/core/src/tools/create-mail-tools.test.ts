@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { z } from 'zod/v4';
+import { sampleToolInputs } from './__fixtures__/tool-inputs.js';
 import type { Logger } from '../logger/logger.js';
 import { createMailer, type Mailer } from '../mailer/mailer.js';
 import { waitFor } from '../outbox/__fixtures__/outbox-setup.js';
@@ -221,23 +222,11 @@ describe('createMailTools', () => {
       const broken = createMailer({ servers: [sink.serverConfig({ name: 'sink' })], defaults: { from: 'agent@example.com' }, store: failingStore(error), env: {} });
       try {
         const brokenTools = new Map(createMailTools(broken, { logger }).map((t) => [t.name, t]));
-        const inputs: Record<MailToolName, unknown> = {
+        const inputs = sampleToolInputs({
           send_email: { to: 'ada@example.com', subject: 'Store down', body: 'x', idempotency_key: 'k1' },
           get_email_status: { id: 'msg_123' },
-          test_smtp_connection: {},
-          get_smtp_status: {},
           switch_smtp_server: { name: 'sink' },
-          reload_smtp_configuration: {},
-          reconnect_smtp_servers: {},
-          get_email_stats: {},
-          list_pending_emails: {},
-          approve_email: { id: 'msg_1' },
-          reject_email: { id: 'msg_1' },
-          list_audit_entries: {},
-          list_suppressions: {},
-          suppress_address: { address: 'x@example.com' },
-          unsuppress_address: { address: 'x@example.com' },
-        };
+        });
         const outcomes = await Promise.all(
           MAIL_TOOL_NAMES.map(async (name) => {
             const tool = brokenTools.get(name)!;

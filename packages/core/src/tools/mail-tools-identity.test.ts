@@ -1,4 +1,5 @@
 import { createServer, type Server, type Socket } from 'node:net';
+import { sampleToolInputs } from './__fixtures__/tool-inputs.js';
 import { describe, expect, it } from 'vitest';
 import { useTestResources } from '../__fixtures__/test-resources.js';
 import type { SmtpServerConfig } from '../config/smtp-server-config.js';
@@ -98,23 +99,7 @@ describe('createMailTools from a MailService', () => {
 
   it('refuses, as an error result, every call that names no owner; nothing is sent', async () => {
     const { sinks, call } = await twoOwners();
-    const inputs: Record<MailToolName, unknown> = {
-      send_email: { to: 'ada@example.com', subject: 's', body: 'x' },
-      get_email_status: { id: 'msg_1' },
-      test_smtp_connection: {},
-      get_smtp_status: {},
-      switch_smtp_server: { name: '' },
-      reload_smtp_configuration: {},
-      reconnect_smtp_servers: {},
-      get_email_stats: {},
-      list_pending_emails: {},
-      approve_email: { id: 'msg_1' },
-      reject_email: { id: 'msg_1' },
-      list_audit_entries: {},
-      list_suppressions: {},
-      suppress_address: { address: 'x@example.com' },
-      unsuppress_address: { address: 'x@example.com' },
-    };
+    const inputs = sampleToolInputs({ switch_smtp_server: { name: '' } });
     for (const context of [undefined, {}, { agentId: 'assistant' }, { ownerId: '' }] as (ToolContext | undefined)[]) {
       for (const [name, input] of Object.entries(inputs) as [MailToolName, unknown][]) {
         const outcome = await call(name, input, context);

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { sampleToolInputs } from './__fixtures__/tool-inputs.js';
 import { AgentSmtpError, type AgentSmtpErrorCode } from '../errors/agent-smtp-error.js';
 import { SmtpError } from '../errors/smtp-error.js';
 import { TemplateError } from '../errors/template-error.js';
@@ -19,23 +20,7 @@ function failingWith(mailer: Mailer, error: unknown): Mailer {
   });
 }
 
-const INPUTS: Record<MailToolName, unknown> = {
-  send_email: { to: 'ada@example.com', subject: 's', body: 'b' },
-  get_email_status: { id: 'msg_1' },
-  test_smtp_connection: {},
-  get_smtp_status: {},
-  switch_smtp_server: { name: 'x' },
-  reload_smtp_configuration: {},
-  reconnect_smtp_servers: {},
-  get_email_stats: {},
-  list_pending_emails: {},
-  approve_email: { id: 'msg_1' },
-  reject_email: { id: 'msg_1' },
-  list_audit_entries: {},
-  list_suppressions: {},
-  suppress_address: { address: 'x@example.com' },
-  unsuppress_address: { address: 'x@example.com' },
-};
+const INPUTS = sampleToolInputs({ send_email: { to: 'ada@example.com', subject: 's', body: 'b' } });
 
 // What only a tool that sends may say: whether anything was sent, and how to send again without a duplicate.
 const ABOUT_SENDING = /\bsent\b|\bsend(?:ing)? again\b|\bresend\b|idempotency_key/i;
