@@ -45,6 +45,8 @@ export type { MessageLimits } from './message/limits.js';
 
 export { resolveSmtpServerConfigs, smtpServerConfigSchema } from './config/smtp-server-config.js';
 export type { SmtpServerConfig, ResolvedSmtpServerConfig } from './config/smtp-server-config.js';
+export { DEFAULT_DKIM_HEADER_FIELDS } from './config/dkim-config.js';
+export type { DkimConfig, ResolvedDkimConfig } from './config/dkim-config.js';
 export type { SmtpConfigSource } from './config/smtp-config-source.js';
 export { loadSmtpServersFromEnv, describeSmtpEnv } from './config/load-smtp-servers-from-env.js';
 export type { SmtpEnvVariable } from './config/load-smtp-servers-from-env.js';

@@ -40,6 +40,7 @@ const FUNCTIONS = [
   'smtp_config_get',
   'smtp_config_list',
   'smtp_config_list_for_rotation',
+  'smtp_config_replace_dkim_key',
   'smtp_config_replace_password',
   'smtp_config_save',
   'smtp_config_set_default',

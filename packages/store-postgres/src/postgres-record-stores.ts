@@ -155,7 +155,7 @@ export class PostgresCredentialStore extends Table implements CredentialStore {
   async save(config: SmtpConfigWrite): Promise<StoredSmtpConfig> {
     let rows: Row[];
     try {
-      rows = await this.rows(`select * from ${this.schema}.smtp_config_save($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`, [
+      rows = await this.rows(`select * from ${this.schema}.smtp_config_save($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)`, [
         config.ownerId,
         config.id,
         config.name,
@@ -170,6 +170,11 @@ export class PostgresCredentialStore extends Table implements CredentialStore {
         nullable(config.fromName),
         config.isDefault,
         config.active,
+        nullable(config.dkimDomain),
+        nullable(config.dkimSelector),
+        nullable(config.dkimKeyCiphertext),
+        nullable(config.dkimKeyId),
+        config.keepDkimKey === true,
       ]);
     } catch (error) {
       const e = error as { code?: string; constraint?: string; message?: string };
@@ -219,6 +224,17 @@ export class PostgresCredentialStore extends Table implements CredentialStore {
       expected,
       next.keyId,
       next.passwordCiphertext,
+    ]);
+    return rows[0]?.replaced === true;
+  }
+
+  async replaceDkimKey(ownerId: string, id: string, expected: string, next: { dkimKeyId: string; dkimKeyCiphertext: string }): Promise<boolean> {
+    const rows = await this.rows(`select ${this.schema}.smtp_config_replace_dkim_key($1, $2, $3, $4, $5) as replaced`, [
+      ownerId,
+      id,
+      expected,
+      next.dkimKeyId,
+      next.dkimKeyCiphertext,
     ]);
     return rows[0]?.replaced === true;
   }

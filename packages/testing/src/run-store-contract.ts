@@ -1258,6 +1258,33 @@ export function runStoreContract(options: StoreContractOptions): void {
         expect(after).toMatchObject({ keyId: 'k2', passwordCiphertext: 'bmV3' });
         expect(after!.updatedAt.getTime()).toBe(saved.updatedAt.getTime());
       });
+
+      it('keeps DKIM domain, selector and encrypted key: round trip, keep, clear, rotation listing and replace', async () => {
+        const ownerId = owner();
+        const dkim = { dkimDomain: 'example.com', dkimSelector: 's1', dkimKeyCiphertext: 'ZGtpbQ==', dkimKeyId: 'k1' };
+        const saved = await credentials().save(smtpConfig(ownerId, dkim));
+        expect(saved).toMatchObject(dkim);
+        expect(await credentials().get(ownerId, saved.id)).toEqual(saved);
+        expect((await credentials().list(ownerId))[0]).toEqual(saved);
+        // An edit that keeps the key may change domain and selector; the password's keep is separate.
+        const kept = await credentials().save(
+          smtpConfig(ownerId, { id: saved.id, name: saved.name, dkimDomain: 'example.org', dkimSelector: 's2', keepDkimKey: true, passwordCiphertext: 'bmV3', keyId: 'k2' }),
+        );
+        expect(kept).toMatchObject({ dkimDomain: 'example.org', dkimSelector: 's2', dkimKeyCiphertext: 'ZGtpbQ==', dkimKeyId: 'k1', passwordCiphertext: 'bmV3', keyId: 'k2' });
+        // Listed for rotation by its DKIM key alone (the password is under the current key already).
+        const listed = await credentials().listForRotation({ keyId: 'k2', ownerId, limit: 10 });
+        expect(listed.map((c) => c.id)).toEqual([saved.id]);
+        expect(await credentials().replaceDkimKey(ownerId, saved.id, 'b3RoZXI=', { dkimKeyId: 'k2', dkimKeyCiphertext: 'bmV3ZGtpbQ==' })).toBe(false);
+        expect(await credentials().replaceDkimKey(owner(), saved.id, 'ZGtpbQ==', { dkimKeyId: 'k2', dkimKeyCiphertext: 'bmV3ZGtpbQ==' })).toBe(false);
+        expect(await credentials().replaceDkimKey(ownerId, saved.id, 'ZGtpbQ==', { dkimKeyId: 'k2', dkimKeyCiphertext: 'bmV3ZGtpbQ==' })).toBe(true);
+        const rotated = await credentials().get(ownerId, saved.id);
+        expect(rotated).toMatchObject({ dkimKeyId: 'k2', dkimKeyCiphertext: 'bmV3ZGtpbQ==', passwordCiphertext: 'bmV3' });
+        expect(rotated!.updatedAt.getTime()).toBe(kept.updatedAt.getTime());
+        expect(await credentials().listForRotation({ keyId: 'k2', ownerId, limit: 10 })).toEqual([]);
+        // No domain: no DKIM at all, the key dropped with it.
+        const cleared = await credentials().save(smtpConfig(ownerId, { id: saved.id, name: saved.name, passwordCiphertext: 'bmV3', keyId: 'k2' }));
+        expect([cleared.dkimDomain, cleared.dkimSelector, cleared.dkimKeyCiphertext, cleared.dkimKeyId]).toEqual([undefined, undefined, undefined, undefined]);
+      });
     });
   });
 }

@@ -40,11 +40,17 @@ describe('resolveSmtpServerConfigs refuses unknown keys', () => {
     expect(error.message).not.toContain('pw-value-1');
   });
 
-  it('names a key with no near match and lists the known ones (a dkim block is not silently dropped)', () => {
-    const error = refusal({ host: 'h', name: 'main', dkim: { domainName: 'example.com', privateKey: 'KEY' } }, 1);
-    expect(error.setting).toBe('servers[1].dkim');
-    expect(error.message).toMatch(/^servers\[1\]\.dkim \(server "main"\) is not a known option; known options: name, host, port, .*maxRetries\.$/);
+  it('names a key with no near match and lists the known ones (a bimi block is not silently dropped)', () => {
+    const error = refusal({ host: 'h', name: 'main', bimi: { domainName: 'example.com', privateKey: 'KEY' } }, 1);
+    expect(error.setting).toBe('servers[1].bimi');
+    expect(error.message).toMatch(/^servers\[1\]\.bimi \(server "main"\) is not a known option; known options: name, host, port, .*maxRetries, dkim\.$/);
     expect(error.message).not.toContain('KEY');
+  });
+
+  it('a dkim block without keySelector names dkim.keySelector and never quotes the key', () => {
+    const error = refusal({ host: 'h', name: 'main', dkim: { domainName: 'example.com', privateKey: 'KEY-MATERIAL' } }, 1);
+    expect(error.setting).toBe('servers[1].dkim.keySelector');
+    expect(error.message).not.toContain('KEY-MATERIAL');
   });
 
   it('reports an unknown key before the problems it causes, and names the other unknown keys', () => {

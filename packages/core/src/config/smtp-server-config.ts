@@ -1,6 +1,8 @@
 import type { ConnectionOptions } from 'node:tls';
 import { z } from 'zod/v4';
 import { ConfigError } from '../errors/config-error.js';
+import type { ScrubbedCredential } from '../secrets/secret-scrubber.js';
+import { type DkimConfig, dkimConfigSchema, dkimKeyProblem, dkimKeySecrets, type ResolvedDkimConfig, resolveDkimConfig } from './dkim-config.js';
 import { copyConfigSource } from './smtp-config-source.js';
 
 /**
@@ -39,6 +41,11 @@ export interface SmtpServerConfig {
   tls?: ConnectionOptions;
   /** How many more times one send may try this server after a transient failure. Default: 1. */
   maxRetries?: number;
+  /**
+   * Sign every message sent through this server with DKIM (RSA key, PEM). `List-Unsubscribe` and
+   * `List-Unsubscribe-Post` are always among the signed headers, so one-click unsubscribe counts with receivers.
+   */
+  dkim?: DkimConfig;
 }
 
 /** A server configuration with every default filled in. */
@@ -56,6 +63,8 @@ export interface ResolvedSmtpServerConfig {
   timeouts: { connectionMs: number; greetingMs: number; socketMs: number };
   tls: ConnectionOptions | undefined;
   maxRetries: number;
+  /** `privateKey` is non-enumerable. */
+  dkim: ResolvedDkimConfig | undefined;
 }
 
 const positiveInt = z.number().int().positive();
@@ -89,6 +98,7 @@ export const smtpServerConfigSchema = z.strictObject({
   timeouts: timeoutsSchema.optional(),
   tls: tlsSchema.optional(),
   maxRetries: z.number().int().min(0).max(20).optional(),
+  dkim: dkimConfigSchema.optional(),
 });
 
 /** The keys each object of a server configuration accepts, by its path below the server. */
@@ -98,6 +108,7 @@ const KNOWN_KEYS: Readonly<Record<string, readonly string[]>> = {
   rateLimit: Object.keys(rateLimitSchema.shape),
   timeouts: Object.keys(timeoutsSchema.shape),
   tls: TLS_OPTION_KEYS,
+  dkim: Object.keys(dkimConfigSchema.shape),
 };
 
 /** Names people reach for that edit distance alone would not connect to ours. */
@@ -112,14 +123,18 @@ const ALIASES: Readonly<Record<string, string>> = {
   retries: 'maxRetries',
   pool: 'poolSize',
   maxconnections: 'poolSize',
+  domain: 'domainName',
+  selector: 'keySelector',
+  key: 'privateKey',
+  headers: 'headerFieldNames',
 };
 
 export const DEFAULT_TIMEOUTS = { connectionMs: 10_000, greetingMs: 10_000, socketMs: 60_000 } as const;
 
 /**
  * Validates server configurations and fills in defaults. Throws `ConfigError` naming the server and field (an
- * unknown key is named with the nearest known one); the error never repeats a password. In the result `auth.pass`
- * and the TLS `key`, `pfx` and `passphrase` are non-enumerable, so logging or serialising a configuration shows none.
+ * unknown key is named with the nearest known one); the error never repeats a password or key. In the result `auth.pass`,
+ * `dkim.privateKey` and the TLS `key`, `pfx` and `passphrase` are non-enumerable, so logging or serialising a configuration shows none.
  */
 export function resolveSmtpServerConfigs(configs: readonly SmtpServerConfig[]): ResolvedSmtpServerConfig[] {
   if (!Array.isArray(configs) || configs.length === 0) {
@@ -142,6 +157,12 @@ export function resolveSmtpServerConfigs(configs: readonly SmtpServerConfig[]): 
       });
     }
     seen.add(name);
+    if (c.dkim) {
+      const problem = dkimKeyProblem(c.dkim.privateKey);
+      const setting = `servers[${index}].dkim.privateKey`;
+      // The problem only: Node's parse error stays out, and the key is never quoted.
+      if (problem) throw new ConfigError(`${setting} (server "${name}") ${problem}.`, { setting });
+    }
     return copyConfigSource(config, {
       name,
       host: c.host,
@@ -156,6 +177,7 @@ export function resolveSmtpServerConfigs(configs: readonly SmtpServerConfig[]): 
       timeouts: { ...DEFAULT_TIMEOUTS, ...stripUndefined(c.timeouts ?? {}) },
       tls: config.tls ? hideTlsSecrets(config.tls) : undefined,
       maxRetries: c.maxRetries ?? 1,
+      dkim: c.dkim ? resolveDkimConfig(c.dkim) : undefined,
     });
   });
 }
@@ -257,8 +279,16 @@ export function sameResolvedConfig(a: ResolvedSmtpServerConfig, b: ResolvedSmtpS
   return (
     JSON.stringify(a) === JSON.stringify(b) &&
     a.auth?.pass === b.auth?.pass &&
+    a.dkim?.privateKey === b.dkim?.privateKey &&
     TLS_SECRETS.every((key) => a.tls?.[key] === b.tls?.[key])
   );
+}
+
+/** What a scrubber must remove from anything this server's replies and errors say: the password and the DKIM key. */
+export function serverSecrets(config: ResolvedSmtpServerConfig): ScrubbedCredential[] {
+  const secrets: ScrubbedCredential[] = config.auth ? [config.auth] : [];
+  if (config.dkim) for (const pass of dkimKeySecrets(config.dkim.privateKey)) secrets.push({ pass });
+  return secrets;
 }
 
 function stripUndefined<T extends object>(value: T): Partial<T> {

@@ -40,10 +40,22 @@ export function sameServerSet(a: readonly SmtpServerConfig[], b: readonly SmtpSe
   return left.every((config, i) => sameResolvedConfig(config, right[i]!));
 }
 
-/** A copy of the config whose `auth.pass` is non-enumerable: readable by the pool, absent from logs, JSON and spreads. */
+/**
+ * A copy of the config whose `auth.pass` and `dkim.privateKey` are non-enumerable: readable by the pool, absent from
+ * logs, JSON and spreads.
+ */
 export function hidePassword(config: SmtpServerConfig): SmtpServerConfig {
-  if (!config.auth) return { ...config };
-  const auth = { user: config.auth.user, ...(config.auth.method ? { method: config.auth.method } : {}) } as NonNullable<SmtpServerConfig['auth']>;
-  Object.defineProperty(auth, 'pass', { value: config.auth.pass, enumerable: false });
-  return { ...config, auth };
+  const out = { ...config };
+  if (config.auth) {
+    const auth = { user: config.auth.user, ...(config.auth.method ? { method: config.auth.method } : {}) } as NonNullable<SmtpServerConfig['auth']>;
+    Object.defineProperty(auth, 'pass', { value: config.auth.pass, enumerable: false });
+    out.auth = auth;
+  }
+  if (config.dkim) {
+    const { privateKey, ...rest } = config.dkim;
+    const dkim = { ...rest } as NonNullable<SmtpServerConfig['dkim']>;
+    Object.defineProperty(dkim, 'privateKey', { value: privateKey, enumerable: false });
+    out.dkim = dkim;
+  }
+  return out;
 }

@@ -1,4 +1,5 @@
 import { z } from 'zod/v4';
+import { dkimConfigSchema, dkimKeyProblem } from '../config/dkim-config.js';
 import { markConfigSource } from '../config/smtp-config-source.js';
 import type { SmtpServerConfig } from '../config/smtp-server-config.js';
 import { ValidationError } from '../errors/validation-error.js';
@@ -31,6 +32,11 @@ export interface SmtpConfigInput {
   isDefault?: boolean | undefined;
   /** Default true. An inactive config is kept but never sent through. */
   active?: boolean | undefined;
+  /**
+   * Sign this account's messages with DKIM. `privateKey` (RSA, PEM) is stored encrypted and never returned; when
+   * editing, leaving it out keeps the stored key. `null` stops signing and deletes the key.
+   */
+  dkim?: { domainName: string; keySelector: string; privateKey?: string | undefined } | null | undefined;
 }
 
 /** A stored config as the SDK shows it: everything but the password, which it never returns in any form. */
@@ -49,6 +55,11 @@ export interface SmtpConfigSummary {
   fromName: string | undefined;
   isDefault: boolean;
   active: boolean;
+  /** The DKIM domain and selector, without the key, which is never returned in any form. */
+  dkim: { domainName: string; keySelector: string } | undefined;
+  hasDkimKey: boolean;
+  /** The key ring key the DKIM key is encrypted with. */
+  dkimKeyId: string | undefined;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -75,6 +86,8 @@ export const smtpConfigInputSchema = z.strictObject({
   fromName: clearable(z.string().trim().min(1).max(200).regex(NO_CONTROLS, 'must not contain control characters or line breaks')),
   isDefault: z.boolean().optional(),
   active: z.boolean().optional(),
+  // The key is checked after the schema (dkimKeyProblem), so no zod issue carries it.
+  dkim: dkimConfigSchema.omit({ headerFieldNames: true }).partial({ privateKey: true }).nullable().optional(),
 });
 
 /** The input validated, merged over the stored config when editing one: every field of the row but the secret. */
@@ -90,6 +103,8 @@ export interface MergedSmtpConfig {
   fromName: string | undefined;
   isDefault: boolean;
   active: boolean;
+  /** `privateKey` undefined: keep the stored key. */
+  dkim: { domainName: string; keySelector: string; privateKey: string | undefined } | undefined;
 }
 
 /** Validates `input` (throws `ValidationError` naming the field, never repeating the password) and merges it over `existing`. */
@@ -119,6 +134,7 @@ export function mergeSmtpConfigInput(input: SmtpConfigInput, existing: StoredSmt
   if (fromAddress !== undefined) parseAddress(fromAddress, 'fromAddress');
   const fromName = c.fromName === null ? undefined : (c.fromName ?? existing?.fromName);
   if (fromName !== undefined && fromAddress === undefined) throw ValidationError.of('fromName', 'needs a fromAddress to go with it');
+  const dkim = mergeDkim(c.dkim, existing);
   return {
     name,
     host,
@@ -131,17 +147,38 @@ export function mergeSmtpConfigInput(input: SmtpConfigInput, existing: StoredSmt
     fromName,
     isDefault: c.isDefault ?? existing?.isDefault ?? false,
     active: c.active ?? existing?.active ?? true,
+    dkim,
   };
+}
+
+function mergeDkim(input: { domainName: string; keySelector: string; privateKey?: string | undefined } | null | undefined, existing: StoredSmtpConfig | undefined): MergedSmtpConfig['dkim'] {
+  if (input === null) return undefined;
+  if (input === undefined) {
+    if (existing?.dkimDomain === undefined || existing.dkimSelector === undefined) return undefined;
+    return { domainName: existing.dkimDomain, keySelector: existing.dkimSelector, privateKey: undefined };
+  }
+  if (input.privateKey === undefined) {
+    if (existing?.dkimKeyCiphertext === undefined) throw ValidationError.of('dkim.privateKey', 'is required (the PEM private key whose public key is published in DNS)');
+  } else {
+    const problem = dkimKeyProblem(input.privateKey);
+    // The problem only, never the key.
+    if (problem) throw ValidationError.of('dkim.privateKey', problem);
+  }
+  return { domainName: input.domainName, keySelector: input.keySelector, privateKey: input.privateKey };
 }
 
 const DEFAULT_PORTS: Record<SmtpSecurity, number> = { tls: 465, starttls: 587, none: 25 };
 
-/** The server a stored config sends through. `password` is the decrypted one, or undefined for an account without. */
+/**
+ * The server a stored config sends through. `password` is the decrypted one, or undefined for an account without;
+ * `dkimKey` the decrypted DKIM key, signing with the config's `dkimDomain` and `dkimSelector`.
+ */
 export function toSmtpServerConfig(
-  config: Pick<StoredSmtpConfig, 'name' | 'host' | 'port' | 'security' | 'username' | 'fromAddress' | 'fromName'>,
+  config: Pick<StoredSmtpConfig, 'name' | 'host' | 'port' | 'security' | 'username' | 'fromAddress' | 'fromName' | 'dkimDomain' | 'dkimSelector'>,
   password: string | undefined,
   defaults: SmtpServerDefaults = {},
   priority?: number,
+  dkimKey?: string,
 ): SmtpServerConfig {
   const server: SmtpServerConfig = {
     ...defaults,
@@ -161,6 +198,11 @@ export function toSmtpServerConfig(
     const auth = { user: config.username } as NonNullable<SmtpServerConfig['auth']>;
     Object.defineProperty(auth, 'pass', { value: password ?? '', enumerable: false });
     server.auth = auth;
+  }
+  if (dkimKey !== undefined && config.dkimDomain !== undefined && config.dkimSelector !== undefined) {
+    const dkim = { domainName: config.dkimDomain, keySelector: config.dkimSelector } as NonNullable<SmtpServerConfig['dkim']>;
+    Object.defineProperty(dkim, 'privateKey', { value: dkimKey, enumerable: false });
+    server.dkim = dkim;
   }
   return server;
 }
@@ -187,6 +229,9 @@ export function toSmtpConfigSummary(config: StoredSmtpConfig): SmtpConfigSummary
     fromName: config.fromName,
     isDefault: config.isDefault,
     active: config.active,
+    dkim: config.dkimDomain !== undefined && config.dkimSelector !== undefined ? { domainName: config.dkimDomain, keySelector: config.dkimSelector } : undefined,
+    hasDkimKey: config.dkimKeyCiphertext !== undefined,
+    dkimKeyId: config.dkimKeyId,
     createdAt: config.createdAt,
     updatedAt: config.updatedAt,
   };
@@ -199,6 +244,18 @@ export function toSmtpConfigSummary(config: StoredSmtpConfig): SmtpConfigSummary
 export function passwordAdditionalData(ownerId: string, configId: string): string {
   return JSON.stringify(['agent-smtp/smtp-config-password/v1', ownerId, configId]);
 }
+
+/**
+ * The additional data a config's DKIM key is encrypted with: owner, id and a purpose of its own, so neither the
+ * password's ciphertext nor another config's key decrypts in its place.
+ */
+export function dkimKeyAdditionalData(ownerId: string, configId: string): string {
+  return JSON.stringify(['agent-smtp/smtp-config-dkim-key/v1', ownerId, configId]);
+}
+
+/** How errors name a config's DKIM key (never the key). */
+export const describeDkimKey = (config: Pick<StoredSmtpConfig, 'name' | 'id' | 'ownerId'>): string =>
+  `the DKIM key of SMTP config "${config.name}" (id ${config.id}, owner ${config.ownerId})`;
 
 /** How errors name a config's password (never the password). */
 export const describePassword = (config: Pick<StoredSmtpConfig, 'name' | 'id' | 'ownerId'>): string =>

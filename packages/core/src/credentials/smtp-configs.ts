@@ -4,7 +4,9 @@ import type { CredentialStore, SmtpConfigWrite, StoredSmtpConfig } from '../stor
 import { checkSmtpHost, connectToCheckedHost, type HostPolicy, type LookupFn } from './host-guard.js';
 import { KeyRing, type KeyRingOptions } from './key-ring.js';
 import {
+  describeDkimKey,
   describePassword,
+  dkimKeyAdditionalData,
   mergeSmtpConfigInput,
   passwordAdditionalData,
   type SmtpConfigInput,
@@ -67,6 +69,7 @@ export async function saveSmtpConfig(
   }
 
   const secret = typeof merged.password === 'string' ? await keyRing.encrypt(merged.password, passwordAdditionalData(ownerId, id)) : undefined;
+  const dkimKey = merged.dkim?.privateKey === undefined ? undefined : await keyRing.encrypt(merged.dkim.privateKey, dkimKeyAdditionalData(ownerId, id));
   const write: SmtpConfigWrite = {
     ownerId,
     id,
@@ -78,6 +81,11 @@ export async function saveSmtpConfig(
     passwordCiphertext: secret?.ciphertext,
     keyId: secret?.keyId,
     keepPassword: merged.password === undefined,
+    dkimDomain: merged.dkim?.domainName,
+    dkimSelector: merged.dkim?.keySelector,
+    dkimKeyCiphertext: dkimKey?.ciphertext,
+    dkimKeyId: dkimKey?.keyId,
+    keepDkimKey: merged.dkim !== undefined && dkimKey === undefined,
     fromAddress: merged.fromAddress,
     fromName: merged.fromName,
     isDefault: merged.isDefault,
@@ -110,14 +118,14 @@ export async function setDefaultSmtpConfig(context: Pick<SmtpConfigContext, 'sto
 }
 
 export interface RotateKeysResult {
-  /** Passwords re-encrypted under the current key. */
+  /** Secrets (passwords and DKIM keys) re-encrypted under the current key. */
   rotated: number;
-  /** Passwords that changed while being rotated (saved again meanwhile, so already under the current key). */
+  /** Secrets that changed while being rotated (saved again meanwhile, so already under the current key). */
   skipped: number;
 }
 
 /**
- * Re-encrypts every stored password (of every owner, or of `ownerId`) that is not under the key ring's current key,
+ * Re-encrypts every stored password and DKIM key (of every owner, or of `ownerId`) that is not under the key ring's current key,
  * with a fresh IV. A config saved meanwhile is left as saved. Passwords that do not decrypt (a key missing from the
  * ring, a copied ciphertext) are left as they are and reported together in one `ConfigError` after the rest are
  * done. Afterwards, keys other than the current one can leave the ring.
@@ -135,12 +143,22 @@ export async function rotateKeys(
     const batch = await store.listForRotation({ keyId: keyRing.currentKeyId, ownerId: options.ownerId, after, limit });
     for (const config of batch) {
       try {
-        const aad = passwordAdditionalData(config.ownerId, config.id);
-        const password = await keyRing.decrypt({ keyId: config.keyId!, ciphertext: config.passwordCiphertext! }, aad, describePassword(config));
-        const next = await keyRing.encrypt(password, aad);
-        const replaced = await store.replacePassword(config.ownerId, config.id, config.passwordCiphertext!, { keyId: next.keyId, passwordCiphertext: next.ciphertext });
-        if (replaced) result.rotated++;
-        else result.skipped++;
+        if (config.keyId !== undefined && config.keyId !== keyRing.currentKeyId) {
+          const aad = passwordAdditionalData(config.ownerId, config.id);
+          const password = await keyRing.decrypt({ keyId: config.keyId, ciphertext: config.passwordCiphertext! }, aad, describePassword(config));
+          const next = await keyRing.encrypt(password, aad);
+          const replaced = await store.replacePassword(config.ownerId, config.id, config.passwordCiphertext!, { keyId: next.keyId, passwordCiphertext: next.ciphertext });
+          if (replaced) result.rotated++;
+          else result.skipped++;
+        }
+        if (config.dkimKeyId !== undefined && config.dkimKeyId !== keyRing.currentKeyId) {
+          const aad = dkimKeyAdditionalData(config.ownerId, config.id);
+          const key = await keyRing.decrypt({ keyId: config.dkimKeyId, ciphertext: config.dkimKeyCiphertext! }, aad, describeDkimKey(config));
+          const next = await keyRing.encrypt(key, aad);
+          const replaced = await store.replaceDkimKey(config.ownerId, config.id, config.dkimKeyCiphertext!, { dkimKeyId: next.keyId, dkimKeyCiphertext: next.ciphertext });
+          if (replaced) result.rotated++;
+          else result.skipped++;
+        }
       } catch (error) {
         if (!AgentSmtpError.isInstance(error)) throw error;
         failures.push({ config, error });
@@ -154,7 +172,7 @@ export async function rotateKeys(
     const first = failures[0]!.error as AgentSmtpError;
     const list = failures.slice(0, 10).map(({ config }) => `"${config.name}" (id ${config.id}, owner ${config.ownerId}, key ${config.keyId})`);
     throw new ConfigError(
-      `rotateKeys re-encrypted ${result.rotated} password(s) but could not decrypt ${failures.length}: ${list.join(', ')}${failures.length > 10 ? ', …' : ''}. ` +
+      `rotateKeys re-encrypted ${result.rotated} secret(s) but could not decrypt ${failures.length}: ${list.join(', ')}${failures.length > 10 ? ', …' : ''}. ` +
         `First reason: ${first.message}`,
       { setting: (first as Partial<ConfigError>).setting ?? 'keyRing', cause: first },
     );

@@ -243,7 +243,7 @@ describe('stored SMTP configs', () => {
     );
     const rotation = await rotateKeys({ store, keyRing: onlyK2 }).catch((e: unknown) => e as AgentSmtpError);
     expect(rotation).toMatchObject({ code: 'CONFIG_ERROR', setting: 'keyRing.keys.k1' });
-    expect((rotation as Error).message).toMatch(/^rotateKeys re-encrypted 0 password\(s\) but could not decrypt 1: "work" \(id smtp_[\w-]+, owner owner-[\w-]+, key k1\)\. First reason: The password/);
+    expect((rotation as Error).message).toMatch(/^rotateKeys re-encrypted 0 secret\(s\) but could not decrypt 1: "work" \(id smtp_[\w-]+, owner owner-[\w-]+, key k1\)\. First reason: The password/);
     expect((await store.credentials.get(ownerId, saved.id))!.keyId).toBe('k1');
   });
 });

@@ -5,7 +5,7 @@ import type { StoredSmtpConfig } from '../store/mail-store.js';
 import { type CredentialProvider, type CredentialScope, sameServerSet } from './credential-provider.js';
 import { type CheckedHost, checkSmtpHost, connectToCheckedHost } from './host-guard.js';
 import { KeyRing } from './key-ring.js';
-import { describePassword, passwordAdditionalData, type SmtpConfigInput, type SmtpConfigSummary, toSmtpServerConfig } from './smtp-config.js';
+import { describeDkimKey, describePassword, dkimKeyAdditionalData, passwordAdditionalData, type SmtpConfigInput, type SmtpConfigSummary, toSmtpServerConfig } from './smtp-config.js';
 import {
   deleteSmtpConfig,
   getSmtpConfig,
@@ -163,7 +163,7 @@ export class StoredCredentialProvider implements CredentialProvider {
   async #load(ownerId: string, previous: OwnerEntry | undefined): Promise<OwnerEntry> {
     const changesBefore = this.#changes.get(ownerId);
     const rows = await this.#context.store.credentials!.list(ownerId);
-    const shape = JSON.stringify(rows.map(({ passwordCiphertext: _c, keyId: _k, ...rest }) => rest));
+    const shape = JSON.stringify(rows.map(({ passwordCiphertext: _c, keyId: _k, dkimKeyCiphertext: _dc, dkimKeyId: _dk, ...rest }) => rest));
     let entry: OwnerEntry;
     if (previous && previous.shape === shape && sameCiphertexts(previous.rows, rows)) {
       entry = { ...previous, loadedAt: performance.now(), reported: false };
@@ -237,7 +237,15 @@ export class StoredCredentialProvider implements CredentialProvider {
                 passwordAdditionalData(config.ownerId, config.id),
                 describePassword(config),
               );
-        return toSmtpServerConfig(config, password, this.#context.serverDefaults, chosen.length > 1 ? chosen.length - i : undefined);
+        const dkimKey =
+          config.dkimKeyCiphertext === undefined
+            ? undefined
+            : await this.#context.keyRing.decrypt(
+                { keyId: config.dkimKeyId!, ciphertext: config.dkimKeyCiphertext },
+                dkimKeyAdditionalData(config.ownerId, config.id),
+                describeDkimKey(config),
+              );
+        return toSmtpServerConfig(config, password, this.#context.serverDefaults, chosen.length > 1 ? chosen.length - i : undefined, dkimKey);
       }),
     );
     return Object.freeze(servers);
@@ -296,5 +304,14 @@ export function storedCredentials(options: StoredCredentialsOptions): StoredCred
 }
 
 function sameCiphertexts(a: readonly StoredSmtpConfig[], b: readonly StoredSmtpConfig[]): boolean {
-  return a.length === b.length && a.every((config, i) => config.passwordCiphertext === b[i]!.passwordCiphertext && config.keyId === b[i]!.keyId);
+  return (
+    a.length === b.length &&
+    a.every(
+      (config, i) =>
+        config.passwordCiphertext === b[i]!.passwordCiphertext &&
+        config.keyId === b[i]!.keyId &&
+        config.dkimKeyCiphertext === b[i]!.dkimKeyCiphertext &&
+        config.dkimKeyId === b[i]!.dkimKeyId
+    )
+  );
 }

@@ -1,6 +1,7 @@
 import type { EventEmitter } from 'node:events';
 import nodemailer, { type SendMailOptions, type SMTPPoolSentMessageInfo, type Transporter } from 'nodemailer';
-import { type ResolvedSmtpServerConfig, revealTlsOptions } from '../config/smtp-server-config.js';
+import { toNodemailerDkim } from '../config/dkim-config.js';
+import { type ResolvedSmtpServerConfig, revealTlsOptions, serverSecrets } from '../config/smtp-server-config.js';
 import type { SmtpFailureClass } from '../errors/smtp-error.js';
 import { SecretScrubber } from '../secrets/secret-scrubber.js';
 import { backoffDelay, type ResolvedBackoff } from './backoff.js';
@@ -57,6 +58,7 @@ class TransportHandle {
       // and had its 221, and a forced one must not leave a socket holding the process open for seconds.
       socketCloseTimeout: 0,
       tls: revealTlsOptions(config.tls),
+      ...(config.dkim ? { dkim: toNodemailerDkim(config.dkim) } : {}),
       disableFileAccess: true,
       disableUrlAccess: true,
       logger: false,
@@ -163,7 +165,7 @@ export class ServerState {
   /** Bumped on every failure; a failure of an attempt that began before the last bump does not escalate. */
   generation = 0;
   lastError: ServerStatus['lastError'] = null;
-  /** Removes this server's credentials from what it says. */
+  /** Removes this server's credentials (password, DKIM key) from what it says. */
   readonly scrubber: SecretScrubber;
   /**
    * Whether the port answers a TLS handshake, asked once per configuration after a plain connection got no greeting:
@@ -177,7 +179,7 @@ export class ServerState {
     private readonly maxRequeues: number,
   ) {
     this.config = config;
-    this.scrubber = SecretScrubber.for([config.auth]);
+    this.scrubber = SecretScrubber.for(serverSecrets(config));
     this.handle = new TransportHandle(config, maxRequeues);
   }
 

@@ -3,6 +3,7 @@ import {
   type ResolvedSmtpServerConfig,
   resolveSmtpServerConfigs,
   sameResolvedConfig,
+  serverSecrets,
   type SmtpServerConfig,
 } from '../config/smtp-server-config.js';
 import { AgentSmtpError } from '../errors/agent-smtp-error.js';
@@ -110,7 +111,7 @@ export class SmtpPool {
     this.#maxRequeues = options.maxRequeues ?? 2;
     this.#logger = options.logger ?? silentLogger;
     this.#servers = this.#build(resolveSmtpServerConfigs(options.servers), []);
-    this.#scrubber = SecretScrubber.for(this.#servers.map((s) => s.config.auth));
+    this.#scrubber = SecretScrubber.for(this.#servers.flatMap((s) => serverSecrets(s.config)));
     this.#reorder();
   }
 
@@ -309,7 +310,7 @@ export class SmtpPool {
       if (old.inFlight > 0) this.#retired.add(old);
     }
     // Retired servers' sends may still fail with their replies, so their secrets stay scrubbed too.
-    this.#scrubber = SecretScrubber.for([...this.#servers, ...this.#retired].map((s) => s.config.auth));
+    this.#scrubber = SecretScrubber.for([...this.#servers, ...this.#retired].flatMap((s) => serverSecrets(s.config)));
     this.#serverScrubbers = new WeakMap();
     if (this.#preferred && !this.#servers.some((s) => s.name === this.#preferred)) this.#preferred = undefined;
     this.#reorder();

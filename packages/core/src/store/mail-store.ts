@@ -504,6 +504,14 @@ export interface StoredSmtpConfig {
   passwordCiphertext: string | undefined;
   /** The key ring key that encrypted the password; set exactly when `passwordCiphertext` is. */
   keyId: string | undefined;
+  /** DKIM signing domain (`d=`); the three `dkim…` fields and `dkimKeyCiphertext` are all set or all unset. */
+  dkimDomain?: string | undefined;
+  /** DKIM selector (`s=`). */
+  dkimSelector?: string | undefined;
+  /** The DKIM private key (PEM), encrypted like the password but with its own additional data. */
+  dkimKeyCiphertext?: string | undefined;
+  /** The key ring key that encrypted the DKIM key: its own, since a kept password may be under an older key. */
+  dkimKeyId?: string | undefined;
   fromAddress: string | undefined;
   fromName: string | undefined;
   /** At most one per owner. */
@@ -517,6 +525,8 @@ export interface StoredSmtpConfig {
 export interface SmtpConfigWrite extends Omit<StoredSmtpConfig, 'createdAt' | 'updatedAt'> {
   /** Keep the stored password (ciphertext and key id) and ignore the two fields here: an edit that leaves it as is. */
   keepPassword?: boolean | undefined;
+  /** Keep the stored DKIM key (ciphertext and key id); the domain and selector are still written. */
+  keepDkimKey?: boolean | undefined;
 }
 
 /** Where to continue a listing that runs across owners, ordered by `(ownerId, id)`. */
@@ -542,8 +552,8 @@ export interface CredentialStore {
   /** Makes the config the owner's only default. Undefined (and nothing changed) when the owner has no such config. */
   setDefault(ownerId: string, id: string): Promise<StoredSmtpConfig | undefined>;
   /**
-   * For key rotation: configs whose password is under a key other than `keyId`, of every owner (or of `ownerId`),
-   * ordered by `(ownerId, id)` and starting after `after`.
+   * For key rotation: configs whose password or DKIM key is under a key other than `keyId`, of every owner (or of
+   * `ownerId`), ordered by `(ownerId, id)` and starting after `after`.
    */
   listForRotation(options: { keyId: string; ownerId?: string | undefined; after?: SmtpConfigCursor | undefined; limit: number }): Promise<StoredSmtpConfig[]>;
   /**
@@ -552,4 +562,6 @@ export interface CredentialStore {
    * change). Returns whether it replaced.
    */
   replacePassword(ownerId: string, id: string, expected: string, next: { keyId: string; passwordCiphertext: string }): Promise<boolean>;
+  /** `replacePassword` for the DKIM key: only while the stored DKIM ciphertext is still `expected`. */
+  replaceDkimKey(ownerId: string, id: string, expected: string, next: { dkimKeyId: string; dkimKeyCiphertext: string }): Promise<boolean>;
 }

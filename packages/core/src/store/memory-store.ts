@@ -856,12 +856,18 @@ class MemoryCredentialStore implements CredentialStore {
     const isDefault = config.isDefault || (config.active && !otherDefault);
     if (config.isDefault) for (const c of mine) if (c.id !== config.id) c.isDefault = false;
     const now = new Date();
-    const { keepPassword, ...fields } = config;
+    const { keepPassword, keepDkimKey, ...fields } = config;
+    // A config without a DKIM domain keeps no DKIM key, as the Postgres function does.
+    const dkim = config.dkimDomain === undefined ? undefined : keepDkimKey ? existing : config;
     const stored: StoredSmtpConfig = {
       ...fields,
       isDefault,
       passwordCiphertext: keepPassword ? existing?.passwordCiphertext : config.passwordCiphertext,
       keyId: keepPassword ? existing?.keyId : config.keyId,
+      dkimDomain: config.dkimDomain,
+      dkimSelector: config.dkimDomain === undefined ? undefined : config.dkimSelector,
+      dkimKeyCiphertext: dkim?.dkimKeyCiphertext,
+      dkimKeyId: dkim?.dkimKeyId,
       createdAt: existing?.createdAt ?? now,
       updatedAt: now,
     };
@@ -901,7 +907,7 @@ class MemoryCredentialStore implements CredentialStore {
     // Compared by code unit, like Postgres under the "C" collation the SQL function asks for.
     const cmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
     return [...this.configs.values()]
-      .filter((c) => c.keyId !== undefined && c.keyId !== options.keyId)
+      .filter((c) => (c.keyId !== undefined && c.keyId !== options.keyId) || (c.dkimKeyId !== undefined && c.dkimKeyId !== options.keyId))
       .filter((c) => options.ownerId === undefined || c.ownerId === options.ownerId)
       .filter((c) => !after || cmp(c.ownerId, after.ownerId) > 0 || (c.ownerId === after.ownerId && cmp(c.id, after.id) > 0))
       .sort((a, b) => cmp(a.ownerId, b.ownerId) || cmp(a.id, b.id))
@@ -914,6 +920,14 @@ class MemoryCredentialStore implements CredentialStore {
     if (!hit || hit.passwordCiphertext !== expected) return false;
     hit.keyId = next.keyId;
     hit.passwordCiphertext = next.passwordCiphertext;
+    return true;
+  }
+
+  async replaceDkimKey(ownerId: string, id: string, expected: string, next: { dkimKeyId: string; dkimKeyCiphertext: string }): Promise<boolean> {
+    const hit = this.configs.get(key(ownerId, id));
+    if (!hit || hit.dkimKeyCiphertext !== expected) return false;
+    hit.dkimKeyId = next.dkimKeyId;
+    hit.dkimKeyCiphertext = next.dkimKeyCiphertext;
     return true;
   }
 

@@ -4,6 +4,7 @@ import { migration003 } from './003-reads-and-cursor.js';
 import { migration004 } from './004-smtp-configs.js';
 import { migration005 } from './005-approval-audit-policies.js';
 import { migration006 } from './006-stats.js';
+import { migration007 } from './007-dkim.js';
 
 export interface Migration {
   /** Applied in ascending order; recorded in `<schema>.migrations`. */
@@ -21,4 +22,5 @@ export const migrations: readonly Migration[] = [
   { version: 4, name: '004_smtp_configs', sql: migration004 },
   { version: 5, name: '005_approval_audit_policies', sql: migration005 },
   { version: 6, name: '006_stats', sql: migration006 },
+  { version: 7, name: '007_dkim', sql: migration007 },
 ];
