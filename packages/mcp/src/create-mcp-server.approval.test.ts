@@ -41,7 +41,8 @@ type Answer = (request: ElicitRequest['params']) => ElicitResult | Promise<Elici
 
 /** A real MCP client of `alice`'s support agent (its token in authInfo), answering elicitation with `answer` when given. */
 async function connect(answer?: Answer, options: Partial<CreateMcpServerOptions> = {}): Promise<{ mcp: Client; asked: ElicitRequest['params'][] }> {
-  server = createMcpServer({ service, ...options });
+  // Asking is opted into for a service (its client could answer for the agent); these tests are about asking.
+  server = createMcpServer({ service, elicitApproval: true, ...options });
   const [clientTransport, serverTransport] = InMemoryTransport.createLinkedPair();
   const authInfo: AuthInfo = { token: TOKEN, clientId: 'app', scopes: [], extra: { ownerId: OWNER, agentId: AGENT } };
   const send = clientTransport.send.bind(clientTransport);
@@ -136,6 +137,14 @@ describe('createMcpServer: approval by elicitation', () => {
   it('elicitApproval: false never asks, even a client that could answer', async () => {
     await start({ approval: { always: true } });
     const { mcp, asked } = await connect(() => ({ action: 'accept', content: { approve: true } }), { elicitApproval: false });
+    expect((await sendEmail(mcp)).structuredContent).toMatchObject({ status: 'pending_approval' });
+    expect(asked).toHaveLength(0);
+    expect((await sinkAfterAllClosed()).messages).toHaveLength(0);
+  });
+
+  it('a service server does not ask by default: its client holds the agent\'s token and could approve for it', async () => {
+    await start({ approval: { always: true } });
+    const { mcp, asked } = await connect(() => ({ action: 'accept', content: { approve: true } }), { elicitApproval: undefined });
     expect((await sendEmail(mcp)).structuredContent).toMatchObject({ status: 'pending_approval' });
     expect(asked).toHaveLength(0);
     expect((await sinkAfterAllClosed()).messages).toHaveLength(0);

@@ -49,7 +49,8 @@ export interface CreateMcpServerOptions extends MailToolsOptions {
    * When the policy holds an email for approval and the client supports elicitation, ask its user right away in a
    * form (the user sees it, the model does not): approve sends, decline rejects. False leaves every held email
    * pending (for `approve_email` or your own approval screen), e.g. when the client's user must not approve
-   * their own agent's mail. Default true.
+   * their own agent's mail. Default: true for a `mailer` (one user, whose own client asks them), false for a `service`
+   * (the client is the agent's host program, holding the agent's token: it could answer for itself).
    */
   elicitApproval?: boolean;
   /** How long a held email waits for the user's answer before the call returns it as `pending_approval`. Default 5 minutes. */
@@ -75,7 +76,7 @@ export function createMcpServer(options: CreateMcpServerOptions): McpServer {
   const tools = options.tools ?? createMailTools(mailSource(options), options);
   const logger = safeLogger(options.logger);
   const identify = options.identify ?? callerFromExtra;
-  const askHuman = options.elicitApproval ?? true;
+  const askHuman = options.elicitApproval ?? options.service === undefined;
   const approvalTimeoutMs = options.approvalTimeoutMs ?? DEFAULT_APPROVAL_TIMEOUT_MS;
   // A timer longer than 2^31-1 ms fires at once in Node: the user would never get to answer.
   if (!(approvalTimeoutMs > 0 && approvalTimeoutMs <= MAX_TIMER_MS)) {

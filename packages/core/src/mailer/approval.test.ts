@@ -1,16 +1,16 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { useTestResources } from '../__fixtures__/test-resources.js';
 import { AgentSmtpError } from '../errors/agent-smtp-error.js';
 import type { Policy } from '../policy/policy.js';
 import { MemoryStore } from '../store/memory-store.js';
-import { createMailer } from './mailer.js';
+import { createMailer, type MailerOptions } from './mailer.js';
 
 const resources = useTestResources();
 
-async function setup(policy: Policy, store = new MemoryStore()) {
+async function setup(policy: Policy, store = new MemoryStore(), options: Partial<MailerOptions> = {}) {
   const sink = await resources.sink();
   const mailer = resources.track(
-    createMailer({ servers: [sink.serverConfig({ name: 'sink' })], defaults: { from: 'agent@example.com' }, policy, store, agentId: 'assistant', env: {} }),
+    createMailer({ servers: [sink.serverConfig({ name: 'sink' })], defaults: { from: 'agent@example.com' }, policy, store, agentId: 'assistant', env: {}, ...options }),
   );
   return { sink, mailer, store };
 }
@@ -75,13 +75,20 @@ describe('approval: nothing is sent before a human approves it', () => {
   });
 
   it('shows a pending message past its expiry as expired, and approving it says so', async () => {
-    const { sink, mailer } = await setup({ approval: { always: true, expiresAfterMs: 1_000 } });
+    const { sink, mailer } = await setup({ approval: { always: true, expiresAfterMs: 1_000 }, dailyLimit: 5 });
     const held = await mailer.send({ to: 'ada@example.com', subject: 'Soon gone', text: 'x' });
-    await new Promise((resolve) => setTimeout(resolve, 1_100)); // the expiry itself is what is tested
-    expect((await mailer.getStatus(held.id))?.status).toBe('expired');
-    expect(await mailer.getPending(held.id)).toBeUndefined();
-    const error = await mailer.approve(held.id, { by: 'user:ada' }).catch((e: unknown) => e);
-    expect(AgentSmtpError.isInstance(error) && error.code).toBe('APPROVAL_EXPIRED');
+    // The clock moves past the expiry (only Date: the store and the mailer read it, the sockets keep their timers).
+    vi.useFakeTimers({ toFake: ['Date'], now: Date.now() + 1_500 });
+    try {
+      expect((await mailer.getStatus(held.id))?.status).toBe('expired');
+      expect(await mailer.getPending(held.id)).toBeUndefined();
+      const error = await mailer.approve(held.id, { by: 'user:ada' }).catch((e: unknown) => e);
+      expect(AgentSmtpError.isInstance(error) && error.code).toBe('APPROVAL_EXPIRED');
+      // It will never be sent, so it took no quota in the end.
+      expect(await mailer.describeLimits()).toContain('5 of 5 emails left today');
+    } finally {
+      vi.useRealTimers();
+    }
     await mailer.close();
     expect(sink.stats.connections).toBe(0);
   });
@@ -118,6 +125,37 @@ describe('approval: nothing is sent before a human approves it', () => {
     await expect(mailer.approve(held.id, { by: 'ops' })).rejects.toMatchObject({ code: 'APPROVAL_NOT_PENDING' });
     await mailer.close();
     expect(sink.stats.connections).toBe(0);
+  });
+
+  it('an approved email the server cannot take now is queued and sent once it can, never left failed', async () => {
+    const { sink, mailer } = await setup({ approval: { always: true } }, new MemoryStore(), {
+      pool: { maxRetryWaitMs: 0, backoff: { baseMs: 10, maxMs: 10 } },
+      outbox: { retry: { baseMs: 100, maxMs: 100 } },
+    });
+    const held = await mailer.send({ to: 'ada@example.com', subject: 'Approved while the server is down', text: 'x' });
+    let down = true;
+    sink.behavior.mailFrom = () => (down ? { code: 421, message: 'Try again later' } : undefined);
+    const approved = await mailer.approve(held.id, { by: 'user:ada' });
+    expect(approved.status).toBe('queued');
+    down = false;
+    // No worker runs: the process that approved it sends it when its retry is due.
+    await expect.poll(async () => (await mailer.getStatus(held.id))?.status, { timeout: 10_000, interval: 50 }).toBe('sent');
+    await mailer.close();
+    expect(sink.messages.map((m) => m.subject)).toEqual(['Approved while the server is down']);
+  });
+
+  it('gives quota back for what is never sent: rejected, cancelled, refused right before sending', async () => {
+    const { mailer, store } = await setup({ approval: { aboveRecipients: 1 }, dailyLimit: 3 });
+    const held = await mailer.send({ to: ['ada@example.com', 'bob@example.com'], subject: 'Two', text: 'x' });
+    await mailer.reject(held.id, { by: 'ops' });
+    const queued = await mailer.enqueue({ to: 'ada@example.com', subject: 'Later', text: 'x', sendAt: new Date(Date.now() + 3_600_000) });
+    await mailer.cancel(queued.id);
+    await store.suppressions.add({ ownerId: 'default', address: 'gone@example.com', reason: 'manual' });
+    await expect(mailer.send({ to: 'gone@example.com', subject: 'Suppressed', text: 'x' })).rejects.toMatchObject({ code: 'SUPPRESSED' });
+    expect(await mailer.describeLimits()).toContain('3 of 3 emails left today');
+    // And the three it may send still go.
+    for (const i of [1, 2, 3]) await mailer.send({ to: 'ada@example.com', subject: `n${i}`, text: 'x' });
+    await expect(mailer.send({ to: 'ada@example.com', subject: 'n4', text: 'x' })).rejects.toMatchObject({ code: 'POLICY_DAILY_LIMIT' });
   });
 
   it('refuses an approver that names no one', async () => {

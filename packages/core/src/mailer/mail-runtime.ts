@@ -6,6 +6,8 @@ import { DEFAULT_LIMITS, type MessageLimits } from '../message/limits.js';
 import { assertSingleLine } from '../message/normalize-email.js';
 import { type Delivery, deliver } from '../outbox/deliver.js';
 import { FollowUpDelivery } from '../outbox/follow-up-delivery.js';
+import { isFollowUp } from '../outbox/follow-up.js';
+import { refundDailyQuota } from '../policy/quota.js';
 import { OUTBOX_DEFAULTS } from '../outbox/outbox-defaults.js';
 import { OutboxWorker, type WorkerOptions } from '../outbox/outbox-worker.js';
 import { DEFAULT_SEND_CHECKS, type SendCheck } from '../outbox/send-checks.js';
@@ -116,7 +118,18 @@ export class MailRuntime {
     // The policy again right before sending: it may have changed while the message waited (an agent stopped).
     const policyCheck: SendCheck = async (record) =>
       checkRecipientsAndContent(policedStored(record.email), await policies.policyFor({ ownerId: record.ownerId, agentId: record.agentId }));
-    this.checks = [...DEFAULT_SEND_CHECKS, policyCheck, ...(settings.sendChecks ?? [])];
+    // A message refused for good right before sending was never sent: its quota goes back.
+    this.checks = [...DEFAULT_SEND_CHECKS, policyCheck, ...(settings.sendChecks ?? [])].map(
+      (check): SendCheck =>
+        async (record, context) => {
+          try {
+            await check(record, context);
+          } catch (err) {
+            if (AgentSmtpError.isInstance(err) && !err.retryable) await this.refundQuota(record);
+            throw err;
+          }
+        },
+    );
     this.followUps = new FollowUpDelivery({
       store,
       pools,
@@ -130,8 +143,11 @@ export class MailRuntime {
     });
   }
 
-  /** Sends a record claimed by this process now (a direct send); its follow-ups are delivered from here. */
-  async deliverNow(record: OutboxRecord, signal: AbortSignal | undefined): Promise<Delivery> {
+  /**
+   * Sends a record claimed by this process now (a direct send); its follow-ups are delivered from here. With
+   * `retry`, a transient failure puts it back in the queue as a worker's would, and this process tries it again.
+   */
+  async deliverNow(record: OutboxRecord, signal: AbortSignal | undefined, options: { retry?: boolean } = {}): Promise<Delivery> {
     const delivery = await deliver(record, {
       store: this.store,
       pools: this.pools,
@@ -139,7 +155,7 @@ export class MailRuntime {
       logger: this.logger,
       leaseMs: this.leaseMs,
       workerId: this.directWorkerId,
-      retry: false,
+      retry: options.retry ? this.retry : false,
       followUpRetry: this.retry,
       recordRetryDelaysMs: this.recordRetryDelaysMs,
       signal,
@@ -148,7 +164,28 @@ export class MailRuntime {
     // Its outcome could not be written: in a process with no worker nobody would take it over when its lease
     // expires, so this one does (once, flagged as a possible duplicate, like any takeover).
     if (!delivery.recorded) this.followUps.watch(delivery.record);
+    else if (delivery.settlement.status === 'retry') this.followUps.track(delivery.record);
     return delivery;
+  }
+
+  /** Delivers a queued record from this process when it is due (unless a worker takes it first). */
+  deliverLater(record: OutboxRecord): void {
+    this.followUps.track(record);
+    this.notifyWorkers();
+  }
+
+  /**
+   * Gives back the daily quota a message took when it was accepted, for one that will never be sent (rejected,
+   * expired, cancelled, refused right before sending). Follow-ups took none. Best effort: logged when it fails.
+   */
+  async refundQuota(record: OutboxRecord): Promise<void> {
+    if (isFollowUp(record)) return;
+    try {
+      const scope = { ownerId: record.ownerId, agentId: record.agentId };
+      await refundDailyQuota(this.store.counters, scope, await this.policies.policyFor(scope), record.createdAt);
+    } catch (err) {
+      this.logger.warn({ err, id: record.id }, 'could not give quota back');
+    }
   }
 
   /** A worker claiming one owner's due mail, or every owner's (`ownerId` undefined), each through its owner's pool. */

@@ -12,7 +12,7 @@ import { followUpTree } from '../outbox/follow-up.js';
 import type { OutboxWorker, WorkerOptions } from '../outbox/outbox-worker.js';
 import { readPathAttachments } from '../pipeline/attachment-paths.js';
 import { composeEmail, newRecordId, toNewOutboxRecord } from '../pipeline/compose.js';
-import { approvalReason, type CompiledPolicy, policedComposed } from '../policy/check-policy.js';
+import { approvalReason, assertMaySend, type CompiledPolicy, hasApprovalRules, policedComposed } from '../policy/check-policy.js';
 import { describeLimits } from '../policy/describe-limits.js';
 import type { Policy } from '../policy/policy.js';
 import { PolicySource } from '../policy/policy-source.js';
@@ -284,20 +284,27 @@ export class Mailer {
       if (outcome === 'expired') {
         throw new AgentSmtpError('APPROVAL_EXPIRED', `Message "${id}" waited for approval past ${record.approval?.expiresAt.toISOString()}; it was not sent and never will be. Send it again if it is still wanted.`);
       }
-      // Sent from here when it is due, so approving works without a worker; a later sendAt leaves it to one.
+      // Sent from here when it is due, so approving works without a worker. A human approved it: a transient failure
+      // puts it back in the queue (retried from here or by a worker), never leaves it failed with nobody to retry it.
       const [claimed] = await this.store.outbox.claim({ ids: [id], ownerId: this.ownerId, limit: 1, workerId: this.runtime.directWorkerId, leaseMs: this.runtime.leaseMs });
       if (!claimed) {
-        this.runtime.notifyWorkers();
-        return resultOf((await this.store.outbox.get(this.ownerId, id)) ?? record, false);
+        const current = (await this.store.outbox.get(this.ownerId, id)) ?? record;
+        if (current.status === 'queued') this.runtime.deliverLater(current);
+        return resultOf(current, false);
       }
-      return this.deliverClaimed(claimed, options.signal);
+      const delivery = await this.runtime.deliverNow(claimed, options.signal, { retry: true });
+      if (delivery.settlement.status === 'retry') return resultOf(delivery.record, false);
+      if (delivery.failure !== undefined) throw delivery.failure;
+      return { ...resultOf(delivery.record, false), rejectedReasons: delivery.rejectedReasons, deferred: delivery.deferred, followUpId: delivery.followUp?.id };
     });
   }
 
   /** Rejects a message waiting for approval: it is never sent. Same errors as `approve`, but an expired one is just reported `expired`. */
-  async reject(id: string, options: { by: string }): Promise<{ id: string; status: OutboxStatus }> {
-    const { record } = await this.decide(id, false, options?.by);
-    return { id, status: record.status };
+  reject(id: string, options: { by: string }): Promise<{ id: string; status: OutboxStatus }> {
+    return this.runtime.track(async () => {
+      const { record } = await this.decide(id, false, options?.by);
+      return { id, status: record.status };
+    });
   }
 
   /** Records a human's decision and audits it (with who decided); throws `NOT_FOUND` and `APPROVAL_NOT_PENDING`. */
@@ -307,6 +314,8 @@ export class Mailer {
     const decision = await this.store.outbox.decide(this.ownerId, id, { approve, by });
     if (!decision) throw new AgentSmtpError('NOT_FOUND', `No message with id "${id}" exists for this owner.`);
     const { outcome, record } = decision;
+    // A message that will never be sent gives its quota back.
+    if (outcome === 'rejected' || outcome === 'expired') await this.runtime.refundQuota(record);
     const decided = outcome === 'approved' || outcome === 'rejected';
     await this.audit(approve ? 'approve' : 'reject', decided ? 'ok' : 'error', { id, outcome }, id, {
       actor: by,
@@ -365,6 +374,7 @@ export class Mailer {
    */
   async approvalNeeded(input: OutgoingEmail): Promise<string | undefined> {
     const policy = await this.policy();
+    if (!hasApprovalRules(policy)) return undefined;
     return approvalReason(policedComposed((await this.prepare(input, policy)).email), policy);
   }
 
@@ -408,6 +418,7 @@ export class Mailer {
   async cancel(id: string): Promise<{ cancelled: boolean; status: OutboxStatus }> {
     const result = await this.store.outbox.cancel(this.ownerId, id);
     if (!result) throw new AgentSmtpError('NOT_FOUND', `No message with id "${id}" exists for this owner.`);
+    if (result.cancelled) await this.runtime.refundQuota(result.record);
     await this.audit('cancel', result.cancelled ? 'ok' : 'error', { id, status: result.record.status }, id);
     return { cancelled: result.cancelled, status: result.record.status };
   }
@@ -510,14 +521,21 @@ export class Mailer {
    */
   private async accept(email: NormalizedEmail, id: string, policy: CompiledPolicy, claim: { workerId: string; leaseMs: number } | undefined, approval: string | undefined) {
     let refund: (() => Promise<void>) | undefined;
+    const record = { ...toNewOutboxRecord(email, this.scope, this.runtime.maxAttempts, id), ...(approval === undefined ? {} : { approval: { reason: approval, ttlMs: policy.approval.expiresAfterMs } }) };
     try {
       refund = await takeQuota(this.store.counters, this.scope, policy);
     } catch (err) {
-      if (!(PolicyError.isInstance(err) && email.idempotencyKey !== undefined && (await this.store.outbox.findByIdempotencyKey(this.ownerId, email.idempotencyKey)))) throw err;
+      // Out of quota, but the key was used before: that is a replay, answered from the stored record; nothing new is stored.
+      const existing = PolicyError.isInstance(err) && email.idempotencyKey !== undefined ? await this.store.outbox.findByIdempotencyKey(this.ownerId, email.idempotencyKey) : undefined;
+      if (!existing) throw err;
+      return checkedReplay(existing, record.fingerprint, email.idempotencyKey!);
     }
     try {
-      const result = await this.insert(email, id, claim, approval === undefined ? undefined : { reason: approval, ttlMs: policy.approval.expiresAfterMs });
-      if (!result.created) await this.giveBack(refund);
+      const result = await this.store.outbox.enqueue(record, claim ? { claim } : {});
+      if (!result.created) {
+        await this.giveBack(refund);
+        return checkedReplay(result.record, record.fingerprint, email.idempotencyKey!);
+      }
       return result;
     } catch (err) {
       await this.giveBack(refund);
@@ -531,18 +549,6 @@ export class Mailer {
     } catch (err) {
       this.runtime.logger.warn({ err }, 'could not give quota back');
     }
-  }
-
-  private async insert(email: NormalizedEmail, id: string, claim: { workerId: string; leaseMs: number } | undefined, approval?: { reason: string; ttlMs: number }) {
-    const record = { ...toNewOutboxRecord(email, this.scope, this.runtime.maxAttempts, id), ...(approval ? { approval } : {}) };
-    const result = await this.store.outbox.enqueue(record, claim ? { claim } : {});
-    if (!result.created && result.record.fingerprint !== record.fingerprint) {
-      throw new AgentSmtpError(
-        'IDEMPOTENCY_CONFLICT',
-        `idempotencyKey "${email.idempotencyKey}" was already used for a different message (${result.record.id}); use a new key for a new message.`,
-      );
-    }
-    return result;
   }
 
   /** Stores a message that needs approval; nothing is sent. */
@@ -595,6 +601,8 @@ export class Mailer {
     // Known at once for a mailer with servers of its own; a service may have to read the owner's configuration.
     const sender = this.runtime.pools.senderFor(this.scope);
     const serverFrom = sender instanceof Promise ? await sender : sender;
+    // An agent that may not send is refused before any file is read for it.
+    assertMaySend(policy);
     // Files named by path are read (inside the agent's folder, within its caps) before anything else looks at them.
     const withFiles = await readPathAttachments(input, policy);
     const id = newRecordId();
@@ -649,6 +657,15 @@ function serversFromEnv(env: Record<string, string | undefined>): SmtpServerConf
     });
   }
   return servers;
+}
+
+/** A stored record under a replayed key: the caller's message must be the same one, or it is a conflict. */
+function checkedReplay(existing: OutboxRecord, fingerprint: string | undefined, key: string): { created: false; record: OutboxRecord } {
+  if (existing.fingerprint !== fingerprint) {
+    // The other message is named by nothing here: it may be another agent's of the same owner.
+    throw new AgentSmtpError('IDEMPOTENCY_CONFLICT', `idempotencyKey "${key}" was already used for a different message; use a new key for a new message.`);
+  }
+  return { created: false, record: existing };
 }
 
 function resultOf(record: OutboxRecord, replayed: boolean): SendResult {

@@ -13,6 +13,8 @@ export function deferredRecipients(rejected: readonly RejectedRecipient[]): stri
 /** The idempotency key of the follow-up an attempt queues: one per attempt, so a retried call queues it once. */
 const followUpPrefix = (id: string): string => `deferred:${id}:`;
 export const followUpKey = (id: string, attempt: number): string => `${followUpPrefix(id)}${attempt}`;
+/** Whether a record is a follow-up for deferred recipients (queued by the SDK, not by the agent). */
+export const isFollowUp = (record: Pick<OutboxRecord, 'idempotencyKey'>): boolean => record.idempotencyKey?.startsWith('deferred:') ?? false;
 
 /** Follow-ups nest this deep at most in `followUpTree`: each level is a recipient deferred once more. */
 const MAX_FOLLOW_UP_DEPTH = 10;

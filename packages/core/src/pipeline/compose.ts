@@ -42,8 +42,10 @@ export function composeEmail(input: unknown, context: ComposeContext): Normalize
   const policy = context.policy ?? OPEN_POLICY;
   // A sender the caller chose must be one the policy allows; the configured one always is.
   if (email.from) checkFrom(email.from, context.defaultFrom ?? context.serverFrom, policy);
+  // A reply-to the caller chose is held to the recipient rules (replies would carry the thread there); the default is not.
+  const agentReplyTo = email.replyTo.length ? email.replyTo : undefined;
   applyDefaults(email, context);
-  checkRecipientsAndContent(policedComposed(email), policy);
+  checkRecipientsAndContent(policedComposed(email, agentReplyTo), policy);
   if (email.variables) renderTemplates(email, email.variables, context.templates, context.limits);
   else if (email.markdown !== undefined) setMarkdownBody(email, email.markdown, email.markdown, context.limits);
   if (context.tracking && context.ids) applyTracking(email, context.tracking, context.ids);

@@ -87,6 +87,11 @@ describe('AddressRules', () => {
     expect(error.message).toContain(field);
   });
 
+  it('refuses *@domain, which would be one literal mailbox and block nothing', () => {
+    expect(() => AddressRules.compile(['*@competitor.com'], 'policy.recipients.block')).toThrow(/write @competitor\.com .* or \*\.competitor\.com/);
+    expect(() => AddressRules.compile(['a*b@competitor.com'], 'policy.recipients.block')).toThrow(ValidationError);
+  });
+
   it('an empty list matches nothing and says it is empty', () => {
     const rules = rulesOf();
     expect(rules.empty).toBe(true);

@@ -41,7 +41,11 @@ export class AddressRules {
     }
     if (rule.startsWith('*.')) this.parents.add(ruleDomain(rule.slice(2), field));
     else if (rule.startsWith('@')) this.domains.add(ruleDomain(rule.slice(1), field));
-    else this.addresses.add(addressKey(parseAddress(rule, field)));
+    else if (rule.slice(0, rule.lastIndexOf('@')).includes('*')) {
+      // `*` is a legal local-part character, so `*@example.com` would be one literal mailbox: a block list that blocks nothing.
+      const domain = rule.slice(rule.lastIndexOf('@') + 1);
+      throw ValidationError.of(field, `"${rule}" is not a pattern: write @${domain} for every address at that domain, or *.${domain} for its subdomains`);
+    } else this.addresses.add(addressKey(parseAddress(rule, field)));
   }
 }
 

@@ -57,11 +57,24 @@ describe('compilePolicy', () => {
     expect((err as ValidationError).field).toBe('policies.agent-1.recipients.allow[0]');
   });
 
-  it('fills the defaults: may send, 10 attachments, 10 MiB, 24 h approval expiry', () => {
+  it('fills the defaults: may send, no attachment caps without an attachments key, 10 files and 10 MiB with one, 24 h approval expiry', () => {
     const p = compilePolicy({});
     expect([p.maySend, p.allow, p.block, p.from]).toEqual([true, undefined, undefined, undefined]);
-    expect(p.attachments).toEqual({ maxCount: 10, maxTotalBytes: 10 * 1024 * 1024, directory: undefined });
+    expect(p.attachments).toEqual({ maxCount: Infinity, maxTotalBytes: Infinity });
+    expect(compilePolicy({ attachments: {} }).attachments).toEqual({ maxCount: 10, maxTotalBytes: 10 * 1024 * 1024, directory: undefined });
     expect(p.approval.expiresAfterMs).toBe(24 * 60 * 60 * 1000);
+    // A mailer without a policy takes as many attachments as its size limit allows.
+    expect(() => checkRecipientsAndContent(message({ attachments: Array.from({ length: 50 }, () => 1_000_000) }), OPEN_POLICY)).not.toThrow();
+  });
+});
+
+describe('reply-to chosen by the agent', () => {
+  it('is held to the recipient rules: replies would carry the thread to it', () => {
+    const policy = compilePolicy({ recipients: { allow: ['@example.com'] } });
+    const replyTo = parseAddressList('attacker@evil.test', 'replyTo');
+    const err = thrown(() => checkRecipientsAndContent({ ...message(), replyTo }, policy));
+    expect(err).toMatchObject({ code: 'POLICY_RECIPIENT_NOT_ALLOWED', field: 'replyTo' });
+    expect(() => checkRecipientsAndContent({ ...message(), replyTo: parseAddressList('desk@example.com', 'replyTo') }, policy)).not.toThrow();
   });
 });
 
@@ -135,9 +148,9 @@ describe('checkRecipientsAndContent', () => {
     expect(bytes.message).toContain('101 bytes');
   });
 
-  it('the default cap is 10 attachments', () => {
-    expect(() => check({}, { attachments: Array(10).fill(1) })).not.toThrow();
-    expect(policyErrorOf(() => check({}, { attachments: Array(11).fill(1) })).code).toBe('POLICY_ATTACHMENT_NOT_ALLOWED');
+  it('an attachments object without caps caps at 10 attachments', () => {
+    expect(() => check({ attachments: {} }, { attachments: Array(10).fill(1) })).not.toThrow();
+    expect(policyErrorOf(() => check({ attachments: {} }, { attachments: Array(11).fill(1) })).code).toBe('POLICY_ATTACHMENT_NOT_ALLOWED');
   });
 });
 

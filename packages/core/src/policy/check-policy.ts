@@ -70,7 +70,8 @@ export function compilePolicy(input: unknown, field = 'policy'): CompiledPolicy 
   if (!parsed.success) throw toValidationError(parsed.error, field);
   const p = parsed.data;
   const compile = (list: readonly string[] | undefined, name: string) => (list === undefined ? undefined : AddressRules.compile(list, `${field}.${name}`));
-  const attachments = p.attachments === false ? false : p.attachments ?? {};
+  // No `attachments` key imposes nothing (as every missing key); an object without caps gets the default caps.
+  const attachments = p.attachments === false ? false : (p.attachments ?? { maxCount: Infinity, maxTotalBytes: Infinity });
   return Object.freeze({
     source: Object.freeze({ ...(input as Policy) }),
     maySend: p.maySend ?? true,
@@ -108,19 +109,27 @@ export interface PolicedMessage {
   to: readonly ParsedAddress[];
   cc: readonly ParsedAddress[];
   bcc: readonly ParsedAddress[];
+  /**
+   * Where replies go, when the agent chose it: held to the recipient rules, since a reply would carry the
+   * conversation to that address. Undefined for the configured default.
+   */
+  replyTo?: readonly ParsedAddress[] | undefined;
   subject: string;
   /** Sizes only: a policy never reads content. */
   attachments: readonly { size: number }[];
 }
 
-/** A composed email as the policy sees it. */
-export function policedComposed(email: NormalizedEmail): PolicedMessage {
-  return { ...email, attachments: email.attachments.map((a) => ({ size: a.content.length })) };
+/**
+ * A composed email as the policy sees it. `agentReplyTo`: the reply-to the caller set (not the mailer's default),
+ * checked like a recipient.
+ */
+export function policedComposed(email: NormalizedEmail, agentReplyTo?: readonly ParsedAddress[]): PolicedMessage {
+  return { ...email, replyTo: agentReplyTo, attachments: email.attachments.map((a) => ({ size: a.content.length })) };
 }
 
 /** A stored email as the policy sees it (attachment sizes from their base64 length, without decoding). */
 export function policedStored(email: StoredEmail): PolicedMessage {
-  return { ...email, attachments: email.attachments.map((a) => ({ size: base64Bytes(a.contentBase64) })) };
+  return { ...email, replyTo: undefined, attachments: email.attachments.map((a) => ({ size: base64Bytes(a.contentBase64) })) };
 }
 
 function base64Bytes(base64: string): number {
@@ -134,9 +143,7 @@ function base64Bytes(base64: string): number {
  * accepted and again right before it is sent (the policy may have changed while it waited).
  */
 export function checkRecipientsAndContent(message: PolicedMessage, policy: CompiledPolicy): void {
-  if (!policy.maySend) {
-    throw new PolicyError('POLICY_SEND_DISABLED', 'This agent is not allowed to send email. Nothing was sent; ask the user to allow it, or give them the text to send themselves.');
-  }
+  assertMaySend(policy);
   const lists = [
     ['to', message.to],
     ['cc', message.cc],
@@ -147,6 +154,7 @@ export function checkRecipientsAndContent(message: PolicedMessage, policy: Compi
     total += list.length;
     list.forEach((address, index) => assertRecipientAllowed(address, policy, list.length === 1 ? field : `${field}[${index}]`));
   }
+  message.replyTo?.forEach((address, index) => assertRecipientAllowed(address, policy, message.replyTo!.length === 1 ? 'replyTo' : `replyTo[${index}]`));
   if (policy.maxRecipients !== undefined && total > policy.maxRecipients) {
     throw new PolicyError(
       'POLICY_TOO_MANY_RECIPIENTS',
@@ -155,6 +163,13 @@ export function checkRecipientsAndContent(message: PolicedMessage, policy: Compi
     );
   }
   checkAttachments(message.attachments, policy);
+}
+
+/** Refuses everything for an agent whose policy says it may not send. */
+export function assertMaySend(policy: CompiledPolicy): void {
+  if (!policy.maySend) {
+    throw new PolicyError('POLICY_SEND_DISABLED', 'This agent is not allowed to send email. Nothing was sent; ask the user to allow it, or give them the text to send themselves.');
+  }
 }
 
 function assertRecipientAllowed(address: ParsedAddress, policy: CompiledPolicy, field: string): void {
@@ -207,6 +222,12 @@ export function checkFrom(from: ParsedAddress, defaultFrom: ParsedAddress | unde
   if (policy.from?.matches(from)) return;
   const may = policy.from && !policy.from.empty ? ` It may send as: ${policy.from.rules.slice(0, 20).join(', ')}.` : ' Leave "from" out: the configured sender is used.';
   throw new PolicyError('POLICY_FROM_NOT_ALLOWED', `This agent may not send as ${from.address}. Nothing was sent.${may}`, { field: 'from' });
+}
+
+/** Whether the policy holds any message for approval at all (a quick answer before composing anything). */
+export function hasApprovalRules(policy: CompiledPolicy): boolean {
+  const rule = policy.approval;
+  return rule.always || rule.outside !== undefined || rule.aboveRecipients !== undefined || rule.when !== undefined;
 }
 
 /** Why this message must wait for a human, or undefined when it may go out. */

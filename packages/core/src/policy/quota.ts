@@ -36,7 +36,7 @@ export async function takeQuota(counters: CounterStore, scope: PolicyScope, poli
       const resetsAt = nextDay(now);
       throw new PolicyError(
         'POLICY_DAILY_LIMIT',
-        `This agent has sent its ${policy.dailyLimit} emails for today. Nothing was sent. The limit resets at ${resetsAt.toISOString()}; send then, or tell the user.`,
+        `This agent has used its ${policy.dailyLimit} emails for today (sent, queued or awaiting approval). Nothing was sent. The limit resets at ${resetsAt.toISOString()}; send then, or tell the user.`,
         { retryAt: resetsAt },
       );
     }
@@ -50,13 +50,23 @@ export async function takeQuota(counters: CounterStore, scope: PolicyScope, poli
       const at = nextMinute(now);
       throw new PolicyError(
         'POLICY_RATE_LIMIT',
-        `This agent may send ${policy.perMinuteLimit} emails a minute and has sent them. Nothing was sent. Send it again after ${at.toISOString()}.`,
+        `This agent may send ${policy.perMinuteLimit} emails a minute and has used them. Nothing was sent. Send it again after ${at.toISOString()}.`,
         { retryAt: at },
       );
     }
     taken.push([minuteKey(scope), window]);
   }
   return refund;
+}
+
+/**
+ * Gives back one message of the agent's daily quota, taken on the day of `acceptedAt`: for a message that was then
+ * rejected by a human, expired, cancelled, or refused right before sending. Nothing when the policy has no daily
+ * limit (nothing was counted); the store keeps the counter at 0 or above.
+ */
+export async function refundDailyQuota(counters: CounterStore, scope: PolicyScope, policy: CompiledPolicy, acceptedAt: Date): Promise<void> {
+  if (policy.dailyLimit === undefined) return;
+  await counters.increment(scope.ownerId, dailyKey(scope), dayWindow(acceptedAt), -1, NO_LIMIT);
 }
 
 /** What is left of the agent's daily quota, for the tool descriptions; undefined when it has no daily limit. */
