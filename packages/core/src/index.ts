@@ -123,7 +123,7 @@ export { TemplateError } from './errors/template-error.js';
 export { SmtpError } from './errors/smtp-error.js';
 export type { SmtpAttempt, SmtpFailureClass, SmtpErrorDetails } from './errors/smtp-error.js';
 
-export { createMailTools, MAIL_TOOL_NAMES, OPERATOR_TOOL_NAMES } from './tools/create-mail-tools.js';
+export { createMailTools, MAIL_TOOL_NAMES, OPERATOR_TOOL_NAMES, withCurrentLimits } from './tools/create-mail-tools.js';
 export type { MailToolName, MailToolsOptions, OperatorToolName } from './tools/create-mail-tools.js';
 export { defineTool } from './tools/define-tool.js';
 export type { MailTool, ToolContext, ToolAnnotations, ToolOutcome, ToolErrorPayload } from './tools/define-tool.js';

@@ -5,7 +5,7 @@ import { storedCredentials } from '../credentials/stored-credentials.js';
 import { PolicyError } from '../errors/policy-error.js';
 import { DEFAULT_AGENT_POLICY, type Policy } from '../policy/policy.js';
 import { MemoryStore } from '../store/memory-store.js';
-import { createMailTools } from '../tools/create-mail-tools.js';
+import { createMailTools, withCurrentLimits } from '../tools/create-mail-tools.js';
 import { createMailService, type MailServiceOptions } from './mail-service.js';
 
 const resources = useTestResources();
@@ -162,5 +162,8 @@ describe('service policies', () => {
     expect(text).toContain('@example.com');
     expect(text).toContain('4 of 5 emails left today');
     expect(text).toContain('more than 3 recipients');
+    // The same, baked into tools for frameworks whose descriptions are fixed at build time.
+    const [refreshed] = await withCurrentLimits(createMailTools(svc.forAgent({ ownerId: 'alice', agentId: 'a' }), { include: ['send_email'] }));
+    expect(refreshed!.description).toContain('4 of 5 emails left today');
   });
 });

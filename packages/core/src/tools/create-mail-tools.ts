@@ -686,6 +686,25 @@ function operatorTools(attempt: Attempt): MailTool[] {
 }
 
 /**
+ * The tools with each description as it reads for this caller now (send_email: the agent's limits, the emails left
+ * today, what needs approval), for frameworks whose tool descriptions are fixed when the tools are built (LangChain,
+ * the AI SDK): `createAiSdkTools(await withCurrentLimits(createMailTools(mailer)))`. Build them per request or per
+ * conversation to keep the numbers fresh. A tool whose description cannot be read keeps its fixed one.
+ */
+export async function withCurrentLimits(tools: readonly MailTool[], context?: ToolContext): Promise<MailTool[]> {
+  return Promise.all(
+    tools.map(async (tool) => {
+      if (!tool.describeFor) return tool;
+      try {
+        return { ...tool, description: await tool.describeFor(context) };
+      } catch {
+        return tool;
+      }
+    }),
+  );
+}
+
+/**
  * Runs a tool's work and turns any failure into an error result: a tool call is a runtime event, so nothing it
  * meets (a refused recipient, a store that is down) may escape as an exception the model never sees.
  */
