@@ -819,8 +819,13 @@ class MemoryAuditStore implements AuditStore {
 /** `AuditListOptions.limit`: default 100, at most 1000. */
 const auditLimit = (limit: number | undefined): number => Math.min(Math.max(0, Math.floor(limit ?? 100)), 1_000);
 
+/** Windows kept per counter: the current one and the one before (a refund may name it); older ones are dropped. */
+const COUNTER_WINDOWS_KEPT = 2;
+
 class MemoryCounterStore implements CounterStore {
   private readonly values = new Map<string, number>();
+  /** Each counter's windows, oldest first: a per-minute quota opens a new one every minute, so old ones must go. */
+  private readonly windows = new Map<string, string[]>();
 
   async increment(ownerId: string, name: string, window: string, by: number, limit: number): Promise<{ allowed: boolean; value: number }> {
     const k = key(ownerId, name, window);
@@ -832,8 +837,17 @@ class MemoryCounterStore implements CounterStore {
       return { allowed: true, value: refunded };
     }
     if (value + by > limit) return { allowed: false, value };
+    if (!this.values.has(k)) this.opened(ownerId, name, window);
     this.values.set(k, value + by);
     return { allowed: true, value: value + by };
+  }
+
+  private opened(ownerId: string, name: string, window: string): void {
+    const counter = key(ownerId, name);
+    const list = this.windows.get(counter) ?? [];
+    list.push(window);
+    while (list.length > COUNTER_WINDOWS_KEPT) this.values.delete(key(ownerId, name, list.shift()!));
+    this.windows.set(counter, list);
   }
 
   async get(ownerId: string, name: string, window: string): Promise<number> {
