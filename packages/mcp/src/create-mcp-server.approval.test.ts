@@ -183,6 +183,8 @@ describe('approvalMessage', () => {
     recipients: ['ada@example.com'],
     subject: 'Hi',
     preview: 'x',
+    bodyChars: 1,
+    links: [],
     attachments: [],
     reason: 'policy',
     expiresAt: new Date('2030-01-01T00:00:00Z'),
@@ -193,7 +195,7 @@ describe('approvalMessage', () => {
 
   it('shows no control, bidi or zero-width characters, and keeps every header on its line', () => {
     for (const text of hostile) {
-      const message = approvalMessage(pending({ subject: text, from: text, recipients: [text], reason: text, attachments: [{ filename: text, bytes: 1 }] }));
+      const message = approvalMessage(pending({ subject: text, from: text, recipients: [text], reason: text, links: [`https://x.test/${text}`], attachments: [{ filename: text, bytes: 1 }] }));
       expect(message, JSON.stringify(text)).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u200b-\u200f\u202a-\u202e\u2066-\u2069]/);
       expect(message.split('\n').filter((line) => line.startsWith('Bcc:')), JSON.stringify(text)).toEqual([]);
     }
@@ -211,6 +213,12 @@ describe('approvalMessage', () => {
     expect(message).toContain('and 80 more');
     expect(message).toContain('f0.pdf (2.4 MB)');
     expect(message).toContain('and 20 more');
+  });
+
+  it('says how long the body is and lists its links, so nothing past the preview passes unseen', () => {
+    const message = approvalMessage(pending({ preview: 'Hello…', bodyChars: 12_000, links: ['https://evil.test/collect?d=secret'] }));
+    expect(message).toContain('12000 characters, first');
+    expect(message).toContain('https://evil.test/collect?d=secret');
   });
 });
 

@@ -78,8 +78,11 @@ export function approvalMessage(pending: PendingEmail): string {
     lines.push(`Attachments: ${listed(pending.attachments.map((a) => `${printable(a.filename)} (${formatBytes(a.bytes)})`), MAX_ATTACHMENTS_SHOWN)}`);
   }
   lines.push(`Why it waits: ${printable(pending.reason) || 'policy'}`, `Expires: ${pending.expiresAt.toISOString()} (undecided here, it can still be approved elsewhere until then)`, '');
+  if (pending.links.length) lines.push(`Links in it: ${listed(pending.links.map((l) => printable(l).slice(0, 300)), MAX_RECIPIENTS_SHOWN)}`);
   const preview = printable(pending.preview, true);
-  lines.push(preview.length > MAX_PREVIEW_CHARS ? `${preview.slice(0, MAX_PREVIEW_CHARS)}…` : preview, '');
+  const shown = preview.length > MAX_PREVIEW_CHARS ? `${preview.slice(0, MAX_PREVIEW_CHARS)}…` : preview;
+  // The whole length, so a payload past the preview does not pass unseen.
+  lines.push(`Body (${pending.bodyChars} characters${pending.bodyChars > MAX_PREVIEW_CHARS ? `, first ${MAX_PREVIEW_CHARS} shown` : ''}):`, shown, '');
   lines.push('Approve to send it now; decline to reject it (it will never be sent).');
   return lines.join('\n');
 }

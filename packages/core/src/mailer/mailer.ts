@@ -93,6 +93,10 @@ export interface PendingEmail {
   subject: string;
   /** The first 500 characters of the plain-text body (or of the HTML, tags and all, when there is no text). */
   preview: string;
+  /** How long the body is in all (the preview may show only its start): text, else HTML, in characters. */
+  bodyChars: number;
+  /** Every http(s) link in the text and HTML parts (at most 50): what the email would make its reader open. */
+  links: string[];
   attachments: { filename: string; bytes: number }[];
   reason: string;
   expiresAt: Date;
@@ -694,6 +698,19 @@ function actorOf(by: unknown): string {
 }
 
 const PREVIEW_CHARS = 500;
+const MAX_LINKS_SHOWN = 50;
+// A run of URL characters after the scheme: no nested quantifier, so the scan stays linear.
+const LINK = /https?:\/\/[^\s"'<>]+/gi;
+
+/** The distinct http(s) links in a body, in order, entity-decoded `&amp;` included, at most `MAX_LINKS_SHOWN`. */
+function linksIn(text: string): string[] {
+  const links = new Set<string>();
+  for (const match of text.matchAll(LINK)) {
+    links.add(match[0].replace(/&amp;/g, '&'));
+    if (links.size >= MAX_LINKS_SHOWN) break;
+  }
+  return [...links];
+}
 
 function pendingOf(record: OutboxRecord): PendingEmail {
   const body = record.email.text ?? record.email.html ?? '';
@@ -704,6 +721,8 @@ function pendingOf(record: OutboxRecord): PendingEmail {
     recipients: envelopeRecipients(record.email),
     subject: record.email.subject,
     preview: body.length > PREVIEW_CHARS ? `${body.slice(0, PREVIEW_CHARS)}…` : body,
+    bodyChars: body.length,
+    links: linksIn(`${record.email.text ?? ''}\n${record.email.html ?? ''}`),
     attachments: record.email.attachments.map((a) => ({ filename: a.filename, bytes: Buffer.byteLength(a.contentBase64, 'base64') })),
     reason: record.approval?.reason ?? '',
     expiresAt: record.approval?.expiresAt ?? record.createdAt,
