@@ -47,6 +47,7 @@ describe('checkSmtpHost', () => {
       ['100.64.0.1', /carrier-grade NAT/],
       ['169.254.169.254', /a cloud metadata address/],
       ['fd00:ec2::254', /a cloud metadata address/],
+      ['168.63.129.16', /a cloud metadata address/],
       ['169.254.1.1', /a link-local address/],
       ['fe80::1', /a link-local address/],
       ['fc00::1', /unique local/],

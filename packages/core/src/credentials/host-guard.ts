@@ -80,7 +80,7 @@ export function connectToCheckedHost(server: SmtpServerConfig, checked: CheckedH
 
 const NAT64 = ipaddr.parseCIDR('64:ff9b::/96');
 const GLOBAL_UNICAST = ipaddr.parseCIDR('2000::/3');
-const METADATA = new Set(['169.254.169.254', 'fd00:ec2:0:0:0:0:0:254', '100.100.100.200'].map((a) => ipaddr.parse(a).toNormalizedString()));
+const METADATA = new Set(['169.254.169.254', 'fd00:ec2:0:0:0:0:0:254', '100.100.100.200', '168.63.129.16'].map((a) => ipaddr.parse(a).toNormalizedString()));
 
 /** ipaddr.js's range names as a message says them; a range not listed is named as it is. */
 const RANGE_NAMES: Readonly<Record<string, string>> = {
