@@ -17,6 +17,7 @@ import { describeLimits } from '../policy/describe-limits.js';
 import type { Policy } from '../policy/policy.js';
 import { PolicySource } from '../policy/policy-source.js';
 import { takeQuota } from '../policy/quota.js';
+import { readOwnToken } from '../tracking/tracking-token.js';
 import { PolicyError } from '../errors/policy-error.js';
 import type { BackoffOptions } from '../pool/backoff.js';
 import type { ServerStatus } from '../pool/server-state.js';
@@ -702,14 +703,27 @@ const MAX_LINKS_SHOWN = 50;
 // A run of URL characters after the scheme: no nested quantifier, so the scan stays linear.
 const LINK = /https?:\/\/[^\s"'<>]+/gi;
 
-/** The distinct http(s) links in a body, in order, entity-decoded `&amp;` included, at most `MAX_LINKS_SHOWN`. */
+/**
+ * The distinct http(s) links in a body, in order, `&amp;` decoded, at most `MAX_LINKS_SHOWN`. A tracked link shows
+ * where it really goes (the URL inside its token); the pixel and the unsubscribe link are left out.
+ */
 function linksIn(text: string): string[] {
   const links = new Set<string>();
   for (const match of text.matchAll(LINK)) {
-    links.add(match[0].replace(/&amp;/g, '&'));
+    const link = untracked(match[0].replace(/&amp;/g, '&'));
+    if (link !== undefined) links.add(link);
     if (links.size >= MAX_LINKS_SHOWN) break;
   }
   return [...links];
+}
+
+const TRACKING_ROUTE = /\/([cou])\/([A-Za-z0-9_.~-]+)$/;
+
+function untracked(link: string): string | undefined {
+  const route = TRACKING_ROUTE.exec(link);
+  const payload = route ? readOwnToken(route[2]!) : undefined;
+  if (!payload) return link;
+  return payload.kind === 'click' ? payload.url : undefined;
 }
 
 function pendingOf(record: OutboxRecord): PendingEmail {

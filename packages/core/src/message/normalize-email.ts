@@ -32,6 +32,8 @@ export interface NormalizedEmail {
   metadata: Record<string, string | number | boolean | null>;
   /** Per-message tracking switches (off only). */
   tracking: { opens?: boolean | undefined; clicks?: boolean | undefined; unsubscribe?: boolean | undefined } | undefined;
+  /** The content's idempotency fingerprint, set by the pipeline before tracking makes the content unique per record. */
+  fingerprint?: string | undefined;
 }
 
 // RFC 5322 field-name: printable US-ASCII except colon.

@@ -80,7 +80,9 @@ export function applyTracking(email: NormalizedEmail, tracking: ResolvedTracking
   // A link too long to fit in a token stays as it is rather than failing the send.
   const clickUrl = (url: string, index: number): string | undefined => {
     try {
-      return route('c', signToken(tracking.keys, { kind: 'click', ownerId: ids.ownerId, messageId: ids.messageId, link: index, url }));
+      // The URL as a browser resolves it (IRIs percent-encoded, IDNs punycoded): a redirect header holds bytes, not text.
+      const href = new URL(url).href;
+      return route('c', signToken(tracking.keys, { kind: 'click', ownerId: ids.ownerId, messageId: ids.messageId, link: index, url: href }));
     } catch {
       return undefined;
     }

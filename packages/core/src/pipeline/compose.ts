@@ -48,7 +48,11 @@ export function composeEmail(input: unknown, context: ComposeContext): Normalize
   checkRecipientsAndContent(policedComposed(email, agentReplyTo), policy);
   if (email.variables) renderTemplates(email, email.variables, context.templates, context.limits);
   else if (email.markdown !== undefined) setMarkdownBody(email, email.markdown, email.markdown, context.limits);
-  if (context.tracking && context.ids) applyTracking(email, context.tracking, context.ids);
+  if (context.tracking && context.ids) {
+    // Taken before tracking: its tokens name the record, so two calls with one key would never look alike otherwise.
+    if (email.idempotencyKey !== undefined) email.fingerprint = contentFingerprint(email);
+    applyTracking(email, context.tracking, context.ids);
+  }
   // The final size check: the message as it will be stored and sent, after rendering and defaults.
   assertMessageFits(email, context.limits);
   return email;
@@ -72,7 +76,7 @@ export function toNewOutboxRecord(
     ownerId: owner.ownerId,
     agentId: owner.agentId,
     idempotencyKey: email.idempotencyKey,
-    fingerprint: email.idempotencyKey === undefined ? undefined : fingerprintEmail(stored, { tags: email.tags, metadata: email.metadata }),
+    fingerprint: email.idempotencyKey === undefined ? undefined : (email.fingerprint ?? contentFingerprint(email, stored)),
     messageId: `<${randomUUID()}@${stored.from.domain}>`,
     email: stored,
     // Undefined is "now" by the store's clock: this process's clock may be off.
@@ -81,6 +85,11 @@ export function toNewOutboxRecord(
     tags: email.tags,
     metadata: email.metadata,
   };
+}
+
+/** What tells a retry (the same content) from a conflict under one idempotency key. */
+function contentFingerprint(email: NormalizedEmail, stored = toStoredEmail(email)): string {
+  return fingerprintEmail(stored, { tags: email.tags, metadata: email.metadata });
 }
 
 function applyDefaults(email: NormalizedEmail, context: ComposeContext): void {

@@ -9,6 +9,7 @@ import { ValidationError } from '../errors/validation-error.js';
 import type { MailService } from '../service/mail-service.js';
 import type { MailStats } from '../store/mail-store.js';
 import { compileTemplate, hasTemplateTags } from '../template/template-engine.js';
+import type { MailEvent } from '../store/mail-store.js';
 import { defineTool, type MailTool, type ToolContext, type ToolOutcome } from './define-tool.js';
 import { inToolTerms } from './in-tool-terms.js';
 import { toToolError } from './tool-error.js';
@@ -75,6 +76,9 @@ export interface MailToolsOptions {
    */
   logger?: Logger;
 }
+
+/** Opens and clicks shown in a message's history; the rest are counted in `engagement`. */
+const MAX_TRACKING_EVENTS_SHOWN = 20;
 
 const OUTBOX_STATUSES = ['queued', 'sending', 'sent', 'failed', 'unknown', 'cancelled', 'pending_approval', 'rejected', 'expired'] as const;
 
@@ -195,7 +199,19 @@ const statusOutput = z.object({
   accepted: z.array(z.string()),
   rejected: z.array(z.string()),
   error: z.object({ code: z.string(), message: z.string() }).optional(),
-  history: z.array(z.object({ event: z.string(), at: z.string(), attempt: z.number() })),
+  history: z
+    .array(
+      z.object({
+        event: z.string(),
+        at: z.string(),
+        attempt: z.number(),
+        machine: z.boolean().optional().describe('Opens and clicks: true when a machine (a scanner, a privacy proxy) made it, not a person.'),
+      }),
+    )
+    .describe(`What happened, oldest first: every delivery step, and the last ${MAX_TRACKING_EVENTS_SHOWN} opens and clicks.`),
+  engagement: z
+    .object({ opened: z.object({ human: z.number(), machine: z.number() }), clicked: z.object({ human: z.number(), machine: z.number() }) })
+    .describe('Opens and clicks in all, people and machines apart. Only human ones mean someone read or clicked it.'),
   follow_ups: z
     .array(
       z.object({
@@ -359,7 +375,7 @@ export function createMailTools(source: Mailer | MailService, options: MailTools
             accepted: record.accepted,
             rejected: record.rejected,
             ...(record.error ? { error: { code: record.error.code, message: record.error.message } } : {}),
-            history: record.history.map((h) => ({ event: h.type, at: h.at.toISOString(), attempt: h.attempt })),
+            ...historyOf(record.history),
             follow_ups: record.followUps.map((f) => ({
               id: f.id,
               status: f.status,
@@ -687,6 +703,28 @@ function operatorTools(attempt: Attempt): MailTool[] {
       },
     }),
   ];
+}
+
+/**
+ * A message's history for a model: every delivery step, only the last opens and clicks (a busy message has thousands),
+ * each marked machine or not, and the counts of all of them.
+ */
+function historyOf(events: readonly MailEvent[]) {
+  const engagement = { opened: { human: 0, machine: 0 }, clicked: { human: 0, machine: 0 } };
+  const tracking = events.filter((e) => e.type === 'opened' || e.type === 'clicked');
+  for (const e of tracking) engagement[e.type as 'opened' | 'clicked'][e.detail.machine === false ? 'human' : 'machine']++;
+  const shown = new Set(tracking.slice(-MAX_TRACKING_EVENTS_SHOWN));
+  return {
+    history: events
+      .filter((e) => (e.type !== 'opened' && e.type !== 'clicked') || shown.has(e))
+      .map((e) => ({
+        event: e.type,
+        at: e.at.toISOString(),
+        attempt: e.attempt,
+        ...(e.type === 'opened' || e.type === 'clicked' ? { machine: e.detail.machine !== false } : {}),
+      })),
+    engagement,
+  };
 }
 
 /**

@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { useTestResources } from '../__fixtures__/test-resources.js';
 import { createMailer } from '../mailer/mailer.js';
+import { createMailTools } from '../tools/create-mail-tools.js';
 import { MemoryStore } from '../store/memory-store.js';
 import { toNodeListener } from './node-listener.js';
 import { createTrackingHandler, type TrackingHandlerOptions } from './tracking-handler.js';
@@ -108,6 +109,15 @@ describe('tracking end to end: a real SMTP sink, the handler on a real HTTP serv
       ['clicked', false, undefined],
       ['clicked', true, 'all_links_at_once'],
     ]);
+    // Labelled on arrival, the burst's first click reads as a person's; stats count every click of the burst.
+    expect((await store.stats.summary('default', { messageId: sent.id })).clicked).toEqual({
+      human: { unique: 0, total: 0 },
+      machine: { unique: 1, total: 3 },
+      links: [
+        { link: 0, url: 'https://example.com/a?x=1&y=2#top', human: 0, machine: 2 },
+        { link: 1, url: 'https://example.com/b', human: 0, machine: 1 },
+      ],
+    });
 
     // Right after the send (the handler's real clock): a scanner at the receiving server.
     const early = createTrackingHandler({ store, keys, basePath: '/t' });
@@ -145,6 +155,86 @@ describe('tracking end to end: a real SMTP sink, the handler on a real HTTP serv
     expect(String(two!.html)).toContain('/c/');
     expect(header(quiet!, 'list-unsubscribe')).toBeUndefined();
     expect(String(quiet!.html).trim()).toBe(NEWSLETTER);
+  });
+
+  it('a retry under the same idempotency key is a replay, although each call signs tokens for its own record', async () => {
+    const { sink, mailer } = await setup();
+    const email = { to: 'ada@example.com', subject: 'Once', html: NEWSLETTER, idempotencyKey: 'news-1' };
+    const first = await mailer.send(email);
+    const again = await mailer.send(email);
+    expect(again).toMatchObject({ id: first.id, replayed: true });
+    await mailer.close();
+    expect(sink.messages).toHaveLength(1);
+  });
+
+  it('redirects to a non-ASCII link as a browser would resolve it', async () => {
+    const { sink, mailer } = await setup();
+    await mailer.send({ to: 'ada@example.com', subject: 'IRI', html: '<a href="https://ru.wikipedia.org/wiki/Москва?q=café">Москва</a>' });
+    const html = String((await sink.waitForMessages(1))[0]!.html);
+    const response = await hit(linksOf(html).find((l) => l.includes('/c/'))!);
+    expect(response.status).toBe(302);
+    expect(response.headers.get('location')).toBe('https://ru.wikipedia.org/wiki/%D0%9C%D0%BE%D1%81%D0%BA%D0%B2%D0%B0?q=caf%C3%A9');
+  });
+
+  it('counts one unsubscribe however often it is posted, audits it, and keeps a suppression made by hand', async () => {
+    const { store, sink, mailer } = await setup();
+    await mailer.send({ to: 'ada@example.com', subject: 'A', html: NEWSLETTER });
+    await mailer.send({ to: 'bob@example.com', subject: 'B', html: NEWSLETTER });
+    const [a, b] = await sink.waitForMessages(2);
+    const urlOf = (m: typeof a) => /^<([^>]+)>$/.exec(header(m!, 'list-unsubscribe')!)![1]!;
+    for (let i = 0; i < 3; i++) expect((await fetch(urlOf(a), { method: 'POST', body: 'List-Unsubscribe=One-Click' })).status).toBe(200);
+    await mailer.suppress('bob@example.com', { by: 'support desk' });
+    expect((await fetch(urlOf(b), { method: 'POST', body: 'List-Unsubscribe=One-Click' })).status).toBe(200);
+    expect((await store.events.list('default', { type: 'unsubscribed' })).length).toBe(1);
+    expect((await store.suppressions.list('default')).map((x) => [x.address, x.reason])).toEqual([
+      ['ada@example.com', 'unsubscribe'],
+      ['bob@example.com', 'manual'],
+    ]);
+    const audit = await mailer.listAudit({ action: 'suppression_add' });
+    expect(audit.entries.map((e) => e.actor)).toEqual(['support desk', 'recipient (one-click unsubscribe)']);
+  });
+
+  it('serves the pixel and the redirect even when the store does not answer', async () => {
+    const { store, keys, sink, mailer } = await setup();
+    await mailer.send({ to: 'ada@example.com', subject: 'News', html: NEWSLETTER });
+    const html = String((await sink.waitForMessages(1))[0]!.html);
+    const stuck = Object.assign(Object.create(store) as typeof store, {
+      outbox: { ...store.outbox, get: () => new Promise<never>(() => undefined) },
+    });
+    const handler = createTrackingHandler({ store: stuck, keys, basePath: '/t', recordTimeoutMs: 100 });
+    const click = linksOf(html).find((l) => l.includes('/c/'))!;
+    const pixel = /src="([^"]+\/o\/[^"]+)"/.exec(html)![1]!;
+    expect((await handler(new Request(click))).status).toBe(302);
+    expect((await handler(new Request(pixel))).status).toBe(200);
+  });
+
+  it('shows the person approving a held email where its links really go, not the tracking URLs', async () => {
+    const keys: TrackingKeys = { current: 'k1', keys: { k1: randomBytes(32).toString('base64') } };
+    const sink = await resources.sink();
+    const mailer = resources.track(
+      createMailer({
+        servers: [sink.serverConfig({ name: 'sink' })],
+        defaults: { from: 'news@example.com' },
+        env: {},
+        policy: { approval: { always: true } },
+        tracking: { baseUrl: 'https://t.example.com', keys, unsubscribe: { footer: true } },
+      }),
+    );
+    const held = await mailer.send({ to: 'ada@example.com', subject: 'Held', html: '<p><a href="https://evil-phish.example/login">Log in</a></p>' });
+    expect((await mailer.getPending(held.id))?.links).toEqual(['https://evil-phish.example/login']);
+  });
+
+  it('get_email_status marks machine opens and counts people and machines apart', async () => {
+    const { sink, mailer } = await setup();
+    const sent = await mailer.send({ to: 'ada@example.com', subject: 'News', html: NEWSLETTER });
+    const pixel = /src="([^"]+\/o\/[^"]+)"/.exec(String((await sink.waitForMessages(1))[0]!.html))![1]!;
+    await hit(pixel);
+    await hit(pixel, { ua: 'Mozilla/5.0' });
+    const [status] = createMailTools(mailer, { include: ['get_email_status'] });
+    const outcome = await status!.execute({ id: sent.id });
+    expect(outcome).toMatchObject({ ok: true, value: { engagement: { opened: { human: 1, machine: 1 }, clicked: { human: 0, machine: 0 } } } });
+    const history = (outcome as unknown as { value: { history: { event: string; machine?: boolean }[] } }).value.history;
+    expect(history.filter((h) => h.event === 'opened').map((h) => h.machine)).toEqual([false, true]);
   });
 
   it('keeps the HMAC keys out of util.inspect and JSON of the mailer', async () => {

@@ -16,11 +16,16 @@ export interface TrackingHandlerOptions {
    * address comes from `context.ip` (the Node adapter passes the socket's), or from `X-Forwarded-For` with `trustProxy`.
    */
   ip?: 'truncate' | 'full' | 'none';
-  /** Read the client address from the first `X-Forwarded-For` entry (only behind a proxy you run). Default false. */
+  /** Read the client address from the last `X-Forwarded-For` entry, the one your proxy added (only behind a proxy you run). Default false. */
   trustProxy?: boolean;
   machine?: MachineRules;
   /** pino-compatible, redacted. A failure to record never changes the answer. */
   logger?: Logger;
+  /**
+   * How long the pixel and the redirect wait for their event to be recorded before they are served anyway (the
+   * recording goes on). Default 1.5 s: a slow or stuck store never keeps a reader waiting.
+   */
+  recordTimeoutMs?: number;
   /** For tests. */
   now?: () => Date;
 }
@@ -67,12 +72,14 @@ export function createTrackingHandler(options: TrackingHandlerOptions): Tracking
 
     const hit = { method, headers: request.headers, ip: clientIp(request, context, options.trustProxy ?? false), at: now() };
     if (payload.kind === 'open') {
-      await record(options, logger, payload, hit, {});
+      await withinTime(record(options, logger, payload, hit, {}), options.recordTimeoutMs ?? 1_500);
       return new Response(method === 'HEAD' ? null : PIXEL, { status: 200, headers: { 'content-type': 'image/gif', 'content-length': String(PIXEL.length), ...NO_STORE } });
     }
     if (payload.kind === 'click') {
-      await record(options, logger, payload, hit, { link: payload.link, url: payload.url });
-      return new Response(null, { status: 302, headers: { location: payload.url, 'referrer-policy': 'no-referrer', ...NO_STORE } });
+      const location = redirectTarget(payload.url);
+      if (!location) return text(400, 'This link is not valid.');
+      await withinTime(record(options, logger, payload, hit, { link: payload.link, url: payload.url }), options.recordTimeoutMs ?? 1_500);
+      return new Response(null, { status: 302, headers: { location, 'referrer-policy': 'no-referrer', ...NO_STORE } });
     }
     if (method !== 'POST') return html(200, confirmPage(url.pathname));
     await unsubscribe(options, logger, payload, hit);
@@ -122,9 +129,22 @@ async function record(
 }
 
 async function unsubscribe(options: TrackingHandlerOptions, logger: Logger, payload: Extract<TrackingTokenPayload, { kind: 'unsubscribe' }>, hit: HitInfo): Promise<void> {
+  const { store } = options;
+  // Once is enough: a repeated POST (a client retrying, a second click) changes nothing and counts nothing, and a
+  // suppression the user added by hand keeps its reason.
+  if ((await store.suppressions.find(payload.ownerId, [payload.address])).length) return;
   // The suppression is the promise made to the recipient: it is written first, and its failure is not hidden.
-  await options.store.suppressions.add({ ownerId: payload.ownerId, address: payload.address, reason: 'unsubscribe', detail: { messageId: payload.messageId } });
+  await store.suppressions.add({ ownerId: payload.ownerId, address: payload.address, reason: 'unsubscribe', detail: { messageId: payload.messageId } });
   try {
+    await store.audit.append({
+      ownerId: payload.ownerId,
+      agentId: undefined,
+      action: 'suppression_add',
+      outcome: 'ok',
+      actor: 'recipient (one-click unsubscribe)',
+      messageId: payload.messageId,
+      detail: { address: payload.address, reason: 'unsubscribe' },
+    });
     await options.store.events.append({
       ownerId: payload.ownerId,
       messageId: payload.messageId,
@@ -146,9 +166,30 @@ function detailOf(options: TrackingHandlerOptions, hit: HitInfo, reason: Trackin
   return detail as unknown as Record<string, unknown>;
 }
 
+/** The signed URL as an ASCII header value (percent-encoded as a browser would), or undefined when it is no http(s) URL. */
+function redirectTarget(url: string): string | undefined {
+  try {
+    const parsed = new URL(url);
+    return parsed.protocol === 'http:' || parsed.protocol === 'https:' ? parsed.href : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Resolves when `work` settles or after `ms`, whichever is first; leaves no timer behind. */
+async function withinTime(work: Promise<unknown>, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    await Promise.race([work, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 function clientIp(request: Request, context: TrackingRequestContext, trustProxy: boolean): string | undefined {
   if (trustProxy) {
-    const forwarded = request.headers.get('x-forwarded-for')?.split(',')[0]?.trim();
+    // The last entry is the one the proxy itself appended; the ones before it are whatever the client sent.
+    const forwarded = request.headers.get('x-forwarded-for')?.split(',').at(-1)?.trim();
     if (forwarded) return forwarded;
   }
   return context.ip;

@@ -81,6 +81,16 @@ export async function verifyToken(keys: TrackingKeys, token: string): Promise<Tr
   return parsePayload(token.slice(0, kidDot));
 }
 
+/**
+ * What a token says, WITHOUT checking its signature: only for tokens this process wrote into a stored message (to
+ * show a person deciding on it where its links really go). Never for a token that came in with a request.
+ */
+export function readOwnToken(token: string): TrackingTokenPayload | undefined {
+  if (typeof token !== 'string' || token.length > MAX_TRACKING_TOKEN_LENGTH) return undefined;
+  const dot = token.indexOf('.');
+  return dot > 0 ? parsePayload(token.slice(0, dot)) : undefined;
+}
+
 // ─── payload ──────────────────────────────────────────────────────────────────────────────────────────────────────
 
 type Wire = ['o', string, string] | ['c', string, string, number, string] | ['u', string, string, string];
