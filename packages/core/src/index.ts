@@ -106,6 +106,7 @@ export type {
   MailStatsQuery,
   EngagementCounts,
 } from './store/mail-store.js';
+export { BURST_WINDOW_MS } from './store/mail-store.js';
 export { OutboxWorker } from './outbox/outbox-worker.js';
 export type { WorkerOptions } from './outbox/outbox-worker.js';
 export { OUTBOX_DEFAULTS, WORKER_DEFAULTS } from './outbox/outbox-defaults.js';

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { BURST_WINDOW_MS } from '@agent-smtp/core';
 import type { EventListOptions, MailEvent, MailEventType, MailStats, MailStore, MessageError, NewOutboxRecord, OutboxRecord, StoreCapabilities } from '@agent-smtp/core';
 import type { CredentialStore, PolicyStore, SmtpConfigCursor, SmtpConfigWrite, StoredSmtpConfig } from '@agent-smtp/core';
 import { newOutboxRecord, sampleStoredEmail } from './outbox-record-fixture.js';
@@ -582,12 +583,14 @@ export function runStoreContract(options: StoreContractOptions): void {
         await track(c, 'opened', human);
         // Not classified: never counted as a person.
         await track(c, 'opened', {});
+        // Clicks on other links of the same message ten minutes apart: people, no scanner's burst.
+        const earlier = new Date(now - 10 * 60_000);
         await track(a, 'clicked', { ...human, link: 0, url: urlA });
         await track(a, 'clicked', { ...human, link: 0, url: urlA });
-        await track(a, 'clicked', { ...bot, link: 1, url: urlB });
+        await track(a, 'clicked', { ...bot, link: 1, url: urlB }, earlier);
         await track(c, 'clicked', { ...human, link: 1, url: urlB });
         // Same index, another URL: a link of its own.
-        await track(c, 'clicked', { ...bot, link: 0, url: urlC });
+        await track(c, 'clicked', { ...bot, link: 0, url: urlC }, earlier);
         // No link named: counted in the totals, not per link.
         await track(b, 'clicked', human);
         await track(b, 'bounced', { code: '5.1.1' });
@@ -752,6 +755,77 @@ export function runStoreContract(options: StoreContractOptions): void {
           rates: { open: 1, click: 1, bounce: 1, unsubscribe: 1 },
         });
         expect(await store.stats.summary(owner())).toEqual(none);
+      });
+
+      it('counts every click of a burst on different links as a machine’s, in either order; a double click stays a person’s', async () => {
+        const burstOwner = owner();
+        const one = ['r@example.com'];
+        const [scanned, person, double, row, edge] = [
+          await sendOne(burstOwner, [], one),
+          await sendOne(burstOwner, [], one),
+          await sendOne(burstOwner, [], one),
+          await sendOne(burstOwner, [], one),
+          await sendOne(burstOwner, [], one),
+        ];
+        const t0 = now - 30 * 60_000;
+        const click = (messageId: string, link: number | undefined, ms: number, who = burstOwner) =>
+          track(messageId, 'clicked', link === undefined ? human : { ...human, link, url: [urlA, urlB][link] }, new Date(t0 + ms), who);
+        // A scanner fetching two links at once: both were labelled people's on arrival.
+        await click(scanned, 0, 0);
+        await click(scanned, 1, 0);
+        // A person reading on: ten seconds between the links.
+        await click(person, 0, 0);
+        await click(person, 1, 10_000);
+        // Another owner's click on the same message id at the same instant is no partner of ours.
+        await click(person, 1, 0, owner());
+        // The same link twice within a second, and a click naming no link: no burst.
+        await click(double, 0, 0);
+        await click(double, 0, 900);
+        await click(double, undefined, 100);
+        // Several clicks on one link in a row: each looks past its own link's neighbours. The last is a full window
+        // after the click on link 0, so not in the burst.
+        await click(row, 0, 0);
+        await click(row, 1, 500);
+        await click(row, 1, 600);
+        await click(row, 1, BURST_WINDOW_MS);
+        // Just inside the window, the earlier click counted too.
+        await click(edge, 0, 0);
+        await click(edge, 1, BURST_WINDOW_MS - 1);
+
+        expect(await store.stats.summary(burstOwner)).toEqual({
+          ...none,
+          sent: 5,
+          delivered: 5,
+          clicked: {
+            human: { unique: 3, total: 6 },
+            machine: { unique: 3, total: 7 },
+            links: [
+              { link: 0, url: urlA, human: 3, machine: 3 },
+              { link: 1, url: urlB, human: 2, machine: 4 },
+            ],
+          },
+          rates: { ...none.rates, click: 3 / 5 },
+        });
+        expect((await store.stats.summary(burstOwner, { messageId: scanned })).clicked).toEqual({
+          human: zero,
+          machine: { unique: 1, total: 2 },
+          links: [
+            { link: 0, url: urlA, human: 0, machine: 1 },
+            { link: 1, url: urlB, human: 0, machine: 1 },
+          ],
+        });
+        // A burst is found among all the message's clicks, also those outside the range asked for.
+        expect((await store.stats.summary(burstOwner, { messageId: row, from: new Date(t0 + 550) })).clicked).toEqual({
+          human: { unique: 1, total: 1 },
+          machine: { unique: 1, total: 1 },
+          links: [{ link: 1, url: urlB, human: 1, machine: 1 }],
+        });
+        expect((await store.stats.summary(burstOwner, { messageId: row, to: new Date(t0 + 1) })).clicked).toEqual({
+          human: zero,
+          machine: { unique: 1, total: 1 },
+          links: [{ link: 0, url: urlA, human: 0, machine: 1 }],
+        });
+        expect((await store.stats.summary(burstOwner, { messageId: person })).clicked.human).toEqual({ unique: 1, total: 2 });
       });
     });
 

@@ -407,8 +407,21 @@ export interface MailStatsQuery {
 /**
  * Opens or clicks, people and machines apart: `unique` counts messages with at least one, `total` every event.
  * `human` holds only events whose `detail.machine` is `false`; `machine` every other one (true, missing, not a
- * boolean), so a hit nobody classified never inflates what people did.
+ * boolean), so a hit nobody classified never inflates what people did. A click in a burst (`BURST_WINDOW_MS`) is a
+ * machine's too, whatever its `detail.machine` says.
  */
+/**
+ * Two clicks of one message (same owner) on different links less than this many milliseconds apart, in either order,
+ * are a scanner following every link: stats count both as machines, in the totals and per link. The tracking handler
+ * labels a click `all_links_at_once` as it arrives, only when an earlier click is already stored within
+ * `machine.burstWindowMs`, so the first click of a burst, and clicks fetched concurrently, are written as people's;
+ * stats apply the rule symmetrically, with this fixed window, over every click of the message the store holds (also
+ * those outside `from`/`to`). "Different links" means both clicks name a `detail.link` number and the numbers
+ * differ: two clicks on the same link (a double click) are no burst, and a click naming no link is nobody's partner.
+ * The Postgres `mail_stats` function writes the same window as `interval '2 seconds'`.
+ */
+export const BURST_WINDOW_MS = 2_000;
+
 export interface EngagementCounts {
   human: { unique: number; total: number };
   machine: { unique: number; total: number };
@@ -451,8 +464,9 @@ export interface MailStats {
 /**
  * Aggregates in the store (SQL in Postgres, never every row pulled into the app). Opens, clicks and unsubscribes are
  * the `opened`, `clicked`, `unsubscribed` events the tracking handler writes, with `detail.machine` telling machines
- * from people (`TrackingEventDetail`); `bounced` and `complained` events count once each. Only the owner's events
- * count, also when another owner's event names the same message id.
+ * from people (`TrackingEventDetail`), and clicks in a burst on different links counted as machines whatever they
+ * say (`BURST_WINDOW_MS`); `bounced` and `complained` events count once each. Only the owner's events count, also
+ * when another owner's event names the same message id.
  */
 export interface StatsStore {
   summary(ownerId: string, query?: MailStatsQuery): Promise<MailStats>;

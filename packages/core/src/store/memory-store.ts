@@ -31,6 +31,7 @@ import type {
   Suppression,
   SuppressionStore,
 } from './mail-store.js';
+import { BURST_WINDOW_MS } from './mail-store.js';
 import { ValidationError } from '../errors/validation-error.js';
 
 export interface MemoryStoreOptions {
@@ -652,10 +653,10 @@ class StatsTally {
   private readonly clicked = new EngagementTally();
   private readonly links = new Map<string, { link: number; url: string; human: number; machine: number }>();
 
-  /** `record` is the event's outbox record when the store still keeps it. */
-  add(event: MailEvent, record: OutboxRecord | undefined): void {
+  /** `record` is the event's outbox record when the store still keeps it; `inBurst` from `clicksInBursts`. */
+  add(event: MailEvent, record: OutboxRecord | undefined, inBurst: boolean): void {
     // A person only when the tracking handler said so: a missing or odd `machine` is not counted as one.
-    const human = event.detail.machine === false;
+    const human = event.detail.machine === false && !inBurst;
     switch (event.type) {
       case 'sent':
         this.sent += 1;
@@ -713,7 +714,43 @@ class StatsTally {
 }
 
 /**
- * One scan of the owner's kept events (or of one message's), each joined to its record for `accepted` and `tags`:
+ * The clicks that have another, on a different link of the same message, less than `BURST_WINDOW_MS` away (before or
+ * after). Per message, sorted by time, a window of neighbours slides over the clicks with a count per link: a click is
+ * in a burst when the window holds a click of another link. O(n log n), however many clicks share a link.
+ */
+function clicksInBursts(clicks: readonly MailEvent[]): Set<MailEvent> {
+  const byMessage = new Map<string, { at: number; link: number; event: MailEvent }[]>();
+  for (const event of clicks) {
+    const { link } = event.detail;
+    // Only a click naming a link has a different one (a JSON number: what Postgres can hold).
+    if (typeof link !== 'number' || !Number.isFinite(link)) continue;
+    let list = byMessage.get(event.messageId);
+    if (!list) byMessage.set(event.messageId, (list = []));
+    list.push({ at: event.at.getTime(), link, event });
+  }
+  const inBursts = new Set<MailEvent>();
+  for (const list of byMessage.values()) {
+    list.sort((a, b) => a.at - b.at);
+    const perLink = new Map<number, number>();
+    let inWindow = 0;
+    let start = 0;
+    let end = 0;
+    for (const click of list) {
+      for (; end < list.length && list[end]!.at < click.at + BURST_WINDOW_MS; end++, inWindow++) {
+        perLink.set(list[end]!.link, (perLink.get(list[end]!.link) ?? 0) + 1);
+      }
+      for (; list[start]!.at <= click.at - BURST_WINDOW_MS; start++, inWindow--) {
+        perLink.set(list[start]!.link, perLink.get(list[start]!.link)! - 1);
+      }
+      if (inWindow > perLink.get(click.link)!) inBursts.add(click.event);
+    }
+  }
+  return inBursts;
+}
+
+/**
+ * Two scans of the owner's kept events (or of one message's): the clicks first, for the bursts (over every kept click
+ * of a message, also outside `from`/`to`), then each counted event joined to its record for `accepted` and `tags`:
  * O(the owner's events). Events of a record the store has dropped (`maxMessages`) still count, as `events.list`
  * still shows them, but add no recipients to `delivered` and match no tag.
  */
@@ -725,13 +762,14 @@ class MemoryStatsStore implements StatsStore {
 
   async summary(ownerId: string, query: MailStatsQuery = {}): Promise<MailStats> {
     const source = query.messageId === undefined ? this.events.ofOwner(ownerId) : this.events.ofMessage(query.messageId);
+    const inBursts = clicksInBursts(source.map(({ event }) => event).filter((e) => e.ownerId === ownerId && e.type === 'clicked'));
     const tally = new StatsTally();
     for (const { event } of source) {
       if (event.ownerId !== ownerId || !STATS_EVENT_TYPES.has(event.type)) continue;
       if ((query.from && event.at < query.from) || (query.to && event.at >= query.to)) continue;
       const record = this.outbox.peek(ownerId, event.messageId);
       if (query.tag !== undefined && !record?.tags.includes(query.tag)) continue;
-      tally.add(event, record);
+      tally.add(event, record, inBursts.has(event));
     }
     return tally.toStats();
   }

@@ -7,6 +7,8 @@
  *   the owner's queued/claimed/retry events.
  * - `outbox_tags_idx` (GIN on `tags`) finds the records carrying a tag; their events come from
  *   `events_owner_message_idx`. The filter is written `tags @> array[tag]`, the form the index answers.
+ * - `events_owner_message_clicked_idx` (partial: clicks only) serves the burst check: for a click still counted as a
+ *   person's, one range scan of its message's clicks less than 2 s away (`BURST_WINDOW_MS` in core).
  *
  * Which events a call reads depends on the filters given: one message's, one tag's records', or the owner's. Each
  * source is a branch of one UNION ALL gated by a condition on the parameters alone, which PostgreSQL checks once per
@@ -15,12 +17,16 @@
 export const migration006 = String.raw`
 create index events_owner_type_at_idx on {{schema}}.events (owner_id, type, at);
 create index outbox_tags_idx on {{schema}}.outbox using gin (tags);
+create index events_owner_message_clicked_idx on {{schema}}.events (owner_id, message_id, at) where type = 'clicked';
 
 -- Definitions (see MailStats in core): sent = 'sent' events; delivered = the sum of those records' accepted
 -- recipients (a record is settled 'sent' once, and a follow-up holds only its own recipients); human = detail.machine
--- is JSON false, anything else counts as a machine; unique = distinct messages; per link only clicks whose detail
--- has an integer 'link' and a string 'url', top 100 by human, then machine clicks, then link and url ("C" order);
--- rates are shares of sent as float8 (0 when nothing was sent). p_from is inclusive, p_to exclusive, on events.at.
+-- is JSON false, anything else counts as a machine, and so does a click with another click of the same owner and
+-- message on a different link (both a JSON number 'link', unequal) less than 2 s before or after it (BURST_WINDOW_MS
+-- in core; among all the message's clicks, in the range or not); unique = distinct messages; per link only clicks
+-- whose detail has an integer 'link' and a string 'url', top 100 by human, then machine clicks, then link and url
+-- ("C" order); rates are shares of sent as float8 (0 when nothing was sent). p_from is inclusive, p_to exclusive, on
+-- events.at.
 create function {{schema}}.mail_stats(
   p_owner_id text,
   p_message_id text default null,
@@ -33,7 +39,7 @@ language sql stable security invoker set search_path = ''
 as $$
   with scoped as (
     -- One message's events (the tag, when given too, checked on its record).
-    select e.message_id, e.type, e.detail
+    select e.message_id, e.type, e.at, e.detail
     from {{schema}}.events e
     where p_message_id is not null
       and e.owner_id = p_owner_id and e.message_id = p_message_id
@@ -43,7 +49,7 @@ as $$
         select 1 from {{schema}}.outbox o where o.id = e.message_id and o.owner_id = p_owner_id and o.tags @> array[p_tag]))
     union all
     -- The events of the owner's records that carry the tag.
-    select e.message_id, e.type, e.detail
+    select e.message_id, e.type, e.at, e.detail
     from {{schema}}.outbox o
     join {{schema}}.events e on e.owner_id = o.owner_id and e.message_id = o.id
     where p_message_id is null and p_tag is not null
@@ -52,7 +58,7 @@ as $$
       and e.at >= coalesce(p_from, '-infinity') and e.at < coalesce(p_to, 'infinity')
     union all
     -- Every event of the owner's, also of messages with no record here.
-    select e.message_id, e.type, e.detail
+    select e.message_id, e.type, e.at, e.detail
     from {{schema}}.events e
     where p_message_id is null and p_tag is null
       and e.owner_id = p_owner_id
@@ -60,7 +66,19 @@ as $$
       and e.at >= coalesce(p_from, '-infinity') and e.at < coalesce(p_to, 'infinity')
   ),
   classified as (
-    select s.message_id, s.type, coalesce(s.detail -> 'machine' = 'false'::jsonb, false) as human, s.detail
+    -- CASE, so only a click still counted as a person's looks for a burst partner.
+    select s.message_id, s.type, s.detail,
+      case
+        when not coalesce(s.detail -> 'machine' = 'false'::jsonb, false) then false
+        when s.type <> 'clicked' then true
+        when pg_catalog.jsonb_typeof(s.detail -> 'link') is distinct from 'number' then true
+        else not exists (
+          select 1
+          from {{schema}}.events b
+          where b.owner_id = p_owner_id and b.message_id = s.message_id and b.type = 'clicked'
+            and b.at > s.at - interval '2 seconds' and b.at < s.at + interval '2 seconds'
+            and pg_catalog.jsonb_typeof(b.detail -> 'link') = 'number' and b.detail -> 'link' <> s.detail -> 'link')
+      end as human
     from scoped s
   ),
   totals as (
