@@ -1,5 +1,5 @@
-import { renderMigration } from './migrate.js';
-import { migrations } from './migrations/index.js';
+import { buildMigrateStatement, renderMigration } from './migrate.js';
+import { migrations, type Migration } from './migrations/index.js';
 import { quoteSchemaName } from './schema-name.js';
 
 export interface MigrationSql {
@@ -17,4 +17,15 @@ export interface MigrationSql {
 export function getMigrationSql(schema = 'agent_smtp'): MigrationSql[] {
   const quoted = quoteSchemaName(schema);
   return migrations.map((m) => ({ version: m.version, name: m.name, sql: renderMigration(m, quoted) }));
+}
+
+/**
+ * The one statement `store.migrate()` runs, for those who run it elsewhere: every pending migration of this store,
+ * then `extra` (another package's migrations on top of these tables, e.g. the Supabase store's row-level security),
+ * in one transaction under the schema's advisory lock, each recorded in `<schema>.migrations` by version. Idempotent:
+ * what is recorded is skipped, so it can run again, or on a schema `migrate()` already made. `extra` versions must
+ * not collide with this store's (the Supabase store's start at 1001).
+ */
+export function getMigrateStatement(schema = 'agent_smtp', extra: readonly Migration[] = []): string {
+  return buildMigrateStatement(schema, quoteSchemaName(schema), [...migrations, ...extra]);
 }

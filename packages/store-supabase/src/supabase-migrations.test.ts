@@ -1,0 +1,126 @@
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { PGlite } from '@electric-sql/pglite';
+import { createPostgresStore, getMigrationSql, type PostgresClient } from '@agent-smtp/store-postgres';
+import { newOutboxRecord } from '@agent-smtp/testing/store-contract';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { renderSupabaseMigrationFile, SUPABASE_MIGRATION_FILE } from './supabase-migration-file.js';
+import { migrate, OWNER_TABLES, supabaseMigrations } from './supabase-migrations.js';
+import { installSupabaseAuth } from './test-support/supabase-auth.js';
+import { uniqueSchema } from './test-support/test-project.js';
+
+const versions = [...getMigrationSql().map((m) => m.version), ...supabaseMigrations.map((m) => m.version)];
+const rowsOf = async <T>(db: PostgresClient, text: string, params: unknown[] = []): Promise<T[]> => (await db.query(text, params)).rows as T[];
+
+describe('the supabase/migrations file', () => {
+  it('is what the generator makes from the migrations in code (npm run generate:migration -w @agent-smtp/store-supabase)', () => {
+    const committed = readFileSync(fileURLToPath(new URL(`../${SUPABASE_MIGRATION_FILE}`, import.meta.url)), 'utf8');
+    expect(committed).toBe(renderSupabaseMigrationFile());
+  });
+});
+
+describe('migrate() on a database with Supabase roles and auth (PGlite)', () => {
+  let db: PGlite;
+  beforeAll(async () => {
+    db = await PGlite.create();
+    await installSupabaseAuth(db);
+  });
+  afterAll(async () => {
+    await db.close();
+  });
+
+  it('applies twice without error, recording every version once', async () => {
+    const schema = uniqueSchema();
+    const first = await migrate({ client: db, schema });
+    const second = await migrate({ client: db, schema });
+    expect(first.map((m) => m.version)).toEqual(versions);
+    expect(second).toEqual(first);
+  });
+
+  it('the migration file applies twice, and after migrate()', async () => {
+    await db.exec(renderSupabaseMigrationFile());
+    await db.exec(renderSupabaseMigrationFile());
+    await migrate({ client: db, schema: 'agent_smtp' });
+    expect((await rowsOf<{ version: number }>(db, 'select version from agent_smtp.migrations order by version')).map((r) => r.version)).toEqual(versions);
+  });
+
+  it('applies on top of a schema the Postgres store made and used, keeping its rows', async () => {
+    const schema = uniqueSchema();
+    const postgresStore = createPostgresStore({ client: db, schema });
+    await postgresStore.migrate();
+    const { record } = await postgresStore.outbox.enqueue(newOutboxRecord('tenant-7'));
+    await migrate({ client: db, schema });
+    expect((await postgresStore.outbox.get('tenant-7', record.id))?.id).toBe(record.id);
+    // The Postgres store's own migrate() still finds nothing to do.
+    expect((await postgresStore.migrate()).map((m) => m.version)).toEqual(versions);
+  });
+
+  describe('what it leaves behind', () => {
+    const schema = uniqueSchema();
+    beforeAll(async () => {
+      await migrate({ client: db, schema });
+    });
+
+    it('row-level security on every table, and an owner-only policy on every owner table', async () => {
+      const tables = await rowsOf<{ relname: string; relrowsecurity: boolean }>(
+        db,
+        `select c.relname, c.relrowsecurity from pg_class c join pg_namespace n on n.oid = c.relnamespace
+         where n.nspname = $1 and c.relkind in ('r', 'p') order by c.relname`,
+        [schema],
+      );
+      expect(tables.map((t) => t.relname).sort()).toEqual([...OWNER_TABLES, 'migrations'].sort());
+      expect(tables.filter((t) => !t.relrowsecurity)).toEqual([]);
+      const policies = await rowsOf<{ tablename: string; roles: string[] | string; cmd: string; qual: string; with_check: string }>(
+        db,
+        `select tablename, roles::text[] as roles, cmd, qual, with_check from pg_policies where schemaname = $1 order by tablename`,
+        [schema],
+      );
+      expect(policies.map((p) => p.tablename).sort()).toEqual([...OWNER_TABLES].sort());
+      for (const p of policies) {
+        expect(p.roles, p.tablename).toEqual(['authenticated']);
+        expect(p.cmd, p.tablename).toBe('ALL');
+        expect(p.qual, p.tablename).toMatch(/owner_id = \(\( SELECT auth\.uid\(\) AS uid\)\)::text/);
+        expect(p.with_check, p.tablename).toBe(p.qual);
+      }
+    });
+
+    it('owner_id defaults to auth.uid()::text on every owner table', async () => {
+      const defaults = await rowsOf<{ table_name: string; column_default: string }>(
+        db,
+        `select table_name, column_default from information_schema.columns where table_schema = $1 and column_name = 'owner_id' order by table_name`,
+        [schema],
+      );
+      expect(defaults.map((d) => d.table_name).sort()).toEqual([...OWNER_TABLES].sort());
+      for (const d of defaults) expect(d.column_default, d.table_name).toBe('(auth.uid())::text');
+    });
+
+    it('anon can use nothing; authenticated and service_role can call every function, none of which is security definer', async () => {
+      const [usage] = await rowsOf<{ anon: boolean; authenticated: boolean; service_role: boolean }>(
+        db,
+        `select has_schema_privilege('anon', $1, 'usage') as anon, has_schema_privilege('authenticated', $1, 'usage') as authenticated,
+                has_schema_privilege('service_role', $1, 'usage') as service_role`,
+        [schema],
+      );
+      expect(usage).toEqual({ anon: false, authenticated: true, service_role: true });
+      const functions = await rowsOf<{ proname: string; anon: boolean; authenticated: boolean; service_role: boolean; definer: boolean }>(
+        db,
+        `select p.proname, has_function_privilege('anon', p.oid, 'execute') as anon,
+                has_function_privilege('authenticated', p.oid, 'execute') as authenticated,
+                has_function_privilege('service_role', p.oid, 'execute') as service_role, p.prosecdef as definer
+         from pg_proc p join pg_namespace n on n.oid = p.pronamespace where n.nspname = $1 order by p.proname`,
+        [schema],
+      );
+      expect(functions.length).toBeGreaterThan(30);
+      expect(functions.filter((f) => f.anon || !f.authenticated || !f.service_role || f.definer)).toEqual([]);
+      const tables = await rowsOf<{ relname: string; anon: boolean; authenticated: boolean; service_role: boolean }>(
+        db,
+        `select c.relname, has_table_privilege('anon', c.oid, 'select, insert, update, delete') as anon,
+                has_table_privilege('authenticated', c.oid, 'select') as authenticated,
+                has_table_privilege('service_role', c.oid, 'select, insert, update, delete') as service_role
+         from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname = $1 and c.relkind = 'r' order by c.relname`,
+        [schema],
+      );
+      expect(tables.filter((t) => t.anon || !t.service_role || t.authenticated !== (t.relname !== 'migrations'))).toEqual([]);
+    });
+  });
+});
