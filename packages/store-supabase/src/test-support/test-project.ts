@@ -6,7 +6,7 @@ import WebSocket from 'ws';
 import type { PostgresClient } from '@agent-smtp/store-postgres';
 import { migrate } from '../supabase-migrations.js';
 import { signJwt } from './jwt.js';
-import { startPostgrestServer, type PostgrestServer, type RunInTransaction } from './postgrest-server.js';
+import { startPostgrestServer, type PostgrestServer, type RunInTransaction, type TransactionClient } from './postgrest-server.js';
 import { installSupabaseAuth } from './supabase-auth.js';
 
 // Test helpers, not part of the package's entry point: a Supabase project in miniature (the auth emulation, the
@@ -27,6 +27,8 @@ export interface TestProject {
   /** Superuser access to the database, for checks the API cannot make. */
   db: PostgresClient;
   server: PostgrestServer;
+  /** Runs `work` in one transaction as the API role `role` with these JWT claims, as PostgREST would (plain SQL). */
+  asRole<T>(role: 'anon' | 'authenticated' | 'service_role', claims: Record<string, unknown>, work: (tx: TransactionClient) => Promise<T>): Promise<T>;
   /** A supabase-js client with the service-role key (a worker's). */
   serviceClient(): SupabaseClient;
   /** A supabase-js client acting as the user `userId` (a uuid), as an edge function makes one from the caller's JWT. */
@@ -102,6 +104,11 @@ export async function startTestProject(options: { database?: 'pglite' | 'server'
     serviceRoleKey,
     db: database.client,
     server,
+    asRole: (role, claims, work) =>
+      database.transaction(async (tx) => {
+        await tx.query(`select set_config('role', $1, true), set_config('request.jwt.claims', $2, true)`, [role, JSON.stringify({ ...claims, role })]);
+        return work(tx);
+      }),
     serviceClient: () => supabaseClient(server.url, serviceRoleKey),
     userClient: (userId) => supabaseClient(server.url, anonKey, userJwt(userId)),
     anonClient: () => supabaseClient(server.url, anonKey),

@@ -1,0 +1,139 @@
+import { randomUUID } from 'node:crypto';
+import { generateKeyRingKey, storedCredentials, type MailStore } from '@agent-smtp/core';
+import { newOutboxRecord } from '@agent-smtp/testing/store-contract';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createSupabaseStore } from './supabase-store.js';
+import { DATABASE_URL, startTestProject, type TestProject } from './test-support/test-project.js';
+
+// Row-level security through supabase-js: two users' JWTs, the anon key and the service role, against the
+// PostgREST-contract server (over DATABASE_URL when set, else PGlite); and the same policies in plain SQL.
+
+const lease = { workerId: 'w-user', leaseMs: 60_000 };
+const rlsDenied = { code: '42501', status: 403 };
+
+describe(`row-level security (${DATABASE_URL ? 'PostgreSQL server' : 'PGlite'})`, () => {
+  let project: TestProject;
+  let userA: string;
+  let userB: string;
+  let asA: MailStore;
+  let asB: MailStore;
+  let anon: MailStore;
+  let service: MailStore;
+
+  beforeAll(async () => {
+    project = await startTestProject({ database: DATABASE_URL ? 'server' : 'pglite' });
+    userA = randomUUID();
+    userB = randomUUID();
+    asA = createSupabaseStore({ client: project.userClient(userA), schema: project.schema });
+    asB = createSupabaseStore({ client: project.userClient(userB), schema: project.schema });
+    anon = createSupabaseStore({ client: project.anonClient(), schema: project.schema });
+    service = createSupabaseStore({ client: project.serviceClient(), schema: project.schema });
+  });
+  afterAll(async () => {
+    await project?.close();
+  });
+
+  it("user B cannot read, cancel, claim, count or write user A's outbox rows; A and the service role can", async () => {
+    const { record } = await asA.outbox.enqueue(newOutboxRecord(userA, { idempotencyKey: 'k-a' }));
+    expect(await asB.outbox.get(userA, record.id)).toBeUndefined();
+    expect(await asB.outbox.findByIdempotencyKey(userA, 'k-a')).toBeUndefined();
+    expect(await asB.outbox.findByMessageId(userA, record.messageId)).toEqual([]);
+    expect(await asB.outbox.cancel(userA, record.id)).toBeUndefined();
+    expect(await asB.outbox.claim({ ...lease, limit: 100 })).toEqual([]);
+    expect(await asB.outbox.claim({ ...lease, limit: 100, ownerId: userA, ids: [record.id] })).toEqual([]);
+    expect(await asB.events.list(userA, { messageId: record.id })).toEqual([]);
+    expect((await asB.stats.summary(userA)).sent).toBe(0);
+    // Writing as another owner is refused by the policy's WITH CHECK, not silently re-owned.
+    await expect(asB.outbox.enqueue(newOutboxRecord(userA))).rejects.toMatchObject(rlsDenied);
+    await expect(asB.events.append({ ownerId: userA, messageId: record.id, type: 'opened', attempt: 0, detail: {} })).rejects.toMatchObject(rlsDenied);
+
+    expect((await asA.outbox.get(userA, record.id))?.status).toBe('queued');
+    expect((await service.outbox.get(userA, record.id))?.status).toBe('queued');
+    expect((await asA.outbox.cancel(userA, record.id))?.cancelled).toBe(true);
+  });
+
+  it("a user's own claim takes only their own rows; the service role's takes every user's", async () => {
+    const a = (await asA.outbox.enqueue(newOutboxRecord(userA))).record;
+    const b = (await asB.outbox.enqueue(newOutboxRecord(userB))).record;
+    expect((await asB.outbox.claim({ ...lease, limit: 100, ids: [a.id, b.id] })).map((r) => r.id)).toEqual([b.id]);
+    expect((await service.outbox.claim({ workerId: 'w-service', leaseMs: 60_000, limit: 100, ids: [a.id, b.id] })).map((r) => r.id)).toEqual([a.id]);
+  });
+
+  it("audit entries, counters and suppressions stay with their owner", async () => {
+    await asA.audit.append({ ownerId: userA, action: 'send', outcome: 'ok', detail: {} });
+    expect(await asB.audit.list(userA)).toEqual([]);
+    await expect(asB.audit.append({ ownerId: userA, action: 'send', outcome: 'ok', detail: {} })).rejects.toMatchObject(rlsDenied);
+    expect((await asA.audit.list(userA)).length).toBe(1);
+
+    expect(await asA.counters.increment(userA, 'daily:agent-1', '2026-11-29', 3, 10)).toEqual({ allowed: true, value: 3 });
+    expect(await asB.counters.get(userA, 'daily:agent-1', '2026-11-29')).toBe(0);
+    await expect(asB.counters.increment(userA, 'daily:agent-1', '2026-11-29', 1, 10)).rejects.toMatchObject(rlsDenied);
+    expect(await asA.counters.get(userA, 'daily:agent-1', '2026-11-29')).toBe(3);
+
+    await asA.suppressions.add({ ownerId: userA, address: 'gone@example.com', reason: 'manual' });
+    expect(await asB.suppressions.find(userA, ['gone@example.com'])).toEqual([]);
+    expect(await asB.suppressions.remove(userA, 'gone@example.com')).toBe(false);
+    expect((await asA.suppressions.find(userA, ['gone@example.com'])).length).toBe(1);
+  });
+
+  it("agent policies are the owner's rows: B can neither read, change nor delete A's", async () => {
+    const policy = { allowedRecipients: ['*@example.com'], dailyLimit: 50 };
+    await asA.policies!.save({ ownerId: userA, agentId: 'support-bot', policy });
+    expect(await asB.policies!.get(userA, 'support-bot')).toBeUndefined();
+    expect(await asB.policies!.list(userA)).toEqual([]);
+    await expect(asB.policies!.save({ ownerId: userA, agentId: 'support-bot', policy: { dailyLimit: 10_000 } })).rejects.toMatchObject(rlsDenied);
+    expect(await asB.policies!.delete(userA, 'support-bot')).toBe(false);
+    expect((await asA.policies!.get(userA, 'support-bot'))?.policy).toEqual(policy);
+  });
+
+  it('a stored SMTP password never reaches a user client in clear, and only its owner sees the config', async () => {
+    const password = `pw-${randomUUID()}`;
+    const keyRing = { current: 'k1', keys: { k1: generateKeyRingKey() } };
+    const credentials = storedCredentials({ store: asA, keyRing, hosts: { allowHosts: ['127.0.0.1'] } });
+    const saved = await credentials.saveSmtpConfig(userA, { name: 'main', host: '127.0.0.1', port: 2525, security: 'none', username: 'a', password }, { test: false });
+    const rows = await asA.credentials!.list(userA);
+    expect(rows.map((r) => r.id)).toEqual([saved.id]);
+    expect(JSON.stringify(rows)).not.toContain(password);
+    expect(rows[0]!.passwordCiphertext).toBeTruthy();
+    // Straight from the API as well, not only through the store's mapping.
+    const { data, error } = await project.userClient(userA).schema(project.schema).rpc('smtp_config_list', { p_owner_id: userA });
+    expect(error).toBeNull();
+    expect(JSON.stringify(data)).not.toContain(password);
+    expect(await asB.credentials!.list(userA)).toEqual([]);
+    expect(await asB.credentials!.get(userA, saved.id)).toBeUndefined();
+    expect(await asB.credentials!.delete(userA, saved.id)).toBe(false);
+    expect(await asB.credentials!.listForRotation({ keyId: 'other', limit: 100 })).toEqual([]);
+  });
+
+  it('anon can do nothing: every call is refused with 401', async () => {
+    const anonDenied = { code: '42501', status: 401 };
+    await expect(anon.outbox.enqueue(newOutboxRecord(userA))).rejects.toMatchObject(anonDenied);
+    await expect(anon.outbox.claim({ ...lease, limit: 10 })).rejects.toMatchObject(anonDenied);
+    await expect(anon.outbox.get(userA, 'x')).rejects.toMatchObject(anonDenied);
+    await expect(anon.events.list(userA)).rejects.toMatchObject(anonDenied);
+    await expect(anon.audit.list(userA)).rejects.toMatchObject(anonDenied);
+    await expect(anon.policies!.list(userA)).rejects.toMatchObject(anonDenied);
+    await expect(anon.credentials!.list(userA)).rejects.toMatchObject(anonDenied);
+    await expect(anon.counters.get(userA, 'k', 'w')).rejects.toMatchObject(anonDenied);
+  });
+
+  it("in plain SQL as PostgREST runs it: user B's select, update and delete touch none of A's rows; anon cannot read the tables", async () => {
+    const { record } = await asA.outbox.enqueue(newOutboxRecord(userA));
+    await asB.policies!.save({ ownerId: userB, agentId: 'b-bot', policy: {} });
+    const t = `"${project.schema}"`;
+    const counts = await project.asRole('authenticated', { sub: userB }, async (tx) => ({
+      outbox: (await tx.query(`select count(*)::int as n from ${t}.outbox where owner_id = $1`, [userA])).rows[0],
+      events: (await tx.query(`select count(*)::int as n from ${t}.events where owner_id = $1`, [userA])).rows[0],
+      updated: (await tx.query(`with u as (update ${t}.outbox set status = 'cancelled' where id = $1 returning 1) select count(*)::int as n from u`, [record.id])).rows[0],
+      deleted: (await tx.query(`with d as (delete from ${t}.outbox where id = $1 returning 1) select count(*)::int as n from d`, [record.id])).rows[0],
+    }));
+    expect(counts).toEqual({ outbox: { n: 0 }, events: { n: 0 }, updated: { n: 0 }, deleted: { n: 0 } });
+    // Nor can B hand a row of their own to A: the policy's WITH CHECK refuses the new owner.
+    await expect(
+      project.asRole('authenticated', { sub: userB }, (tx) => tx.query(`update ${t}.policies set owner_id = $1 where owner_id = $2`, [userA, userB])),
+    ).rejects.toMatchObject({ code: '42501' });
+    const own = await project.asRole('authenticated', { sub: userA }, async (tx) => (await tx.query(`select status from ${t}.outbox where id = $1`, [record.id])).rows);
+    expect(own).toEqual([{ status: 'queued' }]);
+    await expect(project.asRole('anon', {}, (tx) => tx.query(`select count(*) from ${t}.outbox`))).rejects.toMatchObject({ code: '42501' });
+  });
+});
