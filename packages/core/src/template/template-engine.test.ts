@@ -153,6 +153,12 @@ describe('escaping', () => {
     expect(render('{v}', { v: ['<a>', 'b&c'] }, { escape: 'html' })).toBe('&lt;a&gt;, b&amp;c');
   });
 
+  it("escapes a special character at either end of a value, and leaves a value with none as it is, in 'html' mode", () => {
+    expect(render('[{v}]', { v: `"a'` }, { escape: 'html' })).toBe('[&quot;a&#39;]');
+    expect(render('[{v}]', { v: '&' }, { escape: 'html' })).toBe('[&amp;]');
+    expect(render('[{v}]', { v: 'plain text, 123 — é' }, { escape: 'html' })).toBe('[plain text, 123 — é]');
+  });
+
   it("inserts values raw in 'none' mode and by default", () => {
     const variables = { v: `<b>"Tom" & 'Jerry'</b>` };
     expect(render('{v}', variables, { escape: 'none' })).toBe(`<b>"Tom" & 'Jerry'</b>`);
@@ -321,6 +327,18 @@ describe('TemplateEngine', () => {
     const engine = new TemplateEngine({ cacheSize: 2 });
     const a = engine.compile('a');
     const b = engine.compile('b');
+    expect(engine.compile('a')).toBe(a);
+    engine.compile('c');
+    expect(engine.compile('a')).toBe(a);
+    expect(engine.compile('b')).not.toBe(b);
+  });
+
+  it('keeps the recency order when the newest template is used again', () => {
+    const engine = new TemplateEngine({ cacheSize: 2 });
+    const a = engine.compile('a');
+    expect(engine.compile('a')).toBe(a);
+    const b = engine.compile('b');
+    expect(engine.compile('b')).toBe(b);
     expect(engine.compile('a')).toBe(a);
     engine.compile('c');
     expect(engine.compile('a')).toBe(a);
