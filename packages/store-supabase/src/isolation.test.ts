@@ -3,6 +3,7 @@ import { generateKeyRingKey, storedCredentials, type MailStore } from '@agent-sm
 import { newOutboxRecord } from '@agent-smtp/testing/store-contract';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSupabaseStore } from './supabase-store.js';
+import { signJwt } from './test-support/jwt.js';
 import { DATABASE_URL, startTestProject, type TestProject } from './test-support/test-project.js';
 
 // Row-level security through supabase-js: two users' JWTs, the anon key and the service role, against the
@@ -11,8 +12,16 @@ import { DATABASE_URL, startTestProject, type TestProject } from './test-support
 const lease = { workerId: 'w-user', leaseMs: 60_000 };
 const rlsDenied = { code: '42501', status: 403 };
 
+// One project for the file: starting PGlite costs seconds of CPU.
+let project: TestProject;
+beforeAll(async () => {
+  project = await startTestProject({ database: DATABASE_URL ? 'server' : 'pglite' });
+});
+afterAll(async () => {
+  await project?.close();
+});
+
 describe(`row-level security (${DATABASE_URL ? 'PostgreSQL server' : 'PGlite'})`, () => {
-  let project: TestProject;
   let userA: string;
   let userB: string;
   let asA: MailStore;
@@ -20,17 +29,13 @@ describe(`row-level security (${DATABASE_URL ? 'PostgreSQL server' : 'PGlite'})`
   let anon: MailStore;
   let service: MailStore;
 
-  beforeAll(async () => {
-    project = await startTestProject({ database: DATABASE_URL ? 'server' : 'pglite' });
+  beforeAll(() => {
     userA = randomUUID();
     userB = randomUUID();
     asA = createSupabaseStore({ client: project.userClient(userA), schema: project.schema });
     asB = createSupabaseStore({ client: project.userClient(userB), schema: project.schema });
     anon = createSupabaseStore({ client: project.anonClient(), schema: project.schema });
     service = createSupabaseStore({ client: project.serviceClient(), schema: project.schema });
-  });
-  afterAll(async () => {
-    await project?.close();
   });
 
   it("user B cannot read, cancel, claim, count or write user A's outbox rows; A and the service role can", async () => {
@@ -60,9 +65,9 @@ describe(`row-level security (${DATABASE_URL ? 'PostgreSQL server' : 'PGlite'})`
   });
 
   it("audit entries, counters and suppressions stay with their owner", async () => {
-    await asA.audit.append({ ownerId: userA, action: 'send', outcome: 'ok', detail: {} });
+    await asA.audit.append({ ownerId: userA, agentId: 'agent-1', action: 'send', outcome: 'ok', detail: {} });
     expect(await asB.audit.list(userA)).toEqual([]);
-    await expect(asB.audit.append({ ownerId: userA, action: 'send', outcome: 'ok', detail: {} })).rejects.toMatchObject(rlsDenied);
+    await expect(asB.audit.append({ ownerId: userA, agentId: 'agent-1', action: 'send', outcome: 'ok', detail: {} })).rejects.toMatchObject(rlsDenied);
     expect((await asA.audit.list(userA)).length).toBe(1);
 
     expect(await asA.counters.increment(userA, 'daily:agent-1', '2026-11-29', 3, 10)).toEqual({ allowed: true, value: 3 });
@@ -135,5 +140,57 @@ describe(`row-level security (${DATABASE_URL ? 'PostgreSQL server' : 'PGlite'})`
     const own = await project.asRole('authenticated', { sub: userA }, async (tx) => (await tx.query(`select status from ${t}.outbox where id = $1`, [record.id])).rows);
     expect(own).toEqual([{ status: 'queued' }]);
     await expect(project.asRole('anon', {}, (tx) => tx.query(`select count(*) from ${t}.outbox`))).rejects.toMatchObject({ code: '42501' });
+  });
+});
+
+// The test server's own contract (PostgREST's documented answers).
+describe('the PostgREST-contract test server', () => {
+  const post = async (fn: string, body: unknown, headers: Record<string, string>) => {
+    const res = await fetch(`${project.url}/rest/v1/rpc/${fn}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'content-profile': project.schema, ...headers },
+      body: JSON.stringify(body),
+    });
+    return { status: res.status, body: (await res.json()) as unknown };
+  };
+
+  it('answers a scalar as its JSON value, a set as an array of rows, and leaves out arguments that have defaults', async () => {
+    const service = { authorization: `Bearer ${project.serviceRoleKey}` };
+    expect(await post('counter_get', { p_owner_id: 'o', p_key: 'k', p_window: 'w' }, service)).toEqual({ status: 200, body: 0 });
+    expect(await post('outbox_find_by_message_id', { p_owner_id: 'o', p_message_id: '<none@x>' }, service)).toEqual({ status: 200, body: [] });
+  });
+
+  it("refuses what PostgREST refuses, in its { code, message, details, hint } shape and status", async () => {
+    const service = { authorization: `Bearer ${project.serviceRoleKey}` };
+    const shape = { code: expect.any(String), message: expect.any(String), details: expect.toBeOneOf([expect.any(String), null]), hint: expect.toBeOneOf([expect.any(String), null]) };
+    const unknownFn = await post('no_such_function', {}, service);
+    expect(unknownFn).toMatchObject({ status: 404, body: { ...shape, code: 'PGRST202' } });
+    const unknownArg = await post('counter_get', { p_owner_id: 'o', p_key: 'k', p_window: 'w', p_extra: 1 }, service);
+    expect(unknownArg).toMatchObject({ status: 404, body: { code: 'PGRST202' } });
+    const badSignature = await post('counter_get', { p_owner_id: 'o', p_key: 'k', p_window: 'w' }, { authorization: `Bearer ${project.serviceRoleKey.slice(0, -2)}xx` });
+    expect(badSignature).toMatchObject({ status: 401, body: { ...shape, code: 'PGRST301' } });
+    const expired = signJwt({ role: 'service_role', exp: Math.floor(Date.now() / 1000) - 10 }, project.jwtSecret);
+    expect(await post('counter_get', { p_owner_id: 'o', p_key: 'k', p_window: 'w' }, { authorization: `Bearer ${expired}` })).toMatchObject({
+      status: 401,
+      body: { code: 'PGRST303' },
+    });
+    const otherSchema = await post('counter_get', {}, { ...service, 'content-profile': 'public' });
+    expect(otherSchema).toMatchObject({ status: 406, body: { code: 'PGRST106' } });
+    // A function's own raise (settle's argument check, SQLSTATE 22023): 400, the message as PostgreSQL wrote it.
+    const raised = await post('settle', { p_id: 'x', p_attempt: 1, p_status: 'bogus' }, service);
+    expect(raised).toMatchObject({ status: 400, body: { ...shape, code: '22023', message: 'settle: status must be sent, retry, failed or unknown, not bogus' } });
+  });
+
+  it('reaches supabase-js as its PostgrestError: a unique violation is 409 with code 23505', async () => {
+    const client = project.serviceClient().schema(project.schema);
+    const args = (id: string) => ({
+      p_owner_id: 'o', p_id: id, p_name: 'same', p_host: 'smtp.example.com', p_port: 587, p_security: 'starttls', p_username: null,
+      p_password_ciphertext: null, p_key_id: null, p_keep_password: false, p_from_address: null, p_from_name: null, p_is_default: false,
+      p_active: true, p_dkim_domain: null, p_dkim_selector: null, p_dkim_key_ciphertext: null, p_dkim_key_id: null, p_keep_dkim_key: false,
+    });
+    expect((await client.rpc('smtp_config_save', args('c1'))).error).toBeNull();
+    const { error, status } = await client.rpc('smtp_config_save', args('c2'));
+    expect(status).toBe(409);
+    expect(error).toMatchObject({ code: '23505', message: expect.stringContaining('smtp_configs_owner_name') });
   });
 });
