@@ -1,8 +1,16 @@
-// Writes the package's supabase/migrations file from the migrations in code: `npm run generate:migration`.
-import { writeFileSync } from 'node:fs';
+// Adds a file to the package's supabase/migrations when the migrations in code changed: `npm run generate:migration`.
+// Released files are never rewritten (a Supabase project that applied one would not run it again).
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { renderSupabaseMigrationFile, SUPABASE_MIGRATION_FILE } from './src/supabase-migration-file.js';
+import { migrationFileName, newestMigrationFile, renderSupabaseMigrationFile, SUPABASE_MIGRATIONS_DIR } from './src/supabase-migration-file.js';
 
-const target = fileURLToPath(new URL(SUPABASE_MIGRATION_FILE, import.meta.url));
-writeFileSync(target, renderSupabaseMigrationFile());
-console.log(`wrote ${SUPABASE_MIGRATION_FILE}`);
+const dir = fileURLToPath(new URL(`${SUPABASE_MIGRATIONS_DIR}/`, import.meta.url));
+const newest = newestMigrationFile(readdirSync(dir));
+const text = renderSupabaseMigrationFile();
+if (newest && readFileSync(`${dir}${newest}`, 'utf8') === text) {
+  console.log(`${SUPABASE_MIGRATIONS_DIR}/${newest} is up to date`);
+} else {
+  const name = migrationFileName();
+  writeFileSync(`${dir}${name}`, text);
+  console.log(`wrote ${SUPABASE_MIGRATIONS_DIR}/${name}`);
+}

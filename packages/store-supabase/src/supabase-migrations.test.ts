@@ -1,10 +1,10 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { PGlite } from '@electric-sql/pglite';
 import { createPostgresStore, getMigrationSql, type PostgresClient } from '@agent-smtp/store-postgres';
 import { newOutboxRecord } from '@agent-smtp/testing/store-contract';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { renderSupabaseMigrationFile, SUPABASE_MIGRATION_FILE } from './supabase-migration-file.js';
+import { newestMigrationFile, renderSupabaseMigrationFile, SUPABASE_MIGRATIONS_DIR } from './supabase-migration-file.js';
 import { migrate, OWNER_TABLES, supabaseMigrations } from './supabase-migrations.js';
 import { installSupabaseAuth } from './test-support/supabase-auth.js';
 import { uniqueSchema } from './test-support/test-project.js';
@@ -12,10 +12,16 @@ import { uniqueSchema } from './test-support/test-project.js';
 const versions = [...getMigrationSql().map((m) => m.version), ...supabaseMigrations.map((m) => m.version)];
 const rowsOf = async <T>(db: PostgresClient, text: string, params: unknown[] = []): Promise<T[]> => (await db.query(text, params)).rows as T[];
 
-describe('the supabase/migrations file', () => {
-  it('is what the generator makes from the migrations in code (npm run generate:migration -w @agent-smtp/store-supabase)', () => {
-    const committed = readFileSync(fileURLToPath(new URL(`../${SUPABASE_MIGRATION_FILE}`, import.meta.url)), 'utf8');
-    expect(committed).toBe(renderSupabaseMigrationFile());
+describe('the supabase/migrations folder', () => {
+  const dir = fileURLToPath(new URL(`../${SUPABASE_MIGRATIONS_DIR}/`, import.meta.url));
+  it('its newest file is what the generator makes from the migrations in code', () => {
+    const newest = newestMigrationFile(readdirSync(dir));
+    expect(newest, `no migration file in ${SUPABASE_MIGRATIONS_DIR}`).toBeDefined();
+    const upToDate = readFileSync(`${dir}${newest}`, 'utf8') === renderSupabaseMigrationFile();
+    expect(
+      upToDate,
+      `${SUPABASE_MIGRATIONS_DIR}/${newest} does not hold the migrations in code (a Postgres or Supabase migration was added): run \`npm run generate:migration -w @agent-smtp/store-supabase\`, which adds a newer file (released files never change), and commit it`,
+    ).toBe(true);
   });
 });
 
