@@ -9,8 +9,9 @@ import { createInterface } from 'node:readline';
 import { compileTemplate, createMailer, MemoryStore, TemplateEngine, type MailStore } from '@agent-smtp/core';
 import nodemailer from 'nodemailer';
 import { trackingRewrite } from './tracking-rewrite.js';
+import { bulk, bulkOne, claimDepth, type ScaleHelpers } from './store-scale.js';
 
-const [name = '', quickArg = '0', runArg = '0'] = process.argv.slice(2);
+const [name = '', quickArg = '0', runArg = '0', ...scenarioArgs] = process.argv.slice(2);
 const QUICK = quickArg === '1';
 const RUN = Number(runArg);
 const POOL = 5;
@@ -194,7 +195,7 @@ async function postgresStore() {
     await store.migrate();
     const where = new URL(url);
     return {
-      store, label: `postgres server ${where.hostname}:${where.port || 5432}`, client: pool,
+      store, label: `postgres server ${where.hostname}:${where.port || 5432}`, client: pool, schema,
       close: async () => { await pool.query(`drop schema if exists "${schema}" cascade`); await pool.end(); },
     };
   }
@@ -202,7 +203,7 @@ async function postgresStore() {
   const db = await PGlite.create();
   const store = createPostgresStore({ client: db, schema });
   await store.migrate();
-  return { store, label: 'PGlite (in-process, DATABASE_URL unset)', client: db, close: () => db.close() };
+  return { store, label: 'PGlite (in-process, DATABASE_URL unset)', client: db, schema, close: () => db.close() };
 }
 
 async function pipelineMemory(): Promise<Row> {
@@ -337,6 +338,8 @@ async function mcpToolCall(): Promise<Row> {
   };
 }
 
+const scaleHelpers = { quick: QUICK, postgresStore, startSink, sdkMailer } as unknown as ScaleHelpers;
+
 const scenarios: Record<string, () => Promise<Row>> = {
   send_overhead: sendOverhead,
   pipeline_memory: pipelineMemory,
@@ -345,6 +348,10 @@ const scenarios: Record<string, () => Promise<Row>> = {
   template_render: templateRender,
   mcp_tool_call: mcpToolCall,
   tracking_rewrite: () => trackingRewrite({ quick: QUICK, run: RUN }),
+  claim_depth: () => claimDepth(scaleHelpers),
+  bulk: () => bulk(scaleHelpers),
+  // one store and size of `bulk`, started by it: `bulk_one <quick> <run> <memory|postgres> <n>`
+  bulk_one: () => bulkOne(scaleHelpers, scenarioArgs[0] ?? 'memory', Number(scenarioArgs[1] ?? 1000)),
 };
 
 const run = scenarios[name];

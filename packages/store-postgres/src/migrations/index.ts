@@ -5,6 +5,7 @@ import { migration004 } from './004-smtp-configs.js';
 import { migration005 } from './005-approval-audit-policies.js';
 import { migration006 } from './006-stats.js';
 import { migration007 } from './007-dkim.js';
+import { migration008 } from './008-owner-due-index.js';
 
 export interface Migration {
   /** Applied in ascending order; recorded in `<schema>.migrations`. */
@@ -23,4 +24,5 @@ export const migrations: readonly Migration[] = [
   { version: 5, name: '005_approval_audit_policies', sql: migration005 },
   { version: 6, name: '006_stats', sql: migration006 },
   { version: 7, name: '007_dkim', sql: migration007 },
+  { version: 8, name: '008_owner_due_index', sql: migration008 },
 ];
