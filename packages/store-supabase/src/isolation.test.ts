@@ -16,7 +16,7 @@ const rlsDenied = { code: '42501', status: 403 };
 let project: TestProject;
 beforeAll(async () => {
   project = await startTestProject({ database: DATABASE_URL ? 'server' : 'pglite' });
-});
+}, 60_000);
 afterAll(async () => {
   await project?.close();
 });
@@ -62,6 +62,24 @@ describe(`row-level security (${DATABASE_URL ? 'PostgreSQL server' : 'PGlite'})`
     const b = (await asB.outbox.enqueue(newOutboxRecord(userB))).record;
     expect((await asB.outbox.claim({ ...lease, limit: 100, ids: [a.id, b.id] })).map((r) => r.id)).toEqual([b.id]);
     expect((await service.outbox.claim({ workerId: 'w-service', leaseMs: 60_000, limit: 100, ids: [a.id, b.id] })).map((r) => r.id)).toEqual([a.id]);
+  });
+
+  it('service-role workers claiming at once through the API never take one message twice (SKIP LOCKED)', async () => {
+    const ids = (await asA.outbox.enqueueMany(Array.from({ length: 40 }, () => newOutboxRecord(userA)))).map((r) => r.record.id);
+    const workers = Array.from({ length: 4 }, (_, i) => ({ id: `w${i}`, store: createSupabaseStore({ client: project.serviceClient(), schema: project.schema }) }));
+    const taken = await Promise.all(
+      workers.map(async ({ id, store }) => {
+        const mine: string[] = [];
+        for (;;) {
+          const claimed = await store.outbox.claim({ workerId: id, leaseMs: 60_000, limit: 5, ids });
+          if (claimed.length === 0) return mine;
+          mine.push(...claimed.map((r) => r.id));
+        }
+      }),
+    );
+    const all = taken.flat();
+    expect(all.length).toBe(ids.length);
+    expect(new Set(all)).toEqual(new Set(ids));
   });
 
   it("audit entries, counters and suppressions stay with their owner", async () => {

@@ -30,7 +30,7 @@ describe('migrate() on a database with Supabase roles and auth (PGlite)', () => 
   beforeAll(async () => {
     db = await PGlite.create();
     await installSupabaseAuth(db);
-  });
+  }, 60_000);
   afterAll(async () => {
     await db.close();
   });

@@ -20,9 +20,10 @@ describe(`a user's client and a service-role worker in another process (${DATABA
   const sinks: SmtpSink[] = [];
   let child: ChildProcess | undefined;
 
+  // Starting PGlite, and a worker process under tsx, each take seconds on a loaded machine.
   beforeAll(async () => {
     project = await startTestProject({ database: DATABASE_URL ? 'server' : 'pglite' });
-  });
+  }, 60_000);
   afterAll(async () => {
     if (child && child.exitCode === null && child.signalCode === null) {
       child.kill('SIGTERM');
@@ -50,7 +51,7 @@ describe(`a user's client and a service-role worker in another process (${DATABA
     return { userId, sink, service, queued, password };
   }
 
-  it("delivers each user's message once, through that user's own SMTP server", async () => {
+  it("delivers each user's message once, through that user's own SMTP server", { timeout: 60_000 }, async () => {
     const alice = await userQueues('alice');
     const bob = await userQueues('bob');
     child = spawn(process.execPath, ['--conditions=@agent-smtp/source', '--import', 'tsx', workerScript], {
@@ -61,7 +62,7 @@ describe(`a user's client and a service-role worker in another process (${DATABA
     const [line] = (await once(createInterface({ input: child.stdout! }), 'line')) as [string];
     expect(line).toBe('ready');
     for (const user of [alice, bob]) {
-      await expect.poll(async () => (await user.service.forAgent({ ownerId: user.userId }).getStatus(user.queued.id))?.status, { timeout: 15_000 }).toBe('sent');
+      await expect.poll(async () => (await user.service.forAgent({ ownerId: user.userId }).getStatus(user.queued.id))?.status, { timeout: 30_000 }).toBe('sent');
     }
     // Stopped (its sends settled) before the sinks' copies are read as final.
     child.kill('SIGTERM');
