@@ -4,7 +4,8 @@ import { newOutboxRecord } from '@agent-smtp/testing/store-contract';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSupabaseStore } from './supabase-store.js';
 import { signJwt } from './test-support/jwt.js';
-import { DATABASE_URL, startTestProject, type TestProject } from './test-support/test-project.js';
+import { startPostgrestServer } from './test-support/postgrest-server.js';
+import { DATABASE_URL, startTestProject, supabaseClient, type TestProject } from './test-support/test-project.js';
 
 // Row-level security through supabase-js: two users' JWTs, the anon key and the service role, against the
 // PostgREST-contract server (over DATABASE_URL when set, else PGlite); and the same policies in plain SQL.
@@ -210,5 +211,19 @@ describe('the PostgREST-contract test server', () => {
     const { error, status } = await client.rpc('smtp_config_save', args('c2'));
     expect(status).toBe(409);
     expect(error).toMatchObject({ code: '23505', message: expect.stringContaining('smtp_configs_owner_name') });
+  });
+});
+
+describe("the API's Max rows (PostgREST db-max-rows)", () => {
+  it('enqueueMany refuses to answer for a batch whose results the API cut, saying which setting to look at', async () => {
+    const server = await startPostgrestServer({ transaction: project.transaction, jwtSecret: project.jwtSecret, schemas: [project.schema], maxRows: 3 });
+    try {
+      const store = createSupabaseStore({ client: supabaseClient(server.url, project.serviceRoleKey), schema: project.schema });
+      const owner = `owner-${randomUUID()}`;
+      expect((await store.outbox.enqueueMany(Array.from({ length: 3 }, () => newOutboxRecord(owner)))).length).toBe(3);
+      await expect(store.outbox.enqueueMany(Array.from({ length: 4 }, () => newOutboxRecord(owner)))).rejects.toThrow(/stored 4 records but the API returned 3 results: the project's API "Max rows"/);
+    } finally {
+      await server.close();
+    }
   });
 });

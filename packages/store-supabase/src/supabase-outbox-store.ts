@@ -73,6 +73,13 @@ export class SupabaseOutboxStore implements OutboxStore {
       approval: r.approval && { reason: r.approval.reason, ttlMs: ms(r.approval.ttlMs) },
     }));
     const rows = await this.rpc.rows('enqueue_many', { p_records: batch });
+    if (rows.length !== records.length) {
+      // PostgREST cuts every answer at the API's "Max rows" (db-max-rows, 1,000 by default on Supabase), functions'
+      // included: the batch was stored whole, but its results did not all come back.
+      throw new Error(
+        `enqueueMany stored ${records.length} records but the API returned ${rows.length} results: the project's API "Max rows" setting is below the batch size. Enqueue at most that many records per call.`,
+      );
+    }
     return rows.map((row) => ({ created: row.created === true, record: toOutboxRecord(row) }));
   }
 

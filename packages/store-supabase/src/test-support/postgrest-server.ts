@@ -14,7 +14,7 @@ import { JwtError, verifyJwt } from './jwt.js';
  *   `request.method`, `request.path`, `request.headers`) with `set_config(..., true)`, then the call with named
  *   notation, arguments taken from the body with `json_to_record` as PostgREST does. A STABLE or IMMUTABLE
  *   function runs READ ONLY.
- * - The answer: a set-returning function's rows as an array, a composite as an object, a scalar as its JSON value.
+ * - The answer: a set-returning function's rows as an array (at most `maxRows`, as db-max-rows cuts it), a composite as an object, a scalar as its JSON value.
  *   Errors as `{ code, message, details, hint }`, with PostgREST's status for the SQLSTATE.
  */
 
@@ -30,6 +30,8 @@ export interface PostgrestServerOptions {
   jwtSecret: string;
   /** The exposed schemas (PostgREST's db-schemas); the first is the default. */
   schemas: readonly string[];
+  /** PostgREST's db-max-rows (Supabase's "Max rows"): a set-returning function's answer is cut to it. */
+  maxRows?: number;
 }
 
 export interface PostgrestServer {
@@ -108,11 +110,14 @@ function describe(row: Record<string, unknown>): FunctionInfo {
   };
 }
 
-function callStatement(schema: string, fn: string, info: FunctionInfo, given: string[]): string {
+function callStatement(schema: string, fn: string, info: FunctionInfo, given: string[], maxRows: number | undefined): string {
   const call = `${quoteIdent(schema)}.${quoteIdent(fn)}(${given.map((name) => `${quoteIdent(name)} := pgrst_args.${quoteIdent(name)}`).join(', ')})`;
   const columns = given.map((name) => `${quoteIdent(name)} ${info.args.find((a) => a.name === name)!.type}`).join(', ');
   const from = given.length > 0 ? ` from pg_catalog.json_to_record($1::json) as pgrst_args(${columns})` : '';
-  if (info.returnsSet) return `select coalesce(pg_catalog.json_agg(pgrst_row), '[]')::text as body from (select pgrst_fn.*${from}${from ? ',' : ' from'} lateral ${call} pgrst_fn) pgrst_row`;
+  if (info.returnsSet) {
+    const limit = maxRows === undefined ? '' : ` limit ${Math.floor(maxRows)}`;
+    return `select coalesce(pg_catalog.json_agg(pgrst_row), '[]')::text as body from (select pgrst_fn.*${from}${from ? ',' : ' from'} lateral ${call} pgrst_fn${limit}) pgrst_row`;
+  }
   if (info.returnsComposite) return `select pg_catalog.row_to_json(pgrst_row)::text as body from (select pgrst_fn.*${from}${from ? ',' : ' from'} lateral ${call} pgrst_fn) pgrst_row`;
   return `select pg_catalog.to_json(${call})::text as body${from}`;
 }
@@ -190,7 +195,7 @@ export async function startPostgrestServer(options: PostgrestServerOptions): Pro
         [role, JSON.stringify(claims), 'POST', url.pathname, JSON.stringify(req.headers)],
       );
       const params = given.length > 0 ? [JSON.stringify(args)] : [];
-      const { rows } = await tx.query(callStatement(schema, fn, info, given), params);
+      const { rows } = await tx.query(callStatement(schema, fn, info, given, options.maxRows), params);
       return { status: 200, body: (rows[0] as { body: string | null } | undefined)?.body ?? 'null' };
     }).catch((err: unknown) => {
       if (err instanceof ApiError) throw err;

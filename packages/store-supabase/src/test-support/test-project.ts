@@ -27,6 +27,8 @@ export interface TestProject {
   /** Superuser access to the database, for checks the API cannot make. */
   db: PostgresClient;
   server: PostgrestServer;
+  /** One transaction on one connection (for a second test server over the same database). */
+  transaction: RunInTransaction;
   /** Runs `work` in one transaction as the API role `role` with these JWT claims, as PostgREST would (plain SQL). */
   asRole<T>(role: 'anon' | 'authenticated' | 'service_role', claims: Record<string, unknown>, work: (tx: TransactionClient) => Promise<T>): Promise<T>;
   /** A supabase-js client with the service-role key (a worker's). */
@@ -85,13 +87,13 @@ function serverDatabase(): Database {
   };
 }
 
-export async function startTestProject(options: { database?: 'pglite' | 'server'; migrate?: boolean } = {}): Promise<TestProject> {
+export async function startTestProject(options: { database?: 'pglite' | 'server'; migrate?: boolean; maxRows?: number } = {}): Promise<TestProject> {
   const database = options.database === 'server' ? serverDatabase() : await pgliteDatabase();
   const schema = uniqueSchema();
   await installSupabaseAuth(database.client);
   if (options.migrate !== false) await migrate({ client: database.client, schema });
   const jwtSecret = `test-secret-${randomUUID()}`;
-  const server = await startPostgrestServer({ transaction: database.transaction, jwtSecret, schemas: [schema] });
+  const server = await startPostgrestServer({ transaction: database.transaction, jwtSecret, schemas: [schema], ...(options.maxRows ? { maxRows: options.maxRows } : {}) });
   const anonKey = signJwt({ iss: 'supabase', role: 'anon' }, jwtSecret);
   const serviceRoleKey = signJwt({ iss: 'supabase', role: 'service_role' }, jwtSecret);
   const userJwt = (userId: string): string =>
@@ -104,6 +106,7 @@ export async function startTestProject(options: { database?: 'pglite' | 'server'
     serviceRoleKey,
     db: database.client,
     server,
+    transaction: database.transaction,
     asRole: (role, claims, work) =>
       database.transaction(async (tx) => {
         await tx.query(`select set_config('role', $1, true), set_config('request.jwt.claims', $2, true)`, [role, JSON.stringify({ ...claims, role })]);
