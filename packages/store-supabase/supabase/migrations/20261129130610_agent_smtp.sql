@@ -1968,6 +1968,12 @@ $$;
 $agent_smtp_migration$;
     INSERT INTO "agent_smtp".migrations (version, name) VALUES (7, '007_dkim');
   END IF;
+  IF NOT EXISTS (SELECT 1 FROM "agent_smtp".migrations WHERE version = 8) THEN
+    EXECUTE $agent_smtp_migration$
+create index outbox_owner_due_idx on "agent_smtp".outbox (owner_id, next_attempt_at, created_at, id) where status = 'queued';
+$agent_smtp_migration$;
+    INSERT INTO "agent_smtp".migrations (version, name) VALUES (8, '008_owner_due_index');
+  END IF;
   IF NOT EXISTS (SELECT 1 FROM "agent_smtp".migrations WHERE version = 1001) THEN
     EXECUTE $agent_smtp_migration$alter table "agent_smtp".outbox alter column owner_id set default (auth.uid())::text;
 alter table "agent_smtp".outbox enable row level security;
