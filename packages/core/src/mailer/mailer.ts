@@ -407,7 +407,7 @@ export class Mailer {
   /** One message waiting for approval as the person deciding sees it; undefined when it is not (or no longer) waiting. */
   async getPending(id: string): Promise<PendingEmail | undefined> {
     const record = await this.store.outbox.get(this.ownerId, id);
-    if (record?.status !== 'pending_approval' || (record.approval && record.approval.expiresAt.getTime() <= Date.now())) return undefined;
+    if (record?.status !== 'pending_approval' || approvalLapsed(record)) return undefined;
     return pendingOf(record);
   }
 
@@ -443,7 +443,7 @@ export class Mailer {
     const stored = await this.store.outbox.get(this.ownerId, id);
     if (!stored) return undefined;
     // One whose approval ran out is expired already, whether or not a store write has marked it so yet.
-    const record = stored.status === 'pending_approval' && stored.approval && stored.approval.expiresAt.getTime() <= Date.now() ? { ...stored, status: 'expired' as const } : stored;
+    const record = stored.status === 'pending_approval' && approvalLapsed(stored) ? { ...stored, status: 'expired' as const } : stored;
     const [history, followUps] = await Promise.all([this.store.events.list(this.ownerId, { messageId: id }), this.followUpsOf(record)]);
     return { ...record, history, followUps };
   }
@@ -620,7 +620,8 @@ export class Mailer {
       actorOf(approvedBy);
       return undefined;
     }
-    return approvalReason(policedComposed(email), policy);
+    // The common case (no approval rule) costs nothing on the send path.
+    return hasApprovalRules(policy) ? approvalReason(policedComposed(email), policy) : undefined;
   }
 
   /** Runs a send or enqueue; a refusal (policy, validation) gets an audit entry before it is thrown. */
@@ -688,6 +689,11 @@ function resultOf(record: OutboxRecord, replayed: boolean): SendResult {
     replayed,
     ...(record.approval ? { approval: record.approval } : {}),
   };
+}
+
+/** A message's approval ran out (whether or not a store write has marked it `expired` yet). */
+function approvalLapsed(record: OutboxRecord): boolean {
+  return record.approval !== undefined && record.approval.expiresAt.getTime() <= Date.now();
 }
 
 /** Who decided, as the audit records it: 1 to 256 printable characters. */

@@ -105,15 +105,14 @@ async function record(
     const { store } = options;
     const record = await store.outbox.get(payload.ownerId, payload.messageId);
     const burstWindow = options.machine?.burstWindowMs ?? 2_000;
-    let otherLinkJustClicked = false;
-    if (payload.kind === 'click') {
+    const classify = (otherLinkJustClicked: boolean) =>
+      machineReason({ ...hit, now: hit.at, kind: payload.kind, sentAt: record?.status === 'sent' ? record.updatedAt : undefined, otherLinkJustClicked }, options.machine);
+    let reason = classify(false);
+    // The message's earlier clicks are read only for a click no cheaper rule has already called a machine's.
+    if (reason === undefined && payload.kind === 'click') {
       const clicks = await store.events.list(payload.ownerId, { messageId: payload.messageId, type: 'clicked' });
-      otherLinkJustClicked = clicks.some((c) => c.detail.link !== payload.link && hit.at.getTime() - c.at.getTime() < burstWindow);
+      reason = classify(clicks.some((c) => c.detail.link !== payload.link && hit.at.getTime() - c.at.getTime() < burstWindow));
     }
-    const reason = machineReason(
-      { ...hit, now: hit.at, kind: payload.kind, sentAt: record?.status === 'sent' ? record.updatedAt : undefined, otherLinkJustClicked },
-      options.machine,
-    );
     await store.events.append({
       ownerId: payload.ownerId,
       messageId: payload.messageId,
