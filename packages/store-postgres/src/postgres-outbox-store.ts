@@ -8,24 +8,11 @@ import type {
   OutboxStore,
   Settlement,
 } from '@agent-smtp/core';
-import { ValidationError } from '@agent-smtp/core';
+import { checkApproval, toBatchRecord, wholeMs } from './outbox-args.js';
 import type { PostgresClient } from './postgres-client.js';
 import { iso, json, nullable, toOutboxRecord, type Row } from './row-mappers.js';
 
-/** Lease lengths go to SQL as whole milliseconds (an integer parameter). */
-const ms = (leaseMs: number): number => Math.max(0, Math.ceil(leaseMs));
 
-/**
- * A message waits for a human or is sent directly, never both. Checked here, before the call, so a batch with one
- * bad record stores none of it and the caller gets the field name (the SQL functions refuse the same, for `rpc()`).
- */
-function checkApproval(input: NewOutboxRecord, claim: Lease | undefined): void {
-  if (!input.approval) return;
-  if (claim) throw ValidationError.of('approval', 'a message that waits for approval cannot be claimed for a direct send; enqueue it without claim');
-  if (!(input.approval.ttlMs > 0) || !Number.isFinite(input.approval.ttlMs)) {
-    throw ValidationError.of('approval.ttlMs', `is ${input.approval.ttlMs} but must be a positive number of milliseconds`);
-  }
-}
 
 /**
  * The outbox over the schema's SQL functions: each transition and its event is one call of one function, so it
@@ -54,10 +41,10 @@ export class PostgresOutboxStore implements OutboxStore {
         input.tags,
         json(input.metadata ?? {}),
         options.claim ? options.claim.workerId : null,
-        options.claim ? ms(options.claim.leaseMs) : null,
-        input.delayMs ? ms(input.delayMs) : null,
+        options.claim ? wholeMs(options.claim.leaseMs) : null,
+        input.delayMs ? wholeMs(input.delayMs) : null,
         input.approval ? input.approval.reason : null,
-        input.approval ? ms(input.approval.ttlMs) : null,
+        input.approval ? wholeMs(input.approval.ttlMs) : null,
       ],
     );
     const row = rows[0]!;
@@ -68,21 +55,7 @@ export class PostgresOutboxStore implements OutboxStore {
     if (records.length === 0) return [];
     for (const r of records) checkApproval(r, undefined);
     // One jsonb parameter: one round trip and one transaction whatever the batch size (the caller chunks).
-    const batch = records.map((r) => ({
-      id: r.id,
-      ownerId: r.ownerId,
-      agentId: r.agentId,
-      idempotencyKey: r.idempotencyKey,
-      fingerprint: r.fingerprint,
-      messageId: r.messageId,
-      email: r.email,
-      sendAt: iso(r.sendAt),
-      delayMs: r.delayMs ? ms(r.delayMs) : undefined,
-      maxAttempts: r.maxAttempts,
-      tags: r.tags,
-      metadata: r.metadata ?? {},
-      approval: r.approval && { reason: r.approval.reason, ttlMs: ms(r.approval.ttlMs) },
-    }));
+    const batch = records.map(toBatchRecord);
     const rows = await this.rows(`select * from ${this.schema}.enqueue_many($1::jsonb)`, [json(batch)]);
     return rows.map((row) => ({ created: row.created === true, record: toOutboxRecord(row) }));
   }
@@ -92,7 +65,7 @@ export class PostgresOutboxStore implements OutboxStore {
     const rows = await this.rows(`select * from ${this.schema}.claim($1, $2, $3, $4::timestamptz, $5, $6::text[])`, [
       options.workerId,
       Math.floor(options.limit),
-      ms(options.leaseMs),
+      wholeMs(options.leaseMs),
       iso(options.now),
       options.ownerId ?? null,
       options.ids ? [...options.ids] : null,
@@ -101,7 +74,7 @@ export class PostgresOutboxStore implements OutboxStore {
   }
 
   async extendLease(id: string, attempt: number, leaseMs: number): Promise<boolean> {
-    const rows = await this.rows(`select ${this.schema}.extend_lease($1, $2, $3) as extended`, [id, attempt, ms(leaseMs)]);
+    const rows = await this.rows(`select ${this.schema}.extend_lease($1, $2, $3) as extended`, [id, attempt, wholeMs(leaseMs)]);
     return rows[0]?.extended === true;
   }
 
@@ -118,14 +91,14 @@ export class PostgresOutboxStore implements OutboxStore {
         sent ? sent.rejected : null,
         sent ? nullable(sent.response) : null,
         settlement.status === 'sent' ? null : json(settlement.error),
-        settlement.status === 'retry' ? ms(settlement.delayMs) : null,
+        settlement.status === 'retry' ? wholeMs(settlement.delayMs) : null,
       ],
     );
     return rows[0] ? toOutboxRecord(rows[0]) : undefined;
   }
 
   async reclaim(ownerId: string, id: string, lease: Lease): Promise<OutboxRecord | undefined> {
-    const rows = await this.rows(`select * from ${this.schema}.reclaim($1, $2, $3, $4)`, [ownerId, id, lease.workerId, ms(lease.leaseMs)]);
+    const rows = await this.rows(`select * from ${this.schema}.reclaim($1, $2, $3, $4)`, [ownerId, id, lease.workerId, wholeMs(lease.leaseMs)]);
     return rows[0] ? toOutboxRecord(rows[0]) : undefined;
   }
 

@@ -8,23 +8,9 @@ import type {
   OutboxStore,
   Settlement,
 } from '@agent-smtp/core';
-import { ValidationError } from '@agent-smtp/core';
-import { toOutboxRecord } from '@agent-smtp/store-postgres';
+import { checkApproval, iso, nullable, toBatchRecord, toOutboxRecord, wholeMs } from '@agent-smtp/store-postgres';
 import type { SchemaRpc } from './supabase-rpc.js';
 
-/** Lease lengths and delays go to SQL as whole milliseconds (integer parameters), as in the Postgres store. */
-const ms = (value: number): number => Math.max(0, Math.ceil(value));
-const iso = (date: Date | undefined): string | null => (date === undefined ? null : date.toISOString());
-const orNull = <T>(value: T | undefined): T | null => (value === undefined ? null : value);
-
-/** As in the Postgres store: refused before the call, so the caller gets the field name (the SQL refuses it too). */
-function checkApproval(input: NewOutboxRecord, claim: Lease | undefined): void {
-  if (!input.approval) return;
-  if (claim) throw ValidationError.of('approval', 'a message that waits for approval cannot be claimed for a direct send; enqueue it without claim');
-  if (!(input.approval.ttlMs > 0) || !Number.isFinite(input.approval.ttlMs)) {
-    throw ValidationError.of('approval.ttlMs', `is ${input.approval.ttlMs} but must be a positive number of milliseconds`);
-  }
-}
 
 /** The outbox over the Postgres store's SQL functions, each transition one `rpc()` call (one transaction). */
 export class SupabaseOutboxStore implements OutboxStore {
@@ -35,9 +21,9 @@ export class SupabaseOutboxStore implements OutboxStore {
     const rows = await this.rpc.rows('enqueue', {
       p_id: input.id,
       p_owner_id: input.ownerId,
-      p_agent_id: orNull(input.agentId),
-      p_idempotency_key: orNull(input.idempotencyKey),
-      p_fingerprint: orNull(input.fingerprint),
+      p_agent_id: nullable(input.agentId),
+      p_idempotency_key: nullable(input.idempotencyKey),
+      p_fingerprint: nullable(input.fingerprint),
       p_message_id: input.messageId,
       p_email: input.email,
       p_send_at: iso(input.sendAt),
@@ -45,10 +31,10 @@ export class SupabaseOutboxStore implements OutboxStore {
       p_tags: input.tags,
       p_metadata: input.metadata ?? {},
       p_lease_owner: options.claim ? options.claim.workerId : null,
-      p_lease_ms: options.claim ? ms(options.claim.leaseMs) : null,
-      p_delay_ms: input.delayMs ? ms(input.delayMs) : null,
+      p_lease_ms: options.claim ? wholeMs(options.claim.leaseMs) : null,
+      p_delay_ms: input.delayMs ? wholeMs(input.delayMs) : null,
       p_approval_reason: input.approval ? input.approval.reason : null,
-      p_approval_ttl_ms: input.approval ? ms(input.approval.ttlMs) : null,
+      p_approval_ttl_ms: input.approval ? wholeMs(input.approval.ttlMs) : null,
     });
     const row = rows[0]!;
     return { created: row.created === true, record: toOutboxRecord(row) };
@@ -57,21 +43,7 @@ export class SupabaseOutboxStore implements OutboxStore {
   async enqueueMany(records: readonly NewOutboxRecord[]): Promise<EnqueueResult[]> {
     if (records.length === 0) return [];
     for (const r of records) checkApproval(r, undefined);
-    const batch = records.map((r) => ({
-      id: r.id,
-      ownerId: r.ownerId,
-      agentId: r.agentId,
-      idempotencyKey: r.idempotencyKey,
-      fingerprint: r.fingerprint,
-      messageId: r.messageId,
-      email: r.email,
-      sendAt: iso(r.sendAt),
-      delayMs: r.delayMs ? ms(r.delayMs) : undefined,
-      maxAttempts: r.maxAttempts,
-      tags: r.tags,
-      metadata: r.metadata ?? {},
-      approval: r.approval && { reason: r.approval.reason, ttlMs: ms(r.approval.ttlMs) },
-    }));
+    const batch = records.map(toBatchRecord);
     const rows = await this.rpc.rows('enqueue_many', { p_records: batch });
     if (rows.length !== records.length) {
       // PostgREST cuts every answer at the API's "Max rows" (db-max-rows, 1,000 by default on Supabase), functions'
@@ -88,7 +60,7 @@ export class SupabaseOutboxStore implements OutboxStore {
     const rows = await this.rpc.rows('claim', {
       p_worker: options.workerId,
       p_limit: Math.floor(options.limit),
-      p_lease_ms: ms(options.leaseMs),
+      p_lease_ms: wholeMs(options.leaseMs),
       p_now: iso(options.now),
       p_owner_id: options.ownerId ?? null,
       p_ids: options.ids ? [...options.ids] : null,
@@ -97,7 +69,7 @@ export class SupabaseOutboxStore implements OutboxStore {
   }
 
   async extendLease(id: string, attempt: number, leaseMs: number): Promise<boolean> {
-    return (await this.rpc.call('extend_lease', { p_id: id, p_attempt: attempt, p_lease_ms: ms(leaseMs) })) === true;
+    return (await this.rpc.call('extend_lease', { p_id: id, p_attempt: attempt, p_lease_ms: wholeMs(leaseMs) })) === true;
   }
 
   async settle(id: string, attempt: number, settlement: Settlement): Promise<OutboxRecord | undefined> {
@@ -106,18 +78,18 @@ export class SupabaseOutboxStore implements OutboxStore {
       p_id: id,
       p_attempt: attempt,
       p_status: settlement.status,
-      p_server: orNull(settlement.server),
+      p_server: nullable(settlement.server),
       p_accepted: sent ? sent.accepted : null,
       p_rejected: sent ? sent.rejected : null,
-      p_response: sent ? orNull(sent.response) : null,
+      p_response: sent ? nullable(sent.response) : null,
       p_error: settlement.status === 'sent' ? null : settlement.error,
-      p_retry_delay_ms: settlement.status === 'retry' ? ms(settlement.delayMs) : null,
+      p_retry_delay_ms: settlement.status === 'retry' ? wholeMs(settlement.delayMs) : null,
     });
     return rows[0] ? toOutboxRecord(rows[0]) : undefined;
   }
 
   async reclaim(ownerId: string, id: string, lease: Lease): Promise<OutboxRecord | undefined> {
-    const rows = await this.rpc.rows('reclaim', { p_owner_id: ownerId, p_id: id, p_worker: lease.workerId, p_lease_ms: ms(lease.leaseMs) });
+    const rows = await this.rpc.rows('reclaim', { p_owner_id: ownerId, p_id: id, p_worker: lease.workerId, p_lease_ms: wholeMs(lease.leaseMs) });
     return rows[0] ? toOutboxRecord(rows[0]) : undefined;
   }
 
@@ -158,8 +130,8 @@ export class SupabaseOutboxStore implements OutboxStore {
   ): Promise<OutboxRecord[]> {
     const rows = await this.rpc.rows('outbox_list_pending', {
       p_owner_id: ownerId,
-      p_agent_id: orNull(options.agentId),
-      p_after: orNull(options.after),
+      p_agent_id: nullable(options.agentId),
+      p_after: nullable(options.after),
       p_limit: Math.floor(options.limit ?? 100),
       p_now: iso(options.now),
     });

@@ -19,13 +19,10 @@ import type {
   SuppressionStore,
 } from '@agent-smtp/core';
 import { ValidationError } from '@agent-smtp/core';
-import { toAuditEntry, toMailEvent, toMailStats, toNumber, toStoredPolicy, toStoredSmtpConfig, toSuppression } from '@agent-smtp/store-postgres';
+import { iso, nullable, toAuditEntry, toMailEvent, toMailStats, toNumber, toStoredPolicy, toStoredSmtpConfig, toSuppression } from '@agent-smtp/store-postgres';
 import type { SchemaRpc } from './supabase-rpc.js';
 
 // The parts that are plain rows, each method one rpc() of the function the Postgres store calls with SQL.
-
-const iso = (date: Date | undefined): string | null => (date === undefined ? null : date.toISOString());
-const orNull = <T>(value: T | undefined): T | null => (value === undefined ? null : value);
 
 export class SupabaseEventStore implements EventStore {
   constructor(private readonly rpc: SchemaRpc) {}
@@ -46,10 +43,10 @@ export class SupabaseEventStore implements EventStore {
   async list(ownerId: string, options: EventListOptions = {}): Promise<MailEvent[]> {
     const rows = await this.rpc.rows('events_list', {
       p_owner_id: ownerId,
-      p_after: orNull(options.after),
+      p_after: nullable(options.after),
       p_limit: Math.floor(options.limit ?? 1_000),
-      p_message_id: orNull(options.messageId),
-      p_type: orNull(options.type),
+      p_message_id: nullable(options.messageId),
+      p_type: nullable(options.type),
     });
     return rows.map(toMailEvent);
   }
@@ -61,8 +58,8 @@ export class SupabaseStatsStore implements StatsStore {
   async summary(ownerId: string, query: MailStatsQuery = {}): Promise<MailStats> {
     const stats = await this.rpc.call('mail_stats', {
       p_owner_id: ownerId,
-      p_message_id: orNull(query.messageId),
-      p_tag: orNull(query.tag),
+      p_message_id: nullable(query.messageId),
+      p_tag: nullable(query.tag),
       p_from: iso(query.from),
       p_to: iso(query.to),
     });
@@ -105,16 +102,16 @@ export class SupabaseAuditStore implements AuditStore {
   async append(entry: Omit<AuditEntry, 'id' | 'at'>): Promise<AuditEntry> {
     const rows = await this.rpc.rows('audit_append', {
       p_owner_id: entry.ownerId,
-      p_agent_id: orNull(entry.agentId),
+      p_agent_id: nullable(entry.agentId),
       p_action: entry.action,
       p_outcome: entry.outcome,
-      p_message_id: orNull(entry.messageId),
+      p_message_id: nullable(entry.messageId),
       p_detail: entry.detail ?? {},
-      p_tool: orNull(entry.tool),
-      p_actor: orNull(entry.actor),
-      p_recipient_count: orNull(entry.recipientCount),
-      p_duration_ms: orNull(entry.durationMs),
-      p_error_code: orNull(entry.errorCode),
+      p_tool: nullable(entry.tool),
+      p_actor: nullable(entry.actor),
+      p_recipient_count: nullable(entry.recipientCount),
+      p_duration_ms: nullable(entry.durationMs),
+      p_error_code: nullable(entry.errorCode),
     });
     return toAuditEntry(rows[0]!);
   }
@@ -127,7 +124,7 @@ export class SupabaseAuditStore implements AuditStore {
       p_action: options.action || null,
       p_from: iso(options.from),
       p_to: iso(options.to),
-      p_before: orNull(options.before),
+      p_before: nullable(options.before),
       p_limit: Math.floor(options.limit ?? 100),
     });
     return rows.map(toAuditEntry);
@@ -159,18 +156,18 @@ export class SupabaseCredentialStore implements CredentialStore {
         p_host: config.host,
         p_port: config.port,
         p_security: config.security,
-        p_username: orNull(config.username),
-        p_password_ciphertext: orNull(config.passwordCiphertext),
-        p_key_id: orNull(config.keyId),
+        p_username: nullable(config.username),
+        p_password_ciphertext: nullable(config.passwordCiphertext),
+        p_key_id: nullable(config.keyId),
         p_keep_password: config.keepPassword === true,
-        p_from_address: orNull(config.fromAddress),
-        p_from_name: orNull(config.fromName),
+        p_from_address: nullable(config.fromAddress),
+        p_from_name: nullable(config.fromName),
         p_is_default: config.isDefault,
         p_active: config.active,
-        p_dkim_domain: orNull(config.dkimDomain),
-        p_dkim_selector: orNull(config.dkimSelector),
-        p_dkim_key_ciphertext: orNull(config.dkimKeyCiphertext),
-        p_dkim_key_id: orNull(config.dkimKeyId),
+        p_dkim_domain: nullable(config.dkimDomain),
+        p_dkim_selector: nullable(config.dkimSelector),
+        p_dkim_key_ciphertext: nullable(config.dkimKeyCiphertext),
+        p_dkim_key_id: nullable(config.dkimKeyId),
         p_keep_dkim_key: config.keepDkimKey === true,
       });
       return toStoredSmtpConfig(rows[0]!);
@@ -205,9 +202,9 @@ export class SupabaseCredentialStore implements CredentialStore {
   async listForRotation(options: { keyId: string; ownerId?: string | undefined; after?: SmtpConfigCursor | undefined; limit: number }): Promise<StoredSmtpConfig[]> {
     const rows = await this.rpc.rows('smtp_config_list_for_rotation', {
       p_key_id: options.keyId,
-      p_owner_id: orNull(options.ownerId),
-      p_after_owner_id: orNull(options.after?.ownerId),
-      p_after_id: orNull(options.after?.id),
+      p_owner_id: nullable(options.ownerId),
+      p_after_owner_id: nullable(options.after?.ownerId),
+      p_after_id: nullable(options.after?.id),
       p_limit: options.limit,
     });
     return rows.map(toStoredSmtpConfig);
