@@ -37,15 +37,6 @@ function scriptedModel(toolCallId: string, toolName: string, input: unknown): Mo
   return new MockLanguageModelV3({ doGenerate: steps });
 }
 
-/** Resolves once every connection the sink saw has closed: nothing more can arrive after that. */
-async function sinkDone(): Promise<void> {
-  const until = Date.now() + 8_000;
-  while (sink.stats.closed < sink.stats.connections) {
-    if (Date.now() > until) throw new Error('timed out waiting for the sink’s connections to close');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 /** A tool that keeps the context each call received; `during` runs inside the call, while the framework waits on it. */
 function recordingTool(during?: (context: ToolContext) => void): { tool: MailTool; received: ToolContext[] } {
   const received: ToolContext[] = [];
@@ -92,7 +83,7 @@ describe('createAiSdkTools with generateText', () => {
     expect(out2).toMatchObject({ id: out1.id, replayed: true });
     // Nothing else arrived: counted once the mailer closed its connections and the sink saw each one close.
     await mailer.close();
-    await sinkDone();
+    await sink.waitForIdle();
     expect(sink.messages).toHaveLength(1);
   });
 
@@ -192,7 +183,7 @@ describe('createAiSdkTools: approval the agent’s policy asks for', () => {
     const approvals = await mailer.listAudit({ action: 'approve' });
     expect(approvals.entries.map((e) => e.actor)).toEqual(['ops@example.com']);
     await mailer.close();
-    await sinkDone();
+    await sink.waitForIdle();
     expect(sink.messages).toHaveLength(1);
   });
 
@@ -208,7 +199,7 @@ describe('createAiSdkTools: approval the agent’s policy asks for', () => {
     });
     expect(JSON.stringify(second.response.messages)).toContain('execution-denied');
     await mailer.close();
-    await sinkDone();
+    await sink.waitForIdle();
     expect(sink.messages).toHaveLength(0);
     expect(sink.stats.connections).toBe(0);
   });
@@ -232,7 +223,7 @@ describe('createAiSdkTools: approval the agent’s policy asks for', () => {
     expect(result.content.some((part) => part.type === 'tool-approval-request')).toBe(false);
     expect(result.steps[0]!.toolResults[0]!.output).toMatchObject({ status: 'pending_approval' });
     await mailer.close();
-    await sinkDone();
+    await sink.waitForIdle();
     expect(sink.stats.connections).toBe(0);
   });
 
@@ -243,7 +234,7 @@ describe('createAiSdkTools: approval the agent’s policy asks for', () => {
     const output = await execute(outside, { toolCallId: 'forged', messages: [{ role: 'user', content: 'x' }] });
     expect(output).toMatchObject({ status: 'pending_approval' });
     await mailer.close();
-    await sinkDone();
+    await sink.waitForIdle();
     expect(sink.stats.connections).toBe(0);
   });
 });

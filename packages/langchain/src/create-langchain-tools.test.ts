@@ -18,15 +18,6 @@ afterEach(async () => {
   await sink.close();
 });
 
-/** Resolves once every connection the sink saw has closed: nothing more can arrive after that. */
-async function sinkDone(): Promise<void> {
-  const until = Date.now() + 8_000;
-  while (sink.stats.closed < sink.stats.connections) {
-    if (Date.now() > until) throw new Error('timed out waiting for the sink’s connections to close');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 /** A tool that keeps the context each call received; `during` runs inside the call, while the framework waits on it. */
 function recordingTool(during?: (context: ToolContext) => void): { tool: MailTool; received: ToolContext[] } {
   const received: ToolContext[] = [];
@@ -90,7 +81,7 @@ describe('createLangChainTools in a LangChain agent (createAgent, scripted model
     expect(JSON.parse(retry.content as string)).toMatchObject({ id: JSON.parse(first.content as string).id, replayed: true });
     // Nothing else arrived: counted once the mailer closed its connections and the sink saw each one close.
     await mailer.close();
-    await sinkDone();
+    await sink.waitForIdle();
     expect(sink.messages).toHaveLength(1);
   });
 
@@ -146,7 +137,7 @@ describe('createLangChainTools: a send the agent’s policy holds for approval',
     expect(value.note).toContain('Do not send it again');
     expect((await mailer.listPending()).map((p) => p.id)).toEqual([value.id]);
     await mailer.close();
-    await sinkDone();
+    await sink.waitForIdle();
     expect(sink.stats.connections).toBe(0);
   });
 });

@@ -27,7 +27,7 @@ async function poll<T>(what: string, probe: () => Promise<T | undefined> | T | u
 }
 
 /** Resolves once every connection the sink saw has closed: nothing more can arrive after that. */
-const sinkDone = (sink: SmtpSink) => poll('the sink’s connections to close', () => (sink.stats.closed >= sink.stats.connections ? true : undefined));
+const sinkDone = (sink: SmtpSink) => sink.waitForIdle();
 
 async function sink(): Promise<SmtpSink> {
   const started = await startSmtpSink();

@@ -50,6 +50,19 @@ afterEach(async () => {
 });
 
 describe('startSmtpSink', () => {
+  it('waitForIdle resolves only once every connection has closed, and says how many are open when it times out', async () => {
+    const sink = await sinkWith();
+    await sink.waitForIdle(); // nothing seen yet: idle at once
+    const pooled = nodemailer.createTransport({ host: sink.host, port: sink.port, pool: true, maxConnections: 1 });
+    await pooled.sendMail(simpleMessage);
+    // The pool keeps its connection open: not idle.
+    await expect(sink.waitForIdle(200)).rejects.toThrow(/1 of 1 connection\(s\) still open/);
+    const idle = sink.waitForIdle();
+    pooled.close();
+    await idle;
+    expect(sink.stats.closed).toBe(sink.stats.connections);
+  });
+
   it('receives a UTF-8 message with its envelope and parsed fields', async () => {
     const sink = await sinkWith();
     const subject = 'Grüße 👋 你好，世界';

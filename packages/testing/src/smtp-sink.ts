@@ -118,6 +118,11 @@ export interface SmtpSink {
    * (hung and dropped messages count: the sink has them). Rejects after `timeoutMs` (default 5000), saying how many arrived.
    */
   waitForMessages(count: number, timeoutMs?: number): Promise<ReceivedMessage[]>;
+  /**
+   * Resolves once every connection the sink has seen is closed: after a client closed its pool, nothing more can
+   * arrive, so a test can count what did (the peer's own signal, not a sleep). Rejects after `timeoutMs` (default 8000).
+   */
+  waitForIdle(timeoutMs?: number): Promise<void>;
   /** Empties `messages` and restarts the count waitForMessages uses. */
   clear(): void;
   /** Stops listening and destroys every open client socket, hung ones included, without a grace period. */
@@ -148,6 +153,8 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}): Promise<Smtp
 
   const messages: ReceivedMessage[] = [];
   const stats = { connections: 0, messages: 0, rejected: 0, quits: 0, closed: 0 };
+  /** Called when the last open connection closes (see waitForIdle). */
+  const idleWaiters = new Set<() => void>();
   const waiters = new Set<Waiter>();
   /** Every accepted TCP socket; for TLS sessions these are the plain sockets underneath. */
   const sockets = new Set<Socket>();
@@ -230,6 +237,7 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}): Promise<Smtp
 
     onClose() {
       stats.closed++;
+      if (stats.closed >= stats.connections) for (const idle of [...idleWaiters]) idle();
     },
 
     onMailFrom(address, session, callback) {
@@ -367,6 +375,22 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}): Promise<Smtp
           }, timeoutMs),
         };
         waiters.add(waiter);
+      });
+    },
+
+    waitForIdle(timeoutMs = 8000) {
+      if (stats.closed >= stats.connections) return Promise.resolve();
+      return new Promise<void>((resolve, reject) => {
+        const done = (): void => {
+          clearTimeout(timer);
+          idleWaiters.delete(done);
+          resolve();
+        };
+        const timer = setTimeout(() => {
+          idleWaiters.delete(done);
+          reject(new Error(`waitForIdle: ${stats.connections - stats.closed} of ${stats.connections} connection(s) still open after ${timeoutMs} ms.`));
+        }, timeoutMs);
+        idleWaiters.add(done);
       });
     },
 

@@ -172,7 +172,7 @@ function refusal(err: unknown, label: string): string {
  */
 async function assertOnTheWire(sink: SmtpSink, mailer: Mailer, outcomes: Outcome[], sentCount: number): Promise<void> {
   await mailer.close();
-  await waitFor('the sink’s connections to close', async () => (sink.stats.closed >= sink.stats.connections ? true : undefined));
+  await sink.waitForIdle();
   const wrong = outcomes.filter((o) => o.expect !== 'either' && o.expect !== o.result).map((o) => `${o.label}: expected ${o.expect}, got ${o.result} (${o.detail})`);
   expect(wrong).toEqual([]);
   const outside = sink.messages.flatMap((m) => m.envelope.to.filter((rcpt) => !insideList(rcpt)).map((rcpt) => `${rcpt} (subject ${m.subject})`));

@@ -3,7 +3,6 @@ import { z } from 'zod/v4';
 import { sampleToolInputs } from './__fixtures__/tool-inputs.js';
 import type { Logger } from '../logger/logger.js';
 import { createMailer, type Mailer } from '../mailer/mailer.js';
-import { waitFor } from '../outbox/__fixtures__/outbox-setup.js';
 import type { MailStore } from '../store/mail-store.js';
 import { MemoryStore } from '../store/memory-store.js';
 import { type SmtpSink, startSmtpSink } from '@agent-smtp/testing';
@@ -44,7 +43,7 @@ function errorOf(outcome: ToolOutcome<Record<string, unknown>>): ToolErrorPayloa
 
 /** Resolves once the sink has seen every connection it was opened close: after that, nothing more can arrive. */
 async function sinkDone(target: SmtpSink): Promise<void> {
-  await waitFor('the sink’s connections to close', async () => (target.stats.closed >= target.stats.connections ? true : undefined));
+  await target.waitForIdle();
 }
 
 describe('createMailTools', () => {
