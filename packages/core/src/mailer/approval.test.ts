@@ -144,6 +144,22 @@ describe('approval: nothing is sent before a human approves it', () => {
     expect(sink.messages.map((m) => m.subject)).toEqual(['Approved while the server is down']);
   });
 
+  it('an approval whose first claim fails at the store is still sent, from this process, with no worker', async () => {
+    const store = new MemoryStore();
+    const { sink, mailer } = await setup({ approval: { always: true } }, store);
+    const held = await mailer.send({ to: 'ada@example.com', subject: 'Approved while the store hiccups', text: 'x' });
+    const claim = store.outbox.claim.bind(store.outbox);
+    let failures = 1;
+    store.outbox.claim = async (options) => {
+      if (failures-- > 0) throw new Error('connection terminated');
+      return claim(options);
+    };
+    expect((await mailer.approve(held.id, { by: 'user:ada' })).status).toBe('queued');
+    await expect.poll(async () => (await mailer.getStatus(held.id))?.status, { timeout: 15_000, interval: 100 }).toBe('sent');
+    await mailer.close();
+    expect(sink.messages.map((m) => m.subject)).toEqual(['Approved while the store hiccups']);
+  });
+
   it('gives quota back for what is never sent: rejected, cancelled, refused right before sending', async () => {
     const { mailer, store } = await setup({ approval: { aboveRecipients: 1 }, dailyLimit: 3 });
     const held = await mailer.send({ to: ['ada@example.com', 'bob@example.com'], subject: 'Two', text: 'x' });

@@ -291,7 +291,16 @@ export class Mailer {
       }
       // Sent from here when it is due, so approving works without a worker. A human approved it: a transient failure
       // puts it back in the queue (retried from here or by a worker), never leaves it failed with nobody to retry it.
-      const [claimed] = await this.store.outbox.claim({ ids: [id], ownerId: this.ownerId, limit: 1, workerId: this.runtime.directWorkerId, leaseMs: this.runtime.leaseMs });
+      let claimed: OutboxRecord | undefined;
+      try {
+        [claimed] = await this.store.outbox.claim({ ids: [id], ownerId: this.ownerId, limit: 1, workerId: this.runtime.directWorkerId, leaseMs: this.runtime.leaseMs });
+      } catch (err) {
+        // The approval is recorded (the message is queued): a store that fails now must not leave it to a worker
+        // that may not exist. This process tries again when it can.
+        this.runtime.logger.warn({ err, id }, 'approved, but could not start sending now; sending it later');
+        this.runtime.deliverLater(record);
+        return resultOf(record, false);
+      }
       if (!claimed) {
         const current = (await this.store.outbox.get(this.ownerId, id)) ?? record;
         if (current.status === 'queued') this.runtime.deliverLater(current);
