@@ -139,7 +139,7 @@ export type { StoredCredentialsOptions } from './credentials/stored-credentials.
 export { checkSmtpHost } from './credentials/host-guard.js';
 export type { HostPolicy, LookupFn, CheckedHost } from './credentials/host-guard.js';
 export { KeyRing, generateKeyRingKey } from './credentials/key-ring.js';
-export type { KeyRingOptions, EncryptedSecret } from './credentials/key-ring.js';
+export type { KeyRingOptions, EncryptedSecret, SecretKeeper } from './credentials/key-ring.js';
 export { saveSmtpConfig, listSmtpConfigs, getSmtpConfig, deleteSmtpConfig, setDefaultSmtpConfig, rotateKeys } from './credentials/smtp-configs.js';
 export type { SmtpConfigContext, SaveSmtpConfigOptions, RotateKeysResult } from './credentials/smtp-configs.js';
 export type { SmtpConfigInput, SmtpConfigSummary, SmtpServerDefaults } from './credentials/smtp-config.js';

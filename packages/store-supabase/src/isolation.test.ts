@@ -3,11 +3,13 @@ import { once } from 'node:events';
 import { randomUUID } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { createMailService, generateKeyRingKey, storedCredentials, type MailStore } from '@agent-smtp/core';
+import { createMailService, generateKeyRingKey, storedCredentials, type KeyRingOptions, type MailStore, type SecretKeeper } from '@agent-smtp/core';
+import type { SupabaseClient } from '@supabase/supabase-js';
 import { startSmtpSink, type SmtpSink } from '@agent-smtp/testing';
 import { newOutboxRecord } from '@agent-smtp/testing/store-contract';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSupabaseStore } from './supabase-store.js';
+import { supabaseVault } from './supabase-vault.js';
 import { signJwt } from './test-support/jwt.js';
 import { startPostgrestServer } from './test-support/postgrest-server.js';
 import { DATABASE_URL, startTestProject, supabaseClient, type TestProject } from './test-support/test-project.js';
@@ -239,7 +241,10 @@ const workerScript = fileURLToPath(new URL('./test-support/service-role-worker.t
 const repoRoot = fileURLToPath(new URL('../../..', import.meta.url));
 const workerKeyRing = { current: 'k1', keys: { k1: generateKeyRingKey() } };
 
-describe(`a user's client and a service-role worker in another process (${DATABASE_URL ? 'PostgreSQL server' : 'PGlite'})`, () => {
+describe.each([
+  { mode: 'passwords under the key ring', keyRing: (_client: SupabaseClient) => workerKeyRing as KeyRingOptions | SecretKeeper, workerKeyRing: JSON.stringify(workerKeyRing) },
+  { mode: 'passwords in Supabase Vault', keyRing: (client: SupabaseClient) => supabaseVault({ client, schema: project.schema }), workerKeyRing: 'vault' },
+])(`a user's client and a service-role worker in another process, $mode (${DATABASE_URL ? 'PostgreSQL server' : 'PGlite'})`, ({ keyRing, workerKeyRing: workerKeys }) => {
   const sinks: SmtpSink[] = [];
   let child: ChildProcess | undefined;
 
@@ -257,8 +262,9 @@ describe(`a user's client and a service-role worker in another process (${DATABA
     const password = `${name}-Pass-${randomUUID()}`;
     const sink = await startSmtpSink({ auth: { user: name, pass: password } });
     sinks.push(sink);
-    const store = createSupabaseStore({ client: project.userClient(userId), schema: project.schema });
-    const service = createMailService({ store, credentials: storedCredentials({ store, keyRing: workerKeyRing, hosts: { allowHosts: ['127.0.0.1'] } }) });
+    const client = project.userClient(userId);
+    const store = createSupabaseStore({ client, schema: project.schema });
+    const service = createMailService({ store, credentials: storedCredentials({ store, keyRing: keyRing(client), hosts: { allowHosts: ['127.0.0.1'] } }) });
     await service.saveSmtpConfig(userId, { name: 'main', host: sink.host, port: sink.port, security: 'none', username: name, password, fromAddress: `${name}@${name}.example` });
     await service.policies.save(userId, 'support-bot', { recipients: { allow: ['@example.com'] }, dailyLimit: 10 });
     const queued = await service.forAgent({ ownerId: userId, agentId: 'support-bot' }).enqueue({ to: 'ada@example.com', subject: `from ${name}`, text: 'Queued under RLS.' });
@@ -274,7 +280,7 @@ describe(`a user's client and a service-role worker in another process (${DATABA
     const bob = await userQueues('bob');
     child = spawn(process.execPath, ['--conditions=@agent-smtp/source', '--import', 'tsx', workerScript], {
       cwd: repoRoot,
-      env: { PATH: process.env.PATH, SUPABASE_URL: project.url, SUPABASE_SERVICE_ROLE_KEY: project.serviceRoleKey, SCHEMA: project.schema, KEY_RING: JSON.stringify(workerKeyRing) },
+      env: { PATH: process.env.PATH, SUPABASE_URL: project.url, SUPABASE_SERVICE_ROLE_KEY: project.serviceRoleKey, SCHEMA: project.schema, KEY_RING: workerKeys },
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     const [line] = (await once(createInterface({ input: child.stdout! }), 'line')) as [string];

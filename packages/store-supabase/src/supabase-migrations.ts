@@ -1,4 +1,5 @@
 import { getMigrateStatement, toDate, type Migration, type PostgresClient } from '@agent-smtp/store-postgres';
+import { vaultMigrationSql } from './supabase-vault.js';
 
 /** The Postgres store's tables that hold an owner's rows: each gets the auth default and the owner-only policy. */
 export const OWNER_TABLES = ['outbox', 'events', 'suppressions', 'audit', 'counters', 'credentials', 'smtp_configs', 'policies'] as const;
@@ -46,7 +47,10 @@ const supabaseRls = [
  * migration that adds a table or (re)creates a function needs a Supabase one after it (policy, grants): the
  * package's tests check that every table has row-level security and every function the grants.
  */
-export const supabaseMigrations: readonly Migration[] = [{ version: 1001, name: '1001_supabase_rls', sql: supabaseRls }];
+export const supabaseMigrations: readonly Migration[] = [
+  { version: 1001, name: '1001_supabase_rls', sql: supabaseRls },
+  { version: 1002, name: '1002_supabase_vault', sql: vaultMigrationSql },
+];
 
 /**
  * The one idempotent statement that creates the schema or brings it up to date: the Postgres store's migrations,

@@ -29,12 +29,9 @@ export interface SupabaseStore extends MailStore {
 
 const IDENTIFIER = /^[a-z_][a-z0-9_]{0,62}$/;
 
-/**
- * A `MailStore` on Supabase: every part calls the Postgres store's SQL functions through `client.schema(schema)
- * .rpc(fn, namedArgs)`, one function (one transaction) per state change, under the caller's row-level security.
- */
-export function createSupabaseStore(options: SupabaseStoreOptions): SupabaseStore {
-  const schema = options.schema ?? 'agent_smtp';
+/** The schema option (default `agent_smtp`) and the client, checked: `ConfigError` / `TypeError` naming what to pass. */
+export function checkOptions(options: { client: SupabaseRpcClient; schema?: string | undefined }, caller: string): string {
+  const schema = options?.schema ?? 'agent_smtp';
   if (typeof schema !== 'string' || !IDENTIFIER.test(schema)) {
     throw new ConfigError(
       `The Supabase schema name ${JSON.stringify(schema)} is not allowed: use 1 to 63 lower-case letters, digits and underscores, not starting with a digit (e.g. "agent_smtp").`,
@@ -42,8 +39,17 @@ export function createSupabaseStore(options: SupabaseStoreOptions): SupabaseStor
     );
   }
   if (!options.client || typeof (options.client as Partial<SupabaseRpcClient>).schema !== 'function') {
-    throw new TypeError('createSupabaseStore needs a supabase-js v2 client (createClient from @supabase/supabase-js): one with schema(name).rpc(fn, args).');
+    throw new TypeError(`${caller} needs a supabase-js v2 client (createClient from @supabase/supabase-js): one with schema(name).rpc(fn, args).`);
   }
+  return schema;
+}
+
+/**
+ * A `MailStore` on Supabase: every part calls the Postgres store's SQL functions through `client.schema(schema)
+ * .rpc(fn, namedArgs)`, one function (one transaction) per state change, under the caller's row-level security.
+ */
+export function createSupabaseStore(options: SupabaseStoreOptions): SupabaseStore {
+  const schema = checkOptions(options, 'createSupabaseStore');
   const rpc = new SchemaRpc(options.client, schema);
   return {
     schema,

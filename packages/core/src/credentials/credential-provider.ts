@@ -26,6 +26,12 @@ export interface CredentialProvider {
    * set up when there are none. The configs' `auth.pass` is non-enumerable: logging the result shows no password.
    */
   resolve(scope: CredentialScope): Promise<readonly SmtpServerConfig[]>;
+  /**
+   * The same servers without their secrets (no password, no DKIM key; hosts not looked up): what composing a message
+   * needs (its default From) where secrets are not to be had, e.g. a user's Supabase client whose passwords are in
+   * Vault, which only a worker reads. Optional: without it, composing resolves the servers in full.
+   */
+  resolveWithoutSecrets?(scope: CredentialScope): Promise<readonly SmtpServerConfig[]>;
   /** Calls `listener(ownerId)` when that owner's servers may have changed. Returns a function that unsubscribes. */
   onChange?(listener: (ownerId: string) => void): () => void;
 }

@@ -32,11 +32,35 @@ export interface EncryptedSecret {
 }
 
 /**
+ * What encrypts the secrets of stored SMTP configs (passwords, DKIM keys) before they reach the store, and decrypts
+ * them when a config is used: a `KeyRing` (AES-256-GCM in this process), or a keeper of the secrets elsewhere, such as
+ * `supabaseVault()` from `@agent-smtp/store-supabase` (the secret in Supabase Vault, the stored "ciphertext" its id).
+ * `additionalData` names the secret's kind, owner and config (see `passwordAdditionalData`); a keeper must bind the
+ * secret to it, so that a secret copied to another owner's or config's row does not come back.
+ */
+export interface SecretKeeper {
+  /** The key id new secrets get; `rotateKeys()` moves secrets stored under other ids to it. */
+  readonly currentKeyId: string;
+  encrypt(plaintext: string, additionalData: string): Promise<EncryptedSecret>;
+  /** Throws `ConfigError` saying what to do when the secret cannot be had; `what` names it, e.g. `the password of SMTP config "work"`. */
+  decrypt(secret: EncryptedSecret, additionalData: string, what?: string): Promise<string>;
+}
+
+/** `keyRing` options as `storedCredentials` takes them: a key ring's options, a `KeyRing`, or another `SecretKeeper`. */
+export function toSecretKeeper(input: KeyRingOptions | SecretKeeper): SecretKeeper {
+  const candidate = input as Partial<SecretKeeper> | undefined;
+  if (candidate && typeof candidate.encrypt === 'function' && typeof candidate.decrypt === 'function' && typeof candidate.currentKeyId === 'string') {
+    return candidate as SecretKeeper;
+  }
+  return KeyRing.from(input as KeyRingOptions);
+}
+
+/**
  * AES-256-GCM with key ids. Every encryption draws a fresh random 96-bit IV, and binds `additionalData` (the
  * secret's owner and record), so a ciphertext copied to another record does not decrypt. Holds its keys in private
  * fields: `util.inspect`, JSON and logs of a key ring show the key ids only.
  */
-export class KeyRing {
+export class KeyRing implements SecretKeeper {
   readonly currentKeyId: string;
   readonly #raw: ReadonlyMap<string, Uint8Array>;
   readonly #imported = new Map<string, Promise<CryptoKey>>();

@@ -2,7 +2,7 @@ import { AgentSmtpError } from '../errors/agent-smtp-error.js';
 import { ConfigError } from '../errors/config-error.js';
 import type { CredentialStore, SmtpConfigWrite, StoredSmtpConfig } from '../store/mail-store.js';
 import { checkSmtpHost, connectToCheckedHost, type HostPolicy, type LookupFn } from './host-guard.js';
-import { KeyRing, type KeyRingOptions } from './key-ring.js';
+import { type KeyRingOptions, type SecretKeeper, toSecretKeeper } from './key-ring.js';
 import {
   describeDkimKey,
   describePassword,
@@ -21,7 +21,11 @@ import { testSmtpConnection } from './test-smtp-connection.js';
 export interface SmtpConfigContext {
   /** A store with a `credentials` part (MemoryStore, the Postgres and Supabase stores). */
   store: { readonly credentials?: CredentialStore | undefined };
-  keyRing: KeyRing | KeyRingOptions;
+  /**
+   * What encrypts the configs' passwords and DKIM keys: `{ current, keys }` (AES-256-GCM in this process), a `KeyRing`,
+   * or another `SecretKeeper` such as `supabaseVault()` (the secrets in Supabase Vault).
+   */
+  keyRing: KeyRingOptions | SecretKeeper;
   /** Merged into every server a stored config becomes, the connection test's included (a private CA, timeouts). */
   serverDefaults?: SmtpServerDefaults | undefined;
   /**
@@ -190,8 +194,8 @@ function credentialStore(context: Pick<SmtpConfigContext, 'store'>): CredentialS
   return store;
 }
 
-function open(context: Pick<SmtpConfigContext, 'store' | 'keyRing'>): { store: CredentialStore; keyRing: KeyRing } {
-  return { store: credentialStore(context), keyRing: KeyRing.from(context.keyRing) };
+function open(context: Pick<SmtpConfigContext, 'store' | 'keyRing'>): { store: CredentialStore; keyRing: SecretKeeper } {
+  return { store: credentialStore(context), keyRing: toSecretKeeper(context.keyRing) };
 }
 
 function notFound(ownerId: string, id: string): AgentSmtpError {

@@ -4,7 +4,7 @@ import { ValidationError } from '../errors/validation-error.js';
 import type { StoredSmtpConfig } from '../store/mail-store.js';
 import { type CredentialProvider, type CredentialScope, sameServerSet } from './credential-provider.js';
 import { type CheckedHost, checkSmtpHost, connectToCheckedHost } from './host-guard.js';
-import { KeyRing } from './key-ring.js';
+import { type SecretKeeper, toSecretKeeper } from './key-ring.js';
 import { describeDkimKey, describePassword, dkimKeyAdditionalData, passwordAdditionalData, type SmtpConfigInput, type SmtpConfigSummary, toSmtpServerConfig } from './smtp-config.js';
 import {
   deleteSmtpConfig,
@@ -58,7 +58,7 @@ interface HostCheck {
  * service exposes to manage them. Changes made through it reach `onChange` listeners at once.
  */
 export class StoredCredentialProvider implements CredentialProvider {
-  readonly #context: SmtpConfigContext & { keyRing: KeyRing };
+  readonly #context: SmtpConfigContext & { keyRing: SecretKeeper };
   /** Keyed by the array built from the store, which stays the same while the rows do. */
   readonly #hostChecks = new WeakMap<readonly SmtpServerConfig[], HostCheck>();
   readonly #refreshMs: number;
@@ -74,10 +74,10 @@ export class StoredCredentialProvider implements CredentialProvider {
     if (!options?.store?.credentials) {
       throw new ConfigError('storedCredentials needs a store with a credentials part: MemoryStore, or the Postgres or Supabase store.', { setting: 'store' });
     }
-    // One KeyRing for the provider's life: the imported keys are reused.
+    // One SecretKeeper for the provider's life: a KeyRing reuses the keys it imported.
     this.#context = {
       store: options.store,
-      keyRing: KeyRing.from(options.keyRing),
+      keyRing: toSecretKeeper(options.keyRing),
       serverDefaults: options.serverDefaults,
       hosts: options.hosts,
       lookup: options.lookup,
@@ -98,6 +98,11 @@ export class StoredCredentialProvider implements CredentialProvider {
       servers.catch(() => entry.servers.get(key) === servers && entry.servers.delete(key));
     }
     return this.#checkHosts(await servers, scope.ownerId);
+  }
+
+  async resolveWithoutSecrets(scope: CredentialScope): Promise<readonly SmtpServerConfig[]> {
+    const chosen = this.#choose((await this.#entry(scope.ownerId)).rows, scope);
+    return chosen.map((config, i) => toSmtpServerConfig(config, undefined, this.#context.serverDefaults, chosen.length > 1 ? chosen.length - i : undefined));
   }
 
   onChange(listener: (ownerId: string) => void): () => void {

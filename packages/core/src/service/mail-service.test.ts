@@ -123,6 +123,29 @@ describe('createMailService: many owners, one store', () => {
     expect(() => service.forAgent({ ownerId: '' })).toThrow(/ownerId/);
   });
 
+  it('composes with the From of the servers read without secrets, where secrets may not be read (a user client over Vault)', async () => {
+    const store = new MemoryStore();
+    let fullReads = 0;
+    const service = createMailService({
+      store,
+      credentials: {
+        resolve: async () => {
+          fullReads++;
+          throw new Error('this client may not read passwords');
+        },
+        resolveWithoutSecrets: async () => [{ name: 'main', host: 'smtp.example.com', port: 587, from: 'Team <team@example.com>' }],
+      },
+    });
+    try {
+      const queued = await service.forAgent({ ownerId: 'o1', agentId: 'bot' }).enqueue({ to: 'ada@example.com', subject: 's', text: 't' });
+      const record = await store.outbox.get('o1', queued.id);
+      expect([record?.status, record?.email.from.address, record?.email.from.name]).toEqual(['queued', 'team@example.com', 'Team']);
+      expect(fullReads).toBe(0);
+    } finally {
+      await service.close();
+    }
+  });
+
   it('stored configurations: saved through the service (tested, encrypted), used at once, replaced at once', async () => {
     const first = await resources.sink({ auth: { user: 'alice@alice.example', pass: 'first-Secret-1' } });
     const second = await resources.sink({ auth: { user: 'alice@alice.example', pass: 'second-Secret-2' } });

@@ -1,6 +1,6 @@
 import { ConfigError } from '../errors/config-error.js';
 import { ValidationError } from '../errors/validation-error.js';
-import type { CredentialProvider } from '../credentials/credential-provider.js';
+import type { CredentialProvider, CredentialScope } from '../credentials/credential-provider.js';
 import type { StoredCredentialProvider } from '../credentials/stored-credentials.js';
 import { type Logger, safeLogger } from '../logger/logger.js';
 import { MailRuntime, type MailSettings } from '../mailer/mail-runtime.js';
@@ -100,13 +100,24 @@ export class MailService {
     this.policySource = new PolicySource({ store: this.store, policies: options.policies, defaultPolicy: options.defaultPolicy });
     const policies = this.policySource;
     // An agent whose policy names SMTP configs sends through those, in that order, and through no other.
-    const resolve = async (scope: PolicyScope): Promise<readonly SmtpServerConfig[]> => {
-      const configs = (await policies.policyFor(scope)).smtpConfigs;
-      if (!configs?.length) return credentials.resolve(scope);
-      const lists = await Promise.all(configs.map((configId) => credentials.resolve({ ...scope, configId })));
-      return lists.flatMap((servers, i) => servers.map((server) => ({ ...server, priority: (configs.length - i) * 1000 + (server.priority ?? 0) })));
-    };
-    this.pools = new OwnerPools({ resolve: (scope) => resolve({ ownerId: scope.ownerId, agentId: scope.agentId }), pool: options.pool ?? {}, logger, ...options.pools });
+    const agentServers =
+      (read: (scope: CredentialScope) => Promise<readonly SmtpServerConfig[]>) =>
+      async (scope: PolicyScope): Promise<readonly SmtpServerConfig[]> => {
+        const configs = (await policies.policyFor(scope)).smtpConfigs;
+        if (!configs?.length) return read(scope);
+        const lists = await Promise.all(configs.map((configId) => read({ ...scope, configId })));
+        return lists.flatMap((servers, i) => servers.map((server) => ({ ...server, priority: (configs.length - i) * 1000 + (server.priority ?? 0) })));
+      };
+    const resolve = agentServers((scope) => credentials.resolve(scope));
+    // The From a message gets needs no secret: a user's client that may not read passwords (Vault) can still enqueue.
+    const withoutSecrets = credentials.resolveWithoutSecrets && agentServers((scope) => credentials.resolveWithoutSecrets!(scope));
+    this.pools = new OwnerPools({
+      resolve: (scope) => resolve({ ownerId: scope.ownerId, agentId: scope.agentId }),
+      ...(withoutSecrets ? { resolveWithoutSecrets: (scope: PoolScope) => withoutSecrets({ ownerId: scope.ownerId, agentId: scope.agentId }) } : {}),
+      pool: options.pool ?? {},
+      logger,
+      ...options.pools,
+    });
     this.runtime = new MailRuntime(this.store, this.pools, logger, options, options.store === undefined, policies);
     this.policies = {
       save: (ownerId, agentId, policy, opts) => this.savePolicy(ownerId, agentId, policy, opts?.by),

@@ -64,6 +64,11 @@ export type ResolveServers = (scope: PoolScope) => Promise<readonly SmtpServerCo
 
 export interface OwnerPoolsOptions {
   resolve: ResolveServers;
+  /**
+   * The servers without secrets, for `senderFor` before a scope's pool exists: composing a message then reads no
+   * password (one a user's client may not be allowed to read). Without it, `senderFor` resolves in full.
+   */
+  resolveWithoutSecrets?: ResolveServers | undefined;
   pool: Omit<SmtpPoolOptions, 'servers' | 'logger'>;
   logger: Logger;
   /** A pool no send used for this long is closed. Default: 5 minutes. */
@@ -138,7 +143,9 @@ export class OwnerPools implements PoolSource {
   }
 
   async senderFor(scope: PoolScope): Promise<ParsedAddress | undefined> {
-    return (await this.entryFor(scope)).sender;
+    const withoutSecrets = this.options.resolveWithoutSecrets;
+    if (!withoutSecrets || this.peek(scope)) return (await this.entryFor(scope)).sender;
+    return senderFromServers(await this.read(withoutSecrets, scope));
   }
 
   /**
@@ -181,10 +188,9 @@ export class OwnerPools implements PoolSource {
     return pending.entry;
   }
 
-  private async open(scope: PoolScope, generation: number): Promise<PoolEntry> {
-    let servers: readonly SmtpServerConfig[];
+  private async read(resolve: ResolveServers, scope: PoolScope): Promise<readonly SmtpServerConfig[]> {
     try {
-      servers = await this.options.resolve(scope);
+      return await resolve(scope);
     } catch (err) {
       if (AgentSmtpError.isInstance(err)) throw err;
       // A provider's raw error (a store's, a driver's) may hold SQL or connection strings: it stays in `cause`.
@@ -193,6 +199,10 @@ export class OwnerPools implements PoolSource {
         cause: err,
       });
     }
+  }
+
+  private async open(scope: PoolScope, generation: number): Promise<PoolEntry> {
+    const servers = await this.read(this.options.resolve, scope);
     // The configuration changed while it was being read: what was read may be the old one, so read it again.
     if ((this.generations.get(scope.ownerId) ?? 0) !== generation) return this.entryFor(scope);
     const setKey = `${scope.ownerId}\u0000${serverSetKey(resolveSmtpServerConfigs(servers))}`;

@@ -39,6 +39,52 @@ begin
 end
 $agent_smtp_auth$`;
 
+/**
+ * Supabase Vault's interface as the `supabase_vault` extension defines it: `vault.secrets` (the `secret` column holds
+ * the encrypted secret), the `vault.decrypted_secrets` view, `vault.create_secret` and `vault.update_secret`, a unique
+ * name, and no rights for the API roles. The "encryption" here is base64, standing in for the extension's
+ * libsodium; what the tests check is who can reach the secrets, not the cipher.
+ */
+export const SUPABASE_VAULT_SQL = String.raw`
+do $agent_smtp_vault$
+begin
+  perform pg_advisory_xact_lock(hashtextextended('agent-smtp supabase vault emulation', 0));
+  if not exists (select 1 from pg_namespace where nspname = 'vault') then
+    create schema vault;
+    revoke all on schema vault from public;
+    create table vault.secrets (
+      id uuid primary key default gen_random_uuid(),
+      name text,
+      description text not null default '',
+      secret text not null,
+      key_id uuid,
+      nonce bytea,
+      created_at timestamptz not null default now(),
+      updated_at timestamptz not null default now()
+    );
+    create unique index secrets_name_idx on vault.secrets (name) where name is not null;
+    create view vault.decrypted_secrets as
+      select s.*, convert_from(decode(s.secret, 'base64'), 'utf8') as decrypted_secret from vault.secrets s;
+    create function vault.create_secret(new_secret text, new_name text default null, new_description text default '', new_key_id uuid default null)
+    returns uuid language sql as $f$
+      insert into vault.secrets (secret, name, description, key_id)
+      values (encode(convert_to(new_secret, 'utf8'), 'base64'), new_name, coalesce(new_description, ''), new_key_id) returning id
+    $f$;
+    create function vault.update_secret(secret_id uuid, new_secret text default null, new_name text default null, new_description text default null, new_key_id uuid default null)
+    returns void language sql as $f$
+      update vault.secrets set
+        secret = coalesce(encode(convert_to(new_secret, 'utf8'), 'base64'), secret),
+        name = coalesce(new_name, name), description = coalesce(new_description, description),
+        key_id = coalesce(new_key_id, key_id), updated_at = now()
+      where id = secret_id
+    $f$;
+    revoke all on all tables in schema vault from public;
+    revoke all on all functions in schema vault from public;
+  end if;
+end
+$agent_smtp_vault$`;
+
 export async function installSupabaseAuth(client: PostgresClient): Promise<void> {
   await client.query(SUPABASE_AUTH_SQL);
+  await client.query(SUPABASE_VAULT_SQL);
 }
