@@ -14,6 +14,7 @@ import { JwtError, verifyJwt } from './jwt.js';
  *   `request.method`, `request.path`, `request.headers`) with `set_config(..., true)`, then the call with named
  *   notation, arguments taken from the body with `json_to_record` as PostgREST does. A STABLE or IMMUTABLE
  *   function runs READ ONLY.
+ * - Besides, Supabase Auth's `GET /auth/v1/user` for `supabase.auth.getUser(jwt)` (from the token's claims).
  * - The answer: a set-returning function's rows as an array (at most `maxRows`, as db-max-rows cuts it), a composite as an object, a scalar as its JSON value.
  *   Errors as `{ code, message, details, hint }`, with PostgREST's status for the SQLSTATE.
  */
@@ -144,8 +145,26 @@ export async function startPostgrestServer(options: PostgrestServerOptions): Pro
     return { role, claims };
   };
 
+  /**
+   * Supabase Auth's `GET /auth/v1/user` (what `supabase.auth.getUser(jwt)` calls): the user the access token names,
+   * or 403 `bad_jwt` in Auth's error shape. Users exist as far as their tokens say: there is no user table here.
+   */
+  const authUser = (req: IncomingMessage): { status: number; body: string } => {
+    const badJwt = (msg: string) => ({ status: 403, body: JSON.stringify({ code: 403, error_code: 'bad_jwt', msg }) });
+    let claims: Record<string, unknown>;
+    try {
+      claims = authenticate(req).claims;
+    } catch (err) {
+      return badJwt(err instanceof ApiError ? `invalid JWT: ${err.message}` : String(err));
+    }
+    if (claims.role !== 'authenticated' || typeof claims.sub !== 'string') return badJwt('invalid claim: missing sub claim');
+    const user = { id: claims.sub, aud: claims.aud ?? 'authenticated', role: claims.role, email: claims.email ?? '', app_metadata: {}, user_metadata: {}, created_at: new Date(0).toISOString() };
+    return { status: 200, body: JSON.stringify(user) };
+  };
+
   const handle = async (req: IncomingMessage): Promise<{ status: number; body: string }> => {
     const url = new URL(req.url ?? '/', 'http://localhost');
+    if (url.pathname === '/auth/v1/user' && req.method === 'GET') return authUser(req);
     const match = /^\/rest\/v1\/rpc\/([^/]+)$/.exec(url.pathname);
     if (!match) throw new ApiError(404, { code: 'PGRST125', message: `Invalid path specified in request URL`, details: null, hint: null });
     if (req.method !== 'POST') throw new ApiError(405, { code: 'PGRST117', message: `Unsupported HTTP method: ${req.method}`, details: null, hint: null });
