@@ -3,6 +3,10 @@ import type { Reporter, TestCase, TestModule, Vitest } from 'vitest/node';
 /** What each variable that gates tests brings, for the one line that says why they did not run. */
 const NEEDS: Readonly<Record<string, { what: string; example: string }>> = {
   DATABASE_URL: { what: 'a PostgreSQL server', example: 'DATABASE_URL=postgres://postgres@127.0.0.1:5432/test' },
+  SUPABASE_URL: {
+    what: 'a Supabase project for tests (migration applied, schema exposed)',
+    example: 'SUPABASE_URL=https://<ref>.supabase.co SUPABASE_ANON_KEY=… SUPABASE_SERVICE_ROLE_KEY=…',
+  },
 };
 
 /**

@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { JwtError, verifyJwt } from './jwt.js';
+import { randomUUID } from 'node:crypto';
+import { JwtError, signJwt, verifyJwt } from './jwt.js';
 
 /**
  * A test server that answers what the store uses of PostgREST, following its documented contract:
@@ -14,7 +15,8 @@ import { JwtError, verifyJwt } from './jwt.js';
  *   `request.method`, `request.path`, `request.headers`) with `set_config(..., true)`, then the call with named
  *   notation, arguments taken from the body with `json_to_record` as PostgREST does. A STABLE or IMMUTABLE
  *   function runs READ ONLY.
- * - Besides, Supabase Auth's `GET /auth/v1/user` for `supabase.auth.getUser(jwt)` (from the token's claims).
+ * - Besides, what the tests use of Supabase Auth: `GET /auth/v1/user` for `supabase.auth.getUser(jwt)` (from the
+ *   token's claims), and creating, signing in and deleting users (`auth.admin.createUser`, `signInWithPassword`).
  * - The answer: a set-returning function's rows as an array (at most `maxRows`, as db-max-rows cuts it), a composite as an object, a scalar as its JSON value.
  *   Errors as `{ code, message, details, hint }`, with PostgREST's status for the SQLSTATE.
  */
@@ -162,9 +164,59 @@ export async function startPostgrestServer(options: PostgrestServerOptions): Pro
     return { status: 200, body: JSON.stringify(user) };
   };
 
+  /**
+   * What the real-project suite uses of Supabase Auth's admin and password grant: `POST /auth/v1/admin/users` (the
+   * service role only), `POST /auth/v1/token?grant_type=password` (an access token signed with the project's
+   * secret, as Auth signs them) and `DELETE /auth/v1/admin/users/<id>`. Users live in this server's memory.
+   */
+  const users = new Map<string, { id: string; email: string; password: string }>();
+  const authError = (status: number, error_code: string, msg: string) => ({ status, body: JSON.stringify({ code: status, error_code, msg }) });
+  const publicUser = (user: { id: string; email: string }) => ({
+    id: user.id, aud: 'authenticated', role: 'authenticated', email: user.email, app_metadata: { provider: 'email' }, user_metadata: {}, created_at: new Date(0).toISOString(),
+  });
+  const authAdmin = async (req: IncomingMessage, url: URL): Promise<{ status: number; body: string } | undefined> => {
+    const asService = (): boolean => {
+      try {
+        return authenticate(req).role === 'service_role';
+      } catch {
+        return false;
+      }
+    };
+    if (url.pathname === '/auth/v1/admin/users' && req.method === 'POST') {
+      if (!asService()) return authError(403, 'not_admin', 'User not allowed');
+      const { email, password } = JSON.parse(await readBody(req)) as { email: string; password: string };
+      if ([...users.values()].some((u) => u.email === email)) return authError(422, 'email_exists', 'A user with this email address has already been registered');
+      const user = { id: randomUUID(), email, password };
+      users.set(user.id, user);
+      return { status: 200, body: JSON.stringify(publicUser(user)) };
+    }
+    const deleting = /^\/auth\/v1\/admin\/users\/([^/]+)$/.exec(url.pathname);
+    if (deleting && req.method === 'DELETE') {
+      if (!asService()) return authError(403, 'not_admin', 'User not allowed');
+      const user = users.get(decodeURIComponent(deleting[1]!));
+      if (!user) return authError(404, 'user_not_found', 'User not found');
+      users.delete(user.id);
+      return { status: 200, body: JSON.stringify(publicUser(user)) };
+    }
+    if (url.pathname === '/auth/v1/token' && url.searchParams.get('grant_type') === 'password' && req.method === 'POST') {
+      const { email, password } = JSON.parse(await readBody(req)) as { email: string; password: string };
+      const user = [...users.values()].find((u) => u.email === email && u.password === password);
+      if (!user) return authError(400, 'invalid_credentials', 'Invalid login credentials');
+      const now = Math.floor(Date.now() / 1000);
+      const accessToken = signJwt({ iss: 'supabase-test/auth/v1', sub: user.id, aud: 'authenticated', role: 'authenticated', email: user.email, exp: now + 3600 }, options.jwtSecret);
+      const session = { access_token: accessToken, token_type: 'bearer', expires_in: 3600, expires_at: now + 3600, refresh_token: randomUUID(), user: publicUser(user) };
+      return { status: 200, body: JSON.stringify(session) };
+    }
+    return undefined;
+  };
+
   const handle = async (req: IncomingMessage): Promise<{ status: number; body: string }> => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     if (url.pathname === '/auth/v1/user' && req.method === 'GET') return authUser(req);
+    if (url.pathname.startsWith('/auth/v1/')) {
+      const answer = await authAdmin(req, url);
+      if (answer) return answer;
+    }
     const match = /^\/rest\/v1\/rpc\/([^/]+)$/.exec(url.pathname);
     if (!match) throw new ApiError(404, { code: 'PGRST125', message: `Invalid path specified in request URL`, details: null, hint: null });
     if (req.method !== 'POST') throw new ApiError(405, { code: 'PGRST117', message: `Unsupported HTTP method: ${req.method}`, details: null, hint: null });
