@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import type {
   ApprovalDecision,
   AuditEntry,
@@ -34,6 +33,7 @@ import type {
 import { BURST_WINDOW_MS } from './mail-store.js';
 import { ValidationError } from '../errors/validation-error.js';
 import { RecordHeap, type HeapEntry } from './record-heap.js';
+import { randomUuid } from './random-uuid.js';
 
 export interface MemoryStoreOptions {
   /** Messages kept: past this, the oldest finished ones (and their events) are dropped. Default: 100000. */
@@ -117,44 +117,88 @@ function freezeData<T>(value: T): T {
   return value;
 }
 
-/** A new record's data, frozen and kept as it is; its own fields and dates copied. */
+/** A new record's data, frozen and kept as it is (its dates are copied when the record is made). */
 function adopt(input: NewOutboxRecord): NewOutboxRecord {
-  return {
-    ...input,
-    email: freezeData(input.email),
-    tags: freezeData(input.tags),
-    metadata: freezeData(input.metadata),
-    sendAt: input.sendAt && new Date(input.sendAt),
-  };
+  freezeData(input.email);
+  freezeData(input.tags);
+  freezeData(input.metadata);
+  return input;
 }
+
+/*
+ * Records, events and audit entries are built field by field, never as `{ ...source, more }`: on Node 20 (V8 11.3),
+ * optimised code gives every object made that way a hidden class of its own. Each kept record then carried about
+ * 1.4 KB of class data, and every read of a record anywhere went through V8's slowest property lookup.
+ */
 
 /** A record as handed out: its data frozen and shared, its own fields and dates copied (a Date is mutable). */
-function snapshot(record: OutboxRecord): OutboxRecord {
-  freezeData(record.email);
-  freezeData(record.tags);
-  freezeData(record.metadata);
-  freezeData(record.accepted);
-  freezeData(record.rejected);
-  freezeData(record.error);
+function snapshot(r: OutboxRecord): OutboxRecord {
+  freezeData(r.email);
+  freezeData(r.tags);
+  freezeData(r.metadata);
+  freezeData(r.accepted);
+  freezeData(r.rejected);
+  freezeData(r.error);
   return {
-    ...record,
-    sendAt: new Date(record.sendAt),
-    nextAttemptAt: new Date(record.nextAttemptAt),
-    leaseExpiresAt: record.leaseExpiresAt && new Date(record.leaseExpiresAt),
-    approval: record.approval && {
-      ...record.approval,
-      expiresAt: new Date(record.approval.expiresAt),
-      decidedAt: record.approval.decidedAt && new Date(record.approval.decidedAt),
+    id: r.id,
+    ownerId: r.ownerId,
+    agentId: r.agentId,
+    idempotencyKey: r.idempotencyKey,
+    fingerprint: r.fingerprint,
+    status: r.status,
+    messageId: r.messageId,
+    email: r.email,
+    sendAt: new Date(r.sendAt),
+    nextAttemptAt: new Date(r.nextAttemptAt),
+    attempt: r.attempt,
+    maxAttempts: r.maxAttempts,
+    leaseOwner: r.leaseOwner,
+    leaseExpiresAt: r.leaseExpiresAt && new Date(r.leaseExpiresAt),
+    possibleDuplicate: r.possibleDuplicate,
+    server: r.server,
+    accepted: r.accepted,
+    rejected: r.rejected,
+    response: r.response,
+    error: r.error,
+    tags: r.tags,
+    metadata: r.metadata,
+    approval: r.approval && {
+      reason: r.approval.reason,
+      expiresAt: new Date(r.approval.expiresAt),
+      decidedBy: r.approval.decidedBy,
+      decidedAt: r.approval.decidedAt && new Date(r.approval.decidedAt),
     },
-    createdAt: new Date(record.createdAt),
-    updatedAt: new Date(record.updatedAt),
+    createdAt: new Date(r.createdAt),
+    updatedAt: new Date(r.updatedAt),
   };
 }
 
-/** An event or audit entry as handed out: frozen data, a copied date. */
-function snapshotEntry<T extends { at: Date; detail: Record<string, unknown> }>(entry: T): T {
-  freezeData(entry.detail);
-  return { ...entry, at: new Date(entry.at) };
+/** An event as handed out: frozen detail, a copied date. */
+function snapshotEvent(e: MailEvent): MailEvent {
+  return { id: e.id, ownerId: e.ownerId, messageId: e.messageId, type: e.type, at: new Date(e.at), attempt: e.attempt, detail: freezeData(e.detail) };
+}
+
+/** An audit entry as handed out: frozen detail, a copied date. */
+function snapshotAudit(a: AuditEntry): AuditEntry {
+  return auditEntry(a, a.id, new Date(a.at), freezeData(a.detail));
+}
+
+function auditEntry(a: Omit<AuditEntry, 'id' | 'at' | 'detail'>, id: string, at: Date, detail: Record<string, unknown>): AuditEntry {
+  return {
+    id,
+    ownerId: a.ownerId,
+    agentId: a.agentId,
+    action: a.action,
+    outcome: a.outcome,
+    at,
+    messageId: a.messageId,
+    tool: a.tool,
+    actor: a.actor,
+    recipientCount: a.recipientCount,
+    durationMs: a.durationMs,
+    errorCode: a.errorCode,
+    detail,
+  };
 }
 
 /**
@@ -256,14 +300,22 @@ class MemoryOutboxStore implements OutboxStore {
     if (existingId !== undefined) return { created: false, record: snapshot(this.byId.get(existingId)!) };
 
     const now = new Date();
-    const { delayMs, approval, ...fields } = input;
-    const sendAt = input.sendAt ?? now;
+    const { delayMs, approval } = input;
+    const sendAt = input.sendAt ? new Date(input.sendAt) : now;
+    // Field by field, in the order `snapshot` writes them (see above `snapshot`).
     const record: OutboxRecord = {
-      ...fields,
-      sendAt,
+      id: input.id,
+      ownerId: input.ownerId,
+      agentId: input.agentId,
+      idempotencyKey: input.idempotencyKey,
+      fingerprint: input.fingerprint,
       status: approval ? 'pending_approval' : claim ? 'sending' : 'queued',
+      messageId: input.messageId,
+      email: input.email,
+      sendAt,
       nextAttemptAt: delayMs ? new Date(sendAt.getTime() + delayMs) : sendAt,
       attempt: claim ? 1 : 0,
+      maxAttempts: input.maxAttempts,
       leaseOwner: claim?.workerId,
       leaseExpiresAt: claim ? new Date(now.getTime() + claim.leaseMs) : undefined,
       possibleDuplicate: false,
@@ -272,6 +324,8 @@ class MemoryOutboxStore implements OutboxStore {
       rejected: [],
       response: undefined,
       error: undefined,
+      tags: input.tags,
+      metadata: input.metadata,
       approval: approval && { reason: approval.reason, expiresAt: new Date(now.getTime() + approval.ttlMs), decidedBy: undefined, decidedAt: undefined },
       createdAt: now,
       updatedAt: now,
@@ -549,12 +603,11 @@ class MemoryOutboxStore implements OutboxStore {
     this.release(record, now);
     this.finished.add(record.id);
     this.retainContent(record);
-    this.events.record(record, status, {
-      ...(record.server ? { server: record.server } : {}),
-      ...(record.error && status !== 'sent' ? { code: record.error.code } : {}),
-      ...(record.response && status === 'sent' ? { response: record.response } : {}),
-      ...detail,
-    });
+    const eventDetail: Record<string, unknown> = {};
+    if (record.server) eventDetail.server = record.server;
+    if (record.error && status !== 'sent') eventDetail.code = record.error.code;
+    if (record.response && status === 'sent') eventDetail.response = record.response;
+    this.events.record(record, status, Object.assign(eventDetail, detail));
   }
 
   private listAsPending(record: OutboxRecord): void {
@@ -653,13 +706,14 @@ class MemoryEventStore implements EventStore {
   constructor(private readonly max: number) {}
 
   record(record: OutboxRecord, type: MailEventType, detail: Record<string, unknown>): void {
-    this.push({ id: randomUUID(), ownerId: record.ownerId, messageId: record.id, type, at: new Date(), attempt: record.attempt, detail });
+    this.push({ id: randomUuid(), ownerId: record.ownerId, messageId: record.id, type, at: new Date(), attempt: record.attempt, detail });
   }
 
   async append(event: Omit<MailEvent, 'id' | 'at'> & { at?: Date }): Promise<MailEvent> {
-    const stored: MailEvent = { ...event, detail: freezeData(event.detail ?? {}), id: randomUUID(), at: event.at ? new Date(event.at) : new Date() };
+    const at = event.at ? new Date(event.at) : new Date();
+    const stored: MailEvent = { id: randomUuid(), ownerId: event.ownerId, messageId: event.messageId, type: event.type, at, attempt: event.attempt, detail: freezeData(event.detail ?? {}) };
     this.push(stored);
-    return snapshotEntry(stored);
+    return snapshotEvent(stored);
   }
 
   /**
@@ -680,7 +734,7 @@ class MemoryEventStore implements EventStore {
       const { event } = source[i]!;
       if (event.ownerId !== ownerId) continue;
       if (options.type !== undefined && event.type !== options.type) continue;
-      out.push(snapshotEntry(event));
+      out.push(snapshotEvent(event));
     }
     return out;
   }
@@ -928,7 +982,7 @@ class MemoryAuditStore implements AuditStore {
   constructor(private readonly max: number) {}
 
   async append(entry: Omit<AuditEntry, 'id' | 'at'>): Promise<AuditEntry> {
-    const stored: AuditEntry = { ...entry, detail: freezeData(entry.detail ?? {}), id: randomUUID(), at: new Date() };
+    const stored = auditEntry(entry, randomUuid(), new Date(), freezeData(entry.detail ?? {}));
     const logged = { seq: this.nextSeq++, entry: stored };
     this.entries.push(logged);
     this.byId.set(stored.id, logged);
@@ -937,7 +991,7 @@ class MemoryAuditStore implements AuditStore {
       for (const { entry: gone } of this.entries.slice(0, -this.max)) this.byId.delete(gone.id);
       this.entries = this.entries.slice(-this.max);
     }
-    return snapshotEntry(stored);
+    return snapshotAudit(stored);
   }
 
   /** Newest first. A cursor that is not one of the owner's kept entries gives an empty page. */
@@ -958,7 +1012,7 @@ class MemoryAuditStore implements AuditStore {
       if (options.agentId && entry.agentId !== options.agentId) continue;
       if (options.from && entry.at < options.from) continue;
       if (options.to && entry.at >= options.to) continue;
-      out.push(snapshotEntry(entry));
+      out.push(snapshotAudit(entry));
     }
     return out;
   }
