@@ -117,6 +117,39 @@ describe(`row-level security (${DATABASE_URL ? 'PostgreSQL server' : 'PGlite'})`
     expect((await asA.policies!.get(userA, 'support-bot'))?.policy).toEqual(policy);
   });
 
+  it("a user edits their agent's policy row directly (SQL under RLS), and the SDK enforces what the row says, refusing a malformed one", async () => {
+    const userC = randomUUID();
+    const t = `"${project.schema}"`;
+    // owner_id is left to its default, auth.uid(): the row is the caller's.
+    await project.asRole('authenticated', { sub: userC }, (tx) =>
+      tx.query(`insert into ${t}.policies (agent_id, policy) values ('sql-bot', $1::jsonb)`, [JSON.stringify({ recipients: { allow: ['@example.com'] } })]),
+    );
+    const store = createSupabaseStore({ client: project.userClient(userC), schema: project.schema });
+    const server = { name: 'main', host: '127.0.0.1', port: 2525, from: 'c@c.example' };
+    const mailerFor = () => createMailService({ store, credentials: { resolve: async () => [server], resolveWithoutSecrets: async () => [server] } });
+    const first = mailerFor();
+    try {
+      const bot = first.forAgent({ ownerId: userC, agentId: 'sql-bot' });
+      expect((await bot.enqueue({ to: 'ada@example.com', subject: 'ok', text: 'x' })).status).toBe('queued');
+      await expect(bot.enqueue({ to: 'eve@elsewhere.test', subject: 'no', text: 'x' })).rejects.toMatchObject({ code: 'POLICY_RECIPIENT_NOT_ALLOWED' });
+    } finally {
+      await first.close();
+    }
+    // A row the SDK cannot read as a policy stops the agent (fails closed), saying which field is wrong.
+    await project.asRole('authenticated', { sub: userC }, (tx) => tx.query(`update ${t}.policies set policy = '{"dailyLimit": "lots"}' where agent_id = 'sql-bot'`));
+    const second = mailerFor();
+    try {
+      await expect(second.forAgent({ ownerId: userC, agentId: 'sql-bot' }).enqueue({ to: 'ada@example.com', subject: 'x', text: 'x' })).rejects.toThrow(/dailyLimit/);
+    } finally {
+      await second.close();
+    }
+    // And B's SQL cannot reach C's row at all.
+    const touched = await project.asRole('authenticated', { sub: userB }, async (tx) =>
+      (await tx.query(`with u as (update ${t}.policies set policy = '{}' where agent_id = 'sql-bot' returning 1) select count(*)::int as n from u`)).rows[0],
+    );
+    expect(touched).toEqual({ n: 0 });
+  });
+
   it('a stored SMTP password never reaches a user client in clear, and only its owner sees the config', async () => {
     const password = `pw-${randomUUID()}`;
     const keyRing = { current: 'k1', keys: { k1: generateKeyRingKey() } };
