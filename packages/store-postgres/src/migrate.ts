@@ -16,7 +16,7 @@ export function renderMigration(migration: Migration, quotedSchema: string): str
  * sent as separate calls would not bind anything. The transaction-scoped advisory lock makes a second process
  * running it at the same time wait, then find every version recorded and do nothing.
  */
-export function buildMigrateStatement(schema: string, quotedSchema: string, migrations: readonly Migration[] = allMigrations): string {
+export function buildMigrateStatement(schema: string, quotedSchema: string, migrations: readonly Migration[] = allMigrations, everyRun?: string): string {
   const steps = migrations.map((migration) => {
     const sql = renderMigration(migration, quotedSchema);
     if (sql.includes(OUTER) || sql.includes(INNER)) throw new Error(`Migration ${migration.name} contains a reserved dollar-quote tag.`);
@@ -38,9 +38,16 @@ BEGIN
     version    integer primary key,
     name       text not null,
     applied_at timestamptz not null default now()
-  );${steps.join('')}
+  );${steps.join('')}${everyRun === undefined ? '' : `
+  -- Every run:
+  ${checkedEveryRun(everyRun).replaceAll('{{schema}}', quotedSchema)}`}
 END
 ${OUTER}`;
+}
+
+function checkedEveryRun(sql: string): string {
+  if (sql.includes(OUTER)) throw new Error('The every-run SQL contains a reserved dollar-quote tag.');
+  return sql;
 }
 
 export async function runMigrations(client: PostgresClient, schema: string, quotedSchema: string): Promise<void> {

@@ -24,8 +24,10 @@ export function getMigrationSql(schema = 'agent_smtp'): MigrationSql[] {
  * then `extra` (another package's migrations on top of these tables, e.g. the Supabase store's row-level security),
  * in one transaction under the schema's advisory lock, each recorded in `<schema>.migrations` by version. Idempotent:
  * what is recorded is skipped, so it can run again, or on a schema `migrate()` already made. `extra` versions must
- * not collide with this store's (the Supabase store's start at 1001).
+ * not collide with this store's (the Supabase store's start at 1001). `everyRun`: PL/pgSQL statements (`{{schema}}`
+ * for the quoted schema) run after the migrations on every run, recorded nowhere: what must hold whatever migration
+ * made the schema (the Supabase store's grants and row-level security on every table).
  */
-export function getMigrateStatement(schema = 'agent_smtp', extra: readonly Migration[] = []): string {
-  return buildMigrateStatement(schema, quoteSchemaName(schema), [...migrations, ...extra]);
+export function getMigrateStatement(schema = 'agent_smtp', extra: readonly Migration[] = [], options: { everyRun?: string | undefined } = {}): string {
+  return buildMigrateStatement(schema, quoteSchemaName(schema), [...migrations, ...extra], options.everyRun);
 }

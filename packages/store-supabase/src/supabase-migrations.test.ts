@@ -61,6 +61,54 @@ describe('migrate() on a database with Supabase roles and auth (PGlite)', () => 
     expect((await postgresStore.migrate()).map((m) => m.version)).toEqual(versions);
   });
 
+  it('gives what a later Postgres migration makes (an owner table, a function dropped and created again) row-level security and grants on the next run', async () => {
+    const schema = uniqueSchema();
+    await migrate({ client: db, schema });
+    const t = `"${schema}"`;
+    // As a new Postgres store migration would: a table with owner_id, one without, and a recreated function.
+    await db.exec(`
+      create table ${t}.later_owned (owner_id text not null, note text);
+      create table ${t}.later_internal (k text primary key);
+      drop function ${t}.counter_get(text, text, text);
+      create function ${t}.counter_get(p_owner_id text, p_key text, p_window text) returns integer language sql stable as $$ select 0 $$;
+    `);
+    const privileges = async () =>
+      (
+        await rowsOf<{ anon: boolean; authenticated: boolean }>(
+          db,
+          `select has_function_privilege('anon', '${t}.counter_get(text, text, text)', 'execute') as anon,
+                  has_function_privilege('authenticated', '${t}.counter_get(text, text, text)', 'execute') as authenticated`,
+        )
+      )[0];
+    expect(await privileges()).toEqual({ anon: true, authenticated: true }); // PUBLIC's default: what the next run fixes
+    await migrate({ client: db, schema });
+    expect(await privileges()).toEqual({ anon: false, authenticated: true });
+    const tables = await rowsOf<{ relname: string; rls: boolean; policies: string[]; authenticated: boolean; owner_default: string | null }>(
+      db,
+      `select c.relname, c.relrowsecurity as rls, array(select polname::text from pg_policy where polrelid = c.oid) as policies,
+              has_table_privilege('authenticated', c.oid, 'select') as authenticated,
+              (select pg_get_expr(d.adbin, d.adrelid) from pg_attrdef d join pg_attribute a on a.attrelid = d.adrelid and a.attnum = d.adnum
+               where d.adrelid = c.oid and a.attname = 'owner_id') as owner_default
+       from pg_class c where c.relnamespace = $1::regnamespace and c.relkind = 'r' and c.relname like 'later_%' order by c.relname`,
+      [schema],
+    );
+    expect(tables).toEqual([
+      { relname: 'later_internal', rls: true, policies: [], authenticated: false, owner_default: null },
+      { relname: 'later_owned', rls: true, policies: ['later_owned_owner'], authenticated: true, owner_default: '(auth.uid())::text' },
+    ]);
+    // A user reaches only their own rows of the new table.
+    const user = crypto.randomUUID();
+    await db.query(`insert into ${t}.later_owned values ('someone-else', 'theirs')`);
+    const seen = await db.transaction(async (tx) => {
+      await tx.query(`select set_config('role', 'authenticated', true), set_config('request.jwt.claims', $1, true)`, [JSON.stringify({ sub: user, role: 'authenticated' })]);
+      await tx.query(`insert into ${t}.later_owned (note) values ('mine')`);
+      return (await tx.query(`select owner_id, note from ${t}.later_owned`)).rows;
+    });
+    expect(seen).toEqual([{ owner_id: user, note: 'mine' }]);
+    // And the run after that changes nothing (no duplicate policy, no error).
+    await migrate({ client: db, schema });
+  });
+
   describe('what it leaves behind', () => {
     const schema = uniqueSchema();
     beforeAll(async () => {

@@ -42,10 +42,55 @@ const supabaseRls = [
 ].join('\n');
 
 /**
+ * Run after the migrations on every run of the migrate statement (a PL/pgSQL block inside it), so what 1001 and 1002
+ * set up also holds for whatever a later Postgres store migration makes, without a Supabase migration to follow each:
+ * every table gets row-level security; a table with `owner_id` gets the `auth.uid()` default, the owner-only policy
+ * and the grants to `authenticated` (a table without one is the service role's only); and every function, also one a
+ * migration dropped and created again (which grants EXECUTE to PUBLIC by default), is executable by
+ * `authenticated` and `service_role` and not by PUBLIC or `anon`, but for the vault functions, which stay as 1002 left
+ * them. Idempotent: existing policies are left as they are.
+ */
+const supabaseEveryRun = String.raw`DECLARE
+    t record;
+  BEGIN
+    FOR t IN
+      SELECT c.relname, EXISTS (
+               SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'owner_id' AND NOT a.attisdropped
+             ) AS has_owner
+      FROM pg_catalog.pg_class c
+      WHERE c.relnamespace = '{{schema}}'::regnamespace AND c.relkind IN ('r', 'p') AND c.relname <> 'migrations'
+    LOOP
+      EXECUTE format('alter table %s.%I enable row level security', '{{schema}}', t.relname);
+      IF t.has_owner THEN
+        EXECUTE format('alter table %s.%I alter column owner_id set default (auth.uid())::text', '{{schema}}', t.relname);
+        IF NOT EXISTS (
+          SELECT 1 FROM pg_catalog.pg_policy p JOIN pg_catalog.pg_class pc ON pc.oid = p.polrelid
+          WHERE pc.relnamespace = '{{schema}}'::regnamespace AND pc.relname = t.relname AND p.polname = t.relname || '_owner'
+        ) THEN
+          EXECUTE format(
+            'create policy %I on %s.%I as permissive for all to authenticated using (${ownerIsCaller}) with check (${ownerIsCaller})',
+            t.relname || '_owner', '{{schema}}', t.relname
+          );
+        END IF;
+        EXECUTE format('grant select, insert, update, delete on %s.%I to authenticated', '{{schema}}', t.relname);
+      END IF;
+    END LOOP;
+    revoke all on all tables in schema {{schema}} from public, anon;
+    grant select, insert, update, delete on all tables in schema {{schema}} to service_role;
+    revoke all on all sequences in schema {{schema}} from public, anon;
+    grant usage, select on all sequences in schema {{schema}} to authenticated, service_role;
+    revoke all on all functions in schema {{schema}} from public, anon;
+    grant execute on all functions in schema {{schema}} to authenticated, service_role;
+    revoke all on function {{schema}}.vault_read_secret(uuid, text) from authenticated;
+    revoke all on function {{schema}}.vault_forget_secrets() from authenticated, service_role;
+  END;`;
+
+/**
  * The Supabase store's migrations, applied after the Postgres store's and recorded in the same
  * `<schema>.migrations` table. Versions from 1001 on, so they never collide with the Postgres store's. A Postgres
- * migration that adds a table or (re)creates a function needs a Supabase one after it (policy, grants): the
- * package's tests check that every table has row-level security and every function the grants.
+ * migration that adds an owner table or (re)creates a function needs no Supabase one after it: the every-run block
+ * gives it row-level security and grants (the package's tests check every table and function). A table whose rows
+ * need another policy than "owner only" does.
  */
 export const supabaseMigrations: readonly Migration[] = [
   { version: 1001, name: '1001_supabase_rls', sql: supabaseRls },
@@ -58,7 +103,7 @@ export const supabaseMigrations: readonly Migration[] = [
  * runs and what the `supabase/migrations` file in this package holds (for `schema` `agent_smtp`).
  */
 export function getSupabaseMigrateStatement(schema = 'agent_smtp'): string {
-  return getMigrateStatement(schema, supabaseMigrations);
+  return getMigrateStatement(schema, supabaseMigrations, { everyRun: supabaseEveryRun });
 }
 
 export interface MigrateOptions {
