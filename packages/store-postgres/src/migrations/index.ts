@@ -6,6 +6,7 @@ import { migration005 } from './005-approval-audit-policies.js';
 import { migration006 } from './006-stats.js';
 import { migration007 } from './007-dkim.js';
 import { migration008 } from './008-owner-due-index.js';
+import { migration009 } from './009-enqueue-many-set-based.js';
 
 export interface Migration {
   /** Applied in ascending order; recorded in `<schema>.migrations`. */
@@ -25,4 +26,5 @@ export const migrations: readonly Migration[] = [
   { version: 6, name: '006_stats', sql: migration006 },
   { version: 7, name: '007_dkim', sql: migration007 },
   { version: 8, name: '008_owner_due_index', sql: migration008 },
+  { version: 9, name: '009_enqueue_many_set_based', sql: migration009 },
 ];
