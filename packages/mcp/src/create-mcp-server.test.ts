@@ -62,6 +62,20 @@ describe('createMcpServer over an in-memory transport', () => {
     expect(status.annotations).toMatchObject({ readOnlyHint: true, destructiveHint: false });
   });
 
+  it('names each output schema by tool and content ($id), so a client compiles its validators once, not on every tools/list', async () => {
+    const c = await connect();
+    const first = (await c.listTools()).tools;
+    const again = (await c.listTools()).tools;
+    const ids = first.map((t) => t.outputSchema?.$id);
+    for (const [i, tool] of first.entries()) expect(ids[i], tool.name).toMatch(new RegExp(`^urn:agent-smtp:tool:${tool.name}:output:[0-9a-f]{16}$`));
+    expect(new Set(ids).size).toBe(first.length);
+    expect(again.map((t) => t.outputSchema?.$id)).toEqual(ids);
+    // The result of a call still validates against the schema the client cached under that id.
+    const sent = await c.callTool({ name: 'send_email', arguments: { to: 'ada@example.com', subject: 'Hi', body: 'Hello' } });
+    expect(sent.isError).toBeFalsy();
+    expect(sent.structuredContent).toMatchObject({ status: 'sent' });
+  });
+
   it('honours readOnly: only tools that change nothing are listed', async () => {
     const c = await connect({ readOnly: true });
     const { tools } = await c.listTools();

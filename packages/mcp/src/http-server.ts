@@ -2,7 +2,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { isIPv4, isIPv6 } from 'node:net';
-import { ConfigError, DEFAULT_LIMITS, type Logger, type Mailer, type MailService, safeLogger, toNodeListener, type TrackingHandler } from '@agent-smtp/core';
+import { ConfigError, createMailTools, DEFAULT_LIMITS, type Logger, type Mailer, type MailService, safeLogger, toNodeListener, type TrackingHandler } from '@agent-smtp/core';
 import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { type JSONRPCMessage, type RequestId, isJSONRPCNotification, isJSONRPCRequest } from '@modelcontextprotocol/sdk/types.js';
@@ -139,6 +139,9 @@ export async function startMcpHttpServer(options: McpHttpServerOptions): Promise
   const loopback = isLoopbackHost(host);
   const inFlightCalls = new InFlightCalls();
   const tracking = trackingRoutes(options.tracking);
+  // Made once: each request gets a fresh McpServer, but the tools (plain data over the mailer or service) and the
+  // JSON Schemas `tools/list` converts from them are the same for every request.
+  const tools = createMailTools(service ?? mailer!, { logger: options.logger });
 
   // Filled in once listening, so that port 0 checks the port actually bound.
   let allowedHosts = new Set<string>();
@@ -234,7 +237,7 @@ export async function startMcpHttpServer(options: McpHttpServerOptions): Promise
       return;
     }
 
-    const server = createMcpServer({ ...(service ? { service } : { mailer: mailer! }), logger: options.logger });
+    const server = createMcpServer({ ...(service ? { service } : { mailer: mailer! }), tools, logger: options.logger });
     const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
     let call: { remove(): void } | undefined;
     res.on('close', () => {
