@@ -144,6 +144,25 @@ export class MailRuntime {
   }
 
   /**
+   * The context of one compose, field by field: a spread of `compose` plus fields gave every send a V8 hidden class
+   * of its own on Node 20, and made every read of the context in the compose pipeline a slow one.
+   */
+  composeContext(serverFrom: ComposeContext['serverFrom'], policy: ComposeContext['policy'], ids: ComposeContext['ids']): ComposeContext {
+    const c = this.compose;
+    return {
+      limits: c.limits,
+      templates: c.templates,
+      defaultFrom: c.defaultFrom,
+      serverFrom,
+      defaultReplyTo: c.defaultReplyTo,
+      defaultHeaders: c.defaultHeaders,
+      policy,
+      tracking: c.tracking,
+      ids,
+    };
+  }
+
+  /**
    * Sends a record claimed by this process now (a direct send); its follow-ups are delivered from here. With
    * `retry`, a transient failure puts it back in the queue as a worker's would, and this process tries it again.
    */

@@ -8,6 +8,7 @@ import { type Logger, safeLogger } from '../logger/logger.js';
 import { envelopeRecipients } from '../message/build-pool-message.js';
 import type { OutgoingEmail } from '../message/email-schema.js';
 import type { NormalizedEmail } from '../message/normalize-email.js';
+import type { Delivery } from '../outbox/deliver.js';
 import { followUpTree } from '../outbox/follow-up.js';
 import type { OutboxWorker, WorkerOptions } from '../outbox/outbox-worker.js';
 import { readPathAttachments } from '../pipeline/attachment-paths.js';
@@ -309,7 +310,7 @@ export class Mailer {
       const delivery = await this.runtime.deliverNow(claimed, options.signal, { retry: true });
       if (delivery.settlement.status === 'retry') return resultOf(delivery.record, false);
       if (delivery.failure !== undefined) throw delivery.failure;
-      return { ...resultOf(delivery.record, false), rejectedReasons: delivery.rejectedReasons, deferred: delivery.deferred, followUpId: delivery.followUp?.id };
+      return resultOf(delivery.record, false, delivery);
     });
   }
 
@@ -598,12 +599,7 @@ export class Mailer {
     const delivery = await this.runtime.deliverNow(record, signal);
     if (delivery.failure !== undefined) throw delivery.failure;
     this.runtime.logger.info({ id: record.id, server: delivery.settlement.server, status: delivery.settlement.status }, 'email sent');
-    return {
-      ...resultOf(delivery.record, false),
-      rejectedReasons: delivery.rejectedReasons,
-      deferred: delivery.deferred,
-      followUpId: delivery.followUp?.id,
-    };
+    return resultOf(delivery.record, false, delivery);
   }
 
   private policy(): Promise<CompiledPolicy> {
@@ -620,7 +616,8 @@ export class Mailer {
     // Files named by path are read (inside the agent's folder, within its caps) before anything else looks at them.
     const withFiles = await readPathAttachments(input, policy);
     const id = newRecordId();
-    return { email: composeEmail(withFiles, { ...this.runtime.compose, serverFrom, policy, ids: { ownerId: this.ownerId, messageId: id } }), id };
+    const ids = { ownerId: this.ownerId, messageId: id };
+    return { email: composeEmail(withFiles, this.runtime.composeContext(serverFrom, policy, ids)), id };
   }
 
   /** Why the message must wait for a human, unless one approved it already. */
@@ -683,7 +680,8 @@ function checkedReplay(existing: OutboxRecord, fingerprint: string | undefined, 
   return { created: false, record: existing };
 }
 
-function resultOf(record: OutboxRecord, replayed: boolean): SendResult {
+/** The result of a send; `delivery` when this call sent it (its per-recipient answers and follow-up). */
+function resultOf(record: OutboxRecord, replayed: boolean, delivery?: Pick<Delivery, 'rejectedReasons' | 'deferred' | 'followUp'>): SendResult {
   return {
     id: record.id,
     messageId: record.messageId,
@@ -691,9 +689,9 @@ function resultOf(record: OutboxRecord, replayed: boolean): SendResult {
     server: record.server,
     accepted: [...record.accepted],
     rejected: [...record.rejected],
-    rejectedReasons: record.rejected.map((address) => ({ address, responseCode: undefined, response: undefined })),
-    deferred: [],
-    followUpId: undefined,
+    rejectedReasons: delivery?.rejectedReasons ?? record.rejected.map((address) => ({ address, responseCode: undefined, response: undefined })),
+    deferred: delivery?.deferred ?? [],
+    followUpId: delivery?.followUp?.id,
     response: record.response,
     replayed,
     ...(record.approval ? { approval: record.approval } : {}),

@@ -124,12 +124,20 @@ export interface PolicedMessage {
  * checked like a recipient.
  */
 export function policedComposed(email: NormalizedEmail, agentReplyTo?: readonly ParsedAddress[]): PolicedMessage {
-  return { ...email, replyTo: agentReplyTo, attachments: email.attachments.map((a) => ({ size: a.content.length })) };
+  return policed(email, agentReplyTo, email.attachments.map((a) => ({ size: a.content.length })));
 }
 
 /** A stored email as the policy sees it (attachment sizes from their base64 length, without decoding). */
 export function policedStored(email: StoredEmail): PolicedMessage {
-  return { ...email, replyTo: undefined, attachments: email.attachments.map((a) => ({ size: base64Bytes(a.contentBase64) })) };
+  return policed(email, undefined, email.attachments.map((a) => ({ size: base64Bytes(a.contentBase64) })));
+}
+
+/**
+ * Only the parts a policy reads, field by field: a spread of the whole email plus fields gave every message a V8
+ * hidden class of its own on Node 20, on the path of every send.
+ */
+function policed(email: Omit<PolicedMessage, 'replyTo' | 'attachments'>, replyTo: PolicedMessage['replyTo'], attachments: PolicedMessage['attachments']): PolicedMessage {
+  return { from: email.from, to: email.to, cc: email.cc, bcc: email.bcc, replyTo, subject: email.subject, attachments };
 }
 
 function base64Bytes(base64: string): number {

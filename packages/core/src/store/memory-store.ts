@@ -112,9 +112,15 @@ const withoutContent = ({ text: _text, html: _html, ...email }: StoredEmail): St
 function freezeData<T>(value: T): T {
   if (value !== null && typeof value === 'object' && !Object.isFrozen(value) && !(value instanceof Date)) {
     Object.freeze(value);
-    for (const inner of Object.values(value)) freezeData(inner);
+    // Walked without `Object.values`, which made an array per object on every send.
+    if (Array.isArray(value)) for (let i = 0; i < value.length; i++) freezeInner(value[i]);
+    else for (const name in value) if (Object.hasOwn(value, name)) freezeInner((value as Record<string, unknown>)[name]);
   }
   return value;
+}
+
+function freezeInner(value: unknown): void {
+  if (value !== null && typeof value === 'object') freezeData(value);
 }
 
 /** A new record's data, frozen and kept as it is (its dates are copied when the record is made). */
