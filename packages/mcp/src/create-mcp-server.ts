@@ -15,6 +15,8 @@ import {
 } from '@agent-smtp/core';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
+import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv';
+import type { jsonSchemaValidator as JsonSchemaValidator } from '@modelcontextprotocol/sdk/validation';
 import { clientCanElicit, DEFAULT_APPROVAL_TIMEOUT_MS, elicitApproval, elicitationApprover } from './elicit-approval.js';
 import { serveToolListForCaller } from './tool-list-for-caller.js';
 import { VERSION } from './version.js';
@@ -71,7 +73,7 @@ const DEFAULT_INSTRUCTIONS =
 export function createMcpServer(options: CreateMcpServerOptions): McpServer {
   const server = new McpServer(
     { name: options.name ?? 'agent-smtp', title: 'agent-smtp', version: VERSION },
-    { instructions: options.instructions ?? DEFAULT_INSTRUCTIONS },
+    { instructions: options.instructions ?? DEFAULT_INSTRUCTIONS, jsonSchemaValidator: validatorOnFirstUse() },
   );
   const tools = options.tools ?? createMailTools(mailSource(options), options);
   const logger = safeLogger(options.logger);
@@ -128,6 +130,16 @@ export function createMcpServer(options: CreateMcpServerOptions): McpServer {
     }, logger);
   }
   return server;
+}
+
+/**
+ * The SDK's server makes an Ajv instance in its constructor, for the one thing it validates with JSON Schema: a
+ * client's answer to an elicitation (the approval form). That constructor was nine tenths of `createMcpServer`, which
+ * the stateless HTTP server runs for every request; this makes the instance when an answer first needs checking.
+ */
+function validatorOnFirstUse(): JsonSchemaValidator {
+  let ajv: AjvJsonSchemaValidator | undefined;
+  return { getValidator: (schema) => (ajv ??= new AjvJsonSchemaValidator()).getValidator(schema) };
 }
 
 /**
