@@ -70,8 +70,11 @@ export function createHandler(env: EdgeEnv, options: HandlerOptions = {}): (req:
       const path = new URL(req.url).pathname;
       if (req.method === 'POST' && path.endsWith('/settings')) {
         const body = (await req.json()) as SettingsBody;
-        // Tested (connect and log in) before anything is stored; the password goes to Vault, the row keeps its id.
+        // The user's one account, edited in place when it exists. Tested (connect and log in) before anything is
+        // stored; the password goes to Vault, the row keeps the secret's id.
+        const existing = (await service.listSmtpConfigs(userId)).find((c) => c.name === 'main');
         const config = await service.saveSmtpConfig(userId, {
+          ...(existing ? { id: existing.id } : {}),
           name: 'main',
           host: body.host,
           port: body.port,

@@ -56,10 +56,22 @@ async function signUp(name: string) {
   return { id, jwt, sink, password };
 }
 
+async function vaultSecretsOf(ownerId: string): Promise<number> {
+  const { rows } = await project.db.query(`select count(*)::int as n from vault.secrets where name like $1`, [`%"${ownerId}"%`]);
+  return (rows[0] as { n: number }).n;
+}
+
 describe(`the Supabase edge example (${DATABASE_URL ? 'PostgreSQL server' : 'PGlite'})`, () => {
   it('users save settings and queue mail as themselves; the service-role worker sends each through its user\'s SMTP account', { timeout: 60_000 }, async () => {
     const alice = await signUp('alice');
     const bob = await signUp('bob');
+    // Saving the settings again edits the one account (its old vault secret goes) and the policy.
+    const again = await call(alice.jwt, 'POST', '/settings', {
+      host: alice.sink.host, port: alice.sink.port, security: 'none', username: 'alice', password: alice.password, fromAddress: 'alice@alice.example',
+      agentId: 'support-bot', allow: ['@example.com'], dailyLimit: 3,
+    });
+    expect(again.status, JSON.stringify(again.body)).toBe(200);
+    expect(await vaultSecretsOf(alice.id)).toBe(1);
     const sent = await call(alice.jwt, 'POST', '/send', { agentId: 'support-bot', to: 'ada@example.com', subject: 'Your ticket', text: 'We are on it.' });
     expect(sent).toMatchObject({ status: 202, body: { status: 'queued' } });
     const id = sent.body.id as string;

@@ -109,6 +109,46 @@ describe('migrate() on a database with Supabase roles and auth (PGlite)', () => 
     await migrate({ client: db, schema });
   });
 
+  it("run by a non-superuser owner with only the vault rights Supabase gives postgres, Vault mode works end to end in SQL", async () => {
+    // Supabase's postgres is not a superuser: the vault functions run as their owner with what it was granted.
+    await db.exec(`
+      do $$ begin
+        if not exists (select 1 from pg_roles where rolname = 'project_owner') then create role project_owner nologin; end if;
+      end $$;
+      grant create on database ${(await rowsOf<{ d: string }>(db, 'select current_database() as d'))[0]!.d} to project_owner;
+      grant usage on schema auth to project_owner;
+      grant usage on schema vault to project_owner;
+      grant select, delete on vault.secrets, vault.decrypted_secrets to project_owner;
+      grant execute on function vault.create_secret(text, text, text, uuid), vault.update_secret(uuid, text, text, text, uuid) to project_owner;
+    `);
+    const schema = uniqueSchema();
+    await db.exec('set role project_owner');
+    try {
+      await migrate({ client: db, schema });
+    } finally {
+      await db.exec('reset role');
+    }
+    const t = `"${schema}"`;
+    const user = crypto.randomUUID();
+    const aad = JSON.stringify(['agent-smtp/smtp-config-password/v1', user, 'smtp_1']);
+    const as = (role: string, claims: Record<string, unknown>, sql: string, params: unknown[] = []) =>
+      db.transaction(async (tx) => {
+        await tx.query(`select set_config('role', $1, true), set_config('request.jwt.claims', $2, true)`, [role, JSON.stringify({ ...claims, role })]);
+        return (await tx.query(sql, params)).rows as Record<string, unknown>[];
+      });
+    const [{ id }] = (await as('authenticated', { sub: user }, `select ${t}.vault_save_secret($1, 'pw-1')::text as id`, [aad])) as [{ id: string }];
+    await as(
+      'authenticated',
+      { sub: user },
+      `insert into ${t}.smtp_configs (id, name, host, port, security, username, password_ciphertext, key_id) values ('smtp_1', 'main', 'smtp.example.com', 587, 'starttls', 'u', $1, 'vault')`,
+      [id],
+    );
+    await expect(as('authenticated', { sub: user }, `select ${t}.vault_read_secret($1::uuid, $2)`, [id, aad])).rejects.toMatchObject({ code: '42501' });
+    expect(await as('service_role', {}, `select ${t}.vault_read_secret($1::uuid, $2) as secret`, [id, aad])).toEqual([{ secret: 'pw-1' }]);
+    await as('authenticated', { sub: user }, `delete from ${t}.smtp_configs where id = 'smtp_1'`);
+    expect(await rowsOf(db, 'select 1 from vault.secrets where id = $1', [id])).toEqual([]);
+  });
+
   describe('what it leaves behind', () => {
     const schema = uniqueSchema();
     beforeAll(async () => {

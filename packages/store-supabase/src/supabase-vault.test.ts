@@ -13,6 +13,7 @@ import { DATABASE_URL, startTestProject, type TestProject } from './test-support
 
 const passwordAad = (ownerId: string, configId: string) => JSON.stringify(['agent-smtp/smtp-config-password/v1', ownerId, configId]);
 const hosts = { allowHosts: ['127.0.0.1'] };
+const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 let project: TestProject;
 let sink: SmtpSink;
@@ -63,8 +64,8 @@ describe(`Supabase Vault mode (${DATABASE_URL ? 'PostgreSQL server' : 'PGlite'})
     expect(JSON.stringify(row)).not.toContain(password);
     const secrets = await secretsNamed(alice.id);
     expect(secrets.map((s) => s.id)).toEqual([row!.passwordCiphertext]);
-    // Named by the schema and the additional data in jsonb's text form.
-    expect(secrets[0]!.name).toBe(`"${project.schema}":${passwordAad(alice.id, saved.id).replaceAll(',', ', ')}`);
+    // Named by the schema, the additional data in jsonb's text form and a random suffix (a new secret per save).
+    expect(secrets[0]!.name).toMatch(new RegExp(`^${escapeRegExp(`"${project.schema}":${passwordAad(alice.id, saved.id).replaceAll(',', ', ')}/`)}[0-9a-f-]{36}$`));
 
     const { credentials } = worker();
     const [server] = await credentials.resolve({ ownerId: alice.id });
@@ -121,7 +122,7 @@ describe(`Supabase Vault mode (${DATABASE_URL ? 'PostgreSQL server' : 'PGlite'})
     }
   });
 
-  it('a new password replaces the secret in place; a removed password, a deleted config and a DKIM key leave no secret behind', async () => {
+  it('a new password is a new secret and the old one goes; a removed password, a deleted config and a DKIM key leave no secret behind', async () => {
     const dave = user();
     const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048, privateKeyEncoding: { type: 'pkcs8', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } });
     const first = await dave.credentials.saveSmtpConfig(
@@ -138,13 +139,41 @@ describe(`Supabase Vault mode (${DATABASE_URL ? 'PostgreSQL server' : 'PGlite'})
 
     await dave.credentials.saveSmtpConfig(dave.id, { id: first.id, password: 'two' }, { test: false });
     const [after] = await dave.store.credentials!.list(dave.id);
-    expect(after!.passwordCiphertext).toBe(before!.passwordCiphertext);
+    expect(after!.passwordCiphertext).not.toBe(before!.passwordCiphertext);
+    expect((await secretsNamed(dave.id)).map((s) => s.id).sort()).toEqual([after!.passwordCiphertext, before!.dkimKeyCiphertext].sort());
     expect((await w.credentials.resolve({ ownerId: dave.id }))[0]!.auth?.pass).toBe('two');
 
     await dave.credentials.saveSmtpConfig(dave.id, { id: first.id, password: null }, { test: false });
     expect((await secretsNamed(dave.id)).map((s) => s.id)).toEqual([before!.dkimKeyCiphertext]);
     expect(await dave.credentials.deleteSmtpConfig(dave.id, first.id)).toBe(true);
     expect(await secretsNamed(dave.id)).toEqual([]);
+  });
+
+  it('an edit the database refuses leaves the stored password as it was; its secret is swept by a later save', async () => {
+    const erin = user();
+    const main = await erin.credentials.saveSmtpConfig(erin.id, { name: 'main', host: sink.host, port: sink.port, security: 'none', username: 'erin', password: 'old-pass' }, { test: false });
+    await erin.credentials.saveSmtpConfig(erin.id, { name: 'other', host: sink.host, port: sink.port, security: 'none', username: 'erin', password: 'other-pass' }, { test: false });
+    // Renaming main to a taken name, with a new password: refused by the row's unique name.
+    await expect(erin.credentials.saveSmtpConfig(erin.id, { id: main.id, name: 'other', password: 'new-pass' }, { test: false })).rejects.toMatchObject({ code: 'VALIDATION_ERROR' });
+    const w = worker();
+    expect((await w.credentials.resolve({ ownerId: erin.id, configId: main.id }))[0]!.auth?.pass).toBe('old-pass');
+    const rows = await erin.store.credentials!.list(erin.id);
+    const referenced = new Set(rows.map((r) => r.passwordCiphertext));
+    const orphans = (await secretsNamed(erin.id)).filter((s) => !referenced.has(s.id));
+    expect(orphans.length).toBe(1);
+    // Young orphans stay (a save may be between its secret and its row); once 15 minutes old, the next save removes them.
+    await erin.vault.encrypt('x', passwordAad(erin.id, 'probe'));
+    expect((await secretsNamed(erin.id)).map((s) => s.id)).toContain(orphans[0]!.id);
+    await project.db.query(`update vault.secrets set created_at = now() - interval '16 minutes' where id = $1 or name like '%"probe"%'`, [orphans[0]!.id]);
+    await erin.vault.encrypt('y', passwordAad(erin.id, 'probe-2'));
+    const left = (await secretsNamed(erin.id)).map((s) => s.id);
+    expect(left).not.toContain(orphans[0]!.id);
+    for (const row of rows) expect(left).toContain(row.passwordCiphertext);
+  });
+
+  it('refuses a secret over 16384 characters', async () => {
+    const frank = user();
+    await expect(frank.vault.encrypt('x'.repeat(16_385), passwordAad(frank.id, 'c'))).rejects.toMatchObject({ code: '22023' });
   });
 
   it('says what to do with a password still under a key ring, and shows no secret when inspected', async () => {

@@ -9,25 +9,26 @@ export const VAULT_KEY_ID = 'vault';
  * Vault mode (migration 1002): SMTP passwords and DKIM keys as secrets in Supabase Vault (`vault.secrets`, encrypted
  * at rest by Supabase), a config row holding only the secret's id under the key id `vault`.
  *
- * - `vault_save_secret(p_additional_data, p_secret)`: creates or replaces the secret named `"<schema>":` and
- *   `p_additional_data` in jsonb's text form (the SDK's additional data: `["agent-smtp/smtp-config-password/v1", owner, config]`), for the
- *   owner it names only: the caller must be that user (`auth.uid()`) or the service role. Returns the secret's id.
+ * - `vault_save_secret(p_additional_data, p_secret)`: creates a new secret named `"<schema>":` + the SDK's additional
+ *   data in jsonb's text form (`["agent-smtp/smtp-config-password/v1", owner, config]`) + `/` + a random uuid, for
+ *   the owner it names only: the caller must be that user (`auth.uid()`) or the service role. Returns its id. Never
+ *   changes a secret in place: a config row whose save is then refused keeps the secret it had, and the new one,
+ *   which nothing refers to, is deleted by a later save of that owner once 15 minutes old.
  * - `vault_read_secret(p_id, p_additional_data)`: the secret in clear, only for the service role (execute granted to
  *   it alone, and checked again inside), and only when the owner's config named by the additional data exists and
  *   refers to this secret id: an id copied into another owner's or config's row reads nothing (null).
- * - A trigger deletes a config's vault secrets when the config is deleted or its secret replaced by another.
+ * - A trigger deletes a config's vault secret when the config is deleted or its row refers to another secret.
  *
- * The functions are `security definer` (the API roles have no rights on the `vault` schema) with an empty
- * `search_path`, and plpgsql, so the migration applies where Vault is not installed; the functions then fail when
- * called, naming `vault`.
+ * The three functions are `security definer` (owned by the role that migrates: `postgres` in a Supabase project,
+ * which may use `vault.create_secret` and read and delete `vault.secrets`) with an empty `search_path`, and plpgsql,
+ * so the migration applies where Vault is not installed; the functions then fail when called, naming `vault`.
  */
 export const vaultMigrationSql = String.raw`
 create function {{schema}}.vault_save_secret(p_additional_data text, p_secret text) returns uuid
 language plpgsql volatile security definer set search_path = '' as $fn$
 declare
   v_ref jsonb;
-  v_name text;
-  v_id uuid;
+  v_owner_prefix text;
 begin
   begin
     v_ref := p_additional_data::jsonb;
@@ -39,23 +40,27 @@ begin
      or coalesce(v_ref ->> 1, '') = '' or coalesce(v_ref ->> 2, '') = '' then
     raise exception 'p_additional_data must name a secret of a stored SMTP config, as the SDK writes it' using errcode = '22023';
   end if;
-  if p_secret is null then
-    raise exception 'p_secret is required' using errcode = '22004';
+  if p_secret is null or length(p_secret) > 16384 then
+    raise exception 'p_secret must be given, at most 16384 characters' using errcode = '22023';
   end if;
   if coalesce((select auth.jwt()) ->> 'role', '') <> 'service_role' and (v_ref ->> 1) is distinct from (select auth.uid())::text then
     raise exception 'only the owner of an SMTP config (or the service role) may store its secrets' using errcode = '42501';
   end if;
-  -- jsonb's text form, so that the trigger below can name it from a row.
-  v_name := '{{schema}}:' || v_ref::text;
-  -- Two saves of one secret at once: the second updates what the first created.
-  perform pg_advisory_xact_lock(hashtextextended(v_name, 0));
-  select s.id into v_id from vault.secrets s where s.name = v_name;
-  if found then
-    perform vault.update_secret(v_id, p_secret);
-  else
-    v_id := vault.create_secret(p_secret, v_name, 'agent-smtp: ' || (v_ref ->> 0) || ' of SMTP config ' || (v_ref ->> 2));
-  end if;
-  return v_id;
+  -- Secrets this owner saved over 15 minutes ago that no config refers to: saves whose config row was then refused.
+  foreach v_owner_prefix in array array[
+    '{{schema}}:' || jsonb_build_array('agent-smtp/smtp-config-password/v1', v_ref ->> 1)::text,
+    '{{schema}}:' || jsonb_build_array('agent-smtp/smtp-config-dkim-key/v1', v_ref ->> 1)::text
+  ] loop
+    delete from vault.secrets s
+    where starts_with(s.name, left(v_owner_prefix, -1) || ', ') and s.created_at < now() - interval '15 minutes'
+      and not exists (
+        select 1 from {{schema}}.smtp_configs c
+        where c.owner_id = (v_ref ->> 1) and ((c.key_id = 'vault' and c.password_ciphertext = s.id::text) or (c.dkim_key_id = 'vault' and c.dkim_key_ciphertext = s.id::text))
+      );
+  end loop;
+  -- Always a new secret, never one changed in place: the config row keeps the old one until its own save commits,
+  -- and the trigger below deletes the old one then.
+  return vault.create_secret(p_secret, '{{schema}}:' || v_ref::text || '/' || gen_random_uuid()::text, 'agent-smtp: ' || (v_ref ->> 0) || ' of SMTP config ' || (v_ref ->> 2));
 end
 $fn$;
 
@@ -85,7 +90,8 @@ begin
   ) then
     return null;
   end if;
-  select d.decrypted_secret into v_secret from vault.decrypted_secrets d where d.id = p_id and d.name = '{{schema}}:' || v_ref::text;
+  select d.decrypted_secret into v_secret from vault.decrypted_secrets d
+  where d.id = p_id and starts_with(d.name, '{{schema}}:' || v_ref::text || '/');
   return v_secret;
 end
 $fn$;
@@ -98,12 +104,12 @@ begin
   if old.key_id = 'vault' and old.password_ciphertext ~ v_uuid
      and (tg_op = 'DELETE' or new.password_ciphertext is distinct from old.password_ciphertext) then
     delete from vault.secrets s where s.id = old.password_ciphertext::uuid
-      and s.name = '{{schema}}:' || jsonb_build_array('agent-smtp/smtp-config-password/v1', old.owner_id, old.id)::text;
+      and starts_with(s.name, '{{schema}}:' || jsonb_build_array('agent-smtp/smtp-config-password/v1', old.owner_id, old.id)::text || '/');
   end if;
   if old.dkim_key_id = 'vault' and old.dkim_key_ciphertext ~ v_uuid
      and (tg_op = 'DELETE' or new.dkim_key_ciphertext is distinct from old.dkim_key_ciphertext) then
     delete from vault.secrets s where s.id = old.dkim_key_ciphertext::uuid
-      and s.name = '{{schema}}:' || jsonb_build_array('agent-smtp/smtp-config-dkim-key/v1', old.owner_id, old.id)::text;
+      and starts_with(s.name, '{{schema}}:' || jsonb_build_array('agent-smtp/smtp-config-dkim-key/v1', old.owner_id, old.id)::text || '/');
   end if;
   return null;
 end
@@ -143,6 +149,7 @@ export function supabaseVault(options: SupabaseVaultOptions): SecretKeeper {
 
 class SupabaseVault implements SecretKeeper {
   readonly currentKeyId = VAULT_KEY_ID;
+  #refused: SupabaseRpcError | undefined;
 
   constructor(private readonly rpc: SchemaRpc) {}
 
@@ -159,15 +166,15 @@ class SupabaseVault implements SecretKeeper {
         { setting: 'keyRing' },
       );
     }
+    // Known once refused: this keeper's client stays the same, so it is not asked again.
+    if (this.#refused) throw notReadable(what, this.#refused);
     let value: unknown;
     try {
       value = await this.rpc.call('vault_read_secret', { p_id: secret.ciphertext, p_additional_data: additionalData });
     } catch (error) {
-      if (error instanceof SupabaseRpcError && (error.code === '42501' || error.status === 401 || error.status === 403)) {
-        throw new ConfigError(
-          `${capitalize(what)} is in Supabase Vault, which only the service role may read: send from a worker made with the service-role client (a user's client may enqueue; to edit a config without giving its password again, save it with { test: false }).`,
-          { setting: 'keyRing', cause: error },
-        );
+      if (error instanceof SupabaseRpcError && error.code === '42501') {
+        this.#refused = error;
+        throw notReadable(what, error);
       }
       throw error;
     }
@@ -189,3 +196,10 @@ class SupabaseVault implements SecretKeeper {
 }
 
 const capitalize = (text: string): string => text.charAt(0).toUpperCase() + text.slice(1);
+
+function notReadable(what: string, cause: SupabaseRpcError): ConfigError {
+  return new ConfigError(
+    `${capitalize(what)} is in Supabase Vault, which only the service role may read: send from a worker made with the service-role client (a user's client may enqueue; to edit a config without giving its password again, save it with { test: false }).`,
+    { setting: 'keyRing', cause, secretNotReadableHere: true },
+  );
+}

@@ -27,9 +27,9 @@ export interface CredentialProvider {
    */
   resolve(scope: CredentialScope): Promise<readonly SmtpServerConfig[]>;
   /**
-   * The same servers without their secrets (no password, no DKIM key; hosts not looked up): what composing a message
-   * needs (its default From) where secrets are not to be had, e.g. a user's Supabase client whose passwords are in
-   * Vault, which only a worker reads. Optional: without it, composing resolves the servers in full.
+   * The same servers without their secrets (no password, no DKIM key): what composing a message needs (its default
+   * From) where `resolve` failed with `ConfigError.secretNotReadableHere`, e.g. a user's Supabase client whose
+   * passwords are in Vault, which only a worker reads. Optional: without it, that error stops the send.
    */
   resolveWithoutSecrets?(scope: CredentialScope): Promise<readonly SmtpServerConfig[]>;
   /** Calls `listener(ownerId)` when that owner's servers may have changed. Returns a function that unsubscribes. */

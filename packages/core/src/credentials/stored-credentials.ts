@@ -102,7 +102,10 @@ export class StoredCredentialProvider implements CredentialProvider {
 
   async resolveWithoutSecrets(scope: CredentialScope): Promise<readonly SmtpServerConfig[]> {
     const chosen = this.#choose((await this.#entry(scope.ownerId)).rows, scope);
-    return chosen.map((config, i) => toSmtpServerConfig(config, undefined, this.#context.serverDefaults, chosen.length > 1 ? chosen.length - i : undefined));
+    const servers = chosen.map((config, i) => toSmtpServerConfig(config, undefined, this.#context.serverDefaults, chosen.length > 1 ? chosen.length - i : undefined));
+    // The host policy holds here too: a message is not queued for a server that would be refused at send time.
+    await Promise.all(servers.map((server) => this.#checkHost(server, scope.ownerId)));
+    return servers;
   }
 
   onChange(listener: (ownerId: string) => void): () => void {

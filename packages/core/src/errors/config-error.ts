@@ -8,11 +8,17 @@ const marker = Symbol.for(MARKER);
 export class ConfigError extends AgentSmtpError {
   private readonly [marker] = true;
   readonly setting: string | undefined;
+  /**
+   * A stored secret (an SMTP password) exists but may not be read with this process's access (a user's client over
+   * Supabase Vault, which only the service role reads): what needs no secret, such as queueing, may go on.
+   */
+  readonly secretNotReadableHere: boolean;
 
-  constructor(message: string, options: { setting?: string; cause?: unknown } = {}) {
+  constructor(message: string, options: { setting?: string; cause?: unknown; secretNotReadableHere?: boolean } = {}) {
     super('CONFIG_ERROR', message, { retryable: false, cause: options.cause });
     this.name = 'ConfigError';
     this.setting = options.setting;
+    this.secretNotReadableHere = options.secretNotReadableHere ?? false;
   }
 
   static override isInstance(error: unknown): error is ConfigError {

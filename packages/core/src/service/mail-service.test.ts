@@ -5,6 +5,7 @@ import { waitFor, waitForStatus } from '../outbox/__fixtures__/outbox-setup.js';
 import { MemoryStore } from '../store/memory-store.js';
 import { generateKeyRingKey } from '../credentials/key-ring.js';
 import { storedCredentials } from '../credentials/stored-credentials.js';
+import { ConfigError } from '../errors/config-error.js';
 import { createMailService } from './mail-service.js';
 
 const resources = useTestResources();
@@ -123,26 +124,49 @@ describe('createMailService: many owners, one store', () => {
     expect(() => service.forAgent({ ownerId: '' })).toThrow(/ownerId/);
   });
 
-  it('composes with the From of the servers read without secrets, where secrets may not be read (a user client over Vault)', async () => {
+  it('composes with the From of the servers read without secrets only where their passwords may not be read here (a user client over Vault)', async () => {
     const store = new MemoryStore();
     let fullReads = 0;
+    const server = { name: 'main', host: 'smtp.example.com', port: 587, from: 'Team <team@example.com>' };
     const service = createMailService({
       store,
       credentials: {
         resolve: async () => {
           fullReads++;
-          throw new Error('this client may not read passwords');
+          throw new ConfigError('The password is in Supabase Vault, which only the service role may read.', { setting: 'keyRing', secretNotReadableHere: true });
         },
-        resolveWithoutSecrets: async () => [{ name: 'main', host: 'smtp.example.com', port: 587, from: 'Team <team@example.com>' }],
+        resolveWithoutSecrets: async () => [server],
       },
     });
     try {
-      const queued = await service.forAgent({ ownerId: 'o1', agentId: 'bot' }).enqueue({ to: 'ada@example.com', subject: 's', text: 't' });
+      const bot = service.forAgent({ ownerId: 'o1', agentId: 'bot' });
+      const queued = await bot.enqueue({ to: 'ada@example.com', subject: 's', text: 't' });
       const record = await store.outbox.get('o1', queued.id);
       expect([record?.status, record?.email.from.address, record?.email.from.name]).toEqual(['queued', 'team@example.com', 'Team']);
-      expect(fullReads).toBe(0);
+      expect(fullReads).toBe(1);
+      // Sending needs the password: refused, saying why.
+      await expect(bot.send({ to: 'ada@example.com', subject: 's', text: 't' })).rejects.toThrow(/only the service role may read/);
     } finally {
       await service.close();
+    }
+  });
+
+  it('refuses to queue what could never be sent: a password under a key the ring lost, a host the policy now refuses', async () => {
+    const store = new MemoryStore();
+    const ring = { current: 'k1', keys: { k1: generateKeyRingKey() } };
+    const first = createMailService({ store, credentials: storedCredentials({ store, keyRing: ring, hosts: { allowHosts: ['127.0.0.1'] } }) });
+    await first.saveSmtpConfig('o1', { name: 'main', host: '127.0.0.1', port: 2525, security: 'none', username: 'u', password: 'p', fromAddress: 'a@a.example' }, { test: false });
+    await first.close();
+    const email = { to: 'ada@example.com', subject: 's', text: 't' };
+    const lostKey = createMailService({ store, credentials: storedCredentials({ store, keyRing: { current: 'k2', keys: { k2: generateKeyRingKey() } }, hosts: { allowHosts: ['127.0.0.1'] } }) });
+    const hostRefused = createMailService({ store, credentials: storedCredentials({ store, keyRing: ring }) });
+    try {
+      await expect(lostKey.forAgent({ ownerId: 'o1' }).enqueue(email)).rejects.toMatchObject({ code: 'CONFIG_ERROR', setting: 'keyRing.keys.k1' });
+      await expect(hostRefused.forAgent({ ownerId: 'o1' }).enqueue(email)).rejects.toThrow(/\(SMTP config "main", owner "o1"\).*(loopback|127\.0\.0\.1)/);
+      expect(await store.events.list('o1')).toEqual([]); // nothing was queued
+    } finally {
+      await lostKey.close();
+      await hostRefused.close();
     }
   });
 

@@ -65,8 +65,8 @@ export type ResolveServers = (scope: PoolScope) => Promise<readonly SmtpServerCo
 export interface OwnerPoolsOptions {
   resolve: ResolveServers;
   /**
-   * The servers without secrets, for `senderFor` before a scope's pool exists: composing a message then reads no
-   * password (one a user's client may not be allowed to read). Without it, `senderFor` resolves in full.
+   * The servers without secrets, for `senderFor` when resolving in full failed only because a password may not be read
+   * here (`ConfigError.secretNotReadableHere`: a user's client over Supabase Vault), so composing goes on.
    */
   resolveWithoutSecrets?: ResolveServers | undefined;
   pool: Omit<SmtpPoolOptions, 'servers' | 'logger'>;
@@ -143,9 +143,14 @@ export class OwnerPools implements PoolSource {
   }
 
   async senderFor(scope: PoolScope): Promise<ParsedAddress | undefined> {
-    const withoutSecrets = this.options.resolveWithoutSecrets;
-    if (!withoutSecrets || this.peek(scope)) return (await this.entryFor(scope)).sender;
-    return senderFromServers(await this.read(withoutSecrets, scope));
+    try {
+      return (await this.entryFor(scope)).sender;
+    } catch (err) {
+      // The servers resolve, but their passwords may not be read here: the From needs none, so queueing goes on.
+      const withoutSecrets = this.options.resolveWithoutSecrets;
+      if (!withoutSecrets || !ConfigError.isInstance(err) || !err.secretNotReadableHere) throw err;
+      return senderFromServers(await this.read(withoutSecrets, scope));
+    }
   }
 
   /**

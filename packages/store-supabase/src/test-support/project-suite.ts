@@ -104,9 +104,20 @@ export function runProjectSuite(title: string, project: () => Promise<ProjectUnd
         await asA.saveSmtpConfig(a.id, { name: 'main', host: sink.host, port: sink.port, security: 'none', username: 'a-user', password: smtpPassword, fromAddress: 'a@a.example' });
         const [row] = await a.store.credentials!.list(a.id);
         expect(row).toMatchObject({ keyId: 'vault', passwordCiphertext: expect.stringMatching(/^[0-9a-f-]{36}$/) });
-        // Connecting needs the password, which a user's client may not read.
+        // Connecting needs the password, which a user's client may not read: not through the SDK, not through the API.
         await expect(asA.forAgent({ ownerId: a.id }).testConnection()).rejects.toBeInstanceOf(ConfigError);
+        const aad = JSON.stringify(['agent-smtp/smtp-config-password/v1', a.id, row!.id]);
+        const read = await a.client.schema(p.schema).rpc('vault_read_secret', { p_id: row!.passwordCiphertext, p_additional_data: aad });
+        expect({ data: read.data, code: read.error?.code }).toEqual({ data: null, code: '42501' });
+        // B can neither list A's configs nor store a secret in A's name.
         expect(await b.store.credentials!.list(a.id)).toEqual([]);
+        const forged = await b.client.schema(p.schema).rpc('vault_save_secret', { p_additional_data: aad, p_secret: 'forged' });
+        expect(forged.error?.code).toBe('42501');
+        // The service role reads A's password, for A's config only.
+        const asService = await admin.schema(p.schema).rpc('vault_read_secret', { p_id: row!.passwordCiphertext, p_additional_data: aad });
+        expect(asService.data).toBe(smtpPassword);
+        const elsewhere = await admin.schema(p.schema).rpc('vault_read_secret', { p_id: row!.passwordCiphertext, p_additional_data: JSON.stringify(['agent-smtp/smtp-config-password/v1', b.id, row!.id]) });
+        expect(elsewhere.data).toBeNull();
         const queued = await asA.forAgent({ ownerId: a.id, agentId: 'bot' }).enqueue({ to: 'ada@example.com', subject: 'via Vault', text: 'hello' });
 
         const service = createSupabaseStore({ client: admin, schema: p.schema });

@@ -40,15 +40,19 @@ end
 $agent_smtp_auth$`;
 
 /**
- * Supabase Vault's interface as the `supabase_vault` extension defines it: `vault.secrets` (the `secret` column holds
- * the encrypted secret), the `vault.decrypted_secrets` view, `vault.create_secret` and `vault.update_secret`, a unique
- * name, and no rights for the API roles. The "encryption" here is base64, standing in for the extension's
- * libsodium; what the tests check is who can reach the secrets, not the cipher.
+ * Supabase Vault as the `supabase_vault` extension (0.3) sets it up, for what the store relies on: `vault.secrets` (the
+ * `secret` column holds the encrypted secret), the `vault.decrypted_secrets` view, `vault.create_secret` and
+ * `vault.update_secret` as `security definer` functions of `supabase_admin`, and the grants Supabase gives `postgres`
+ * and `service_role` (usage on the schema, select and delete on the table and the view, execute on the two
+ * functions); nothing for `anon` or `authenticated`. The "encryption" is base64, standing in for libsodium: what the
+ * tests check is who can reach the secrets, not the cipher. Created once per database; an older emulation (plain
+ * functions, no grants) is brought up to this one in place.
  */
 export const SUPABASE_VAULT_SQL = String.raw`
 do $agent_smtp_vault$
 begin
   perform pg_advisory_xact_lock(hashtextextended('agent-smtp supabase vault emulation', 0));
+  if not exists (select 1 from pg_roles where rolname = 'supabase_admin') then create role supabase_admin nologin; end if;
   if not exists (select 1 from pg_namespace where nspname = 'vault') then
     create schema vault;
     revoke all on schema vault from public;
@@ -78,8 +82,20 @@ begin
         key_id = coalesce(new_key_id, key_id), updated_at = now()
       where id = secret_id
     $f$;
+  end if;
+  if (select proowner <> 'supabase_admin'::regrole or not prosecdef from pg_proc where oid = 'vault.create_secret(text, text, text, uuid)'::regprocedure) then
+    alter schema vault owner to supabase_admin;
+    alter table vault.secrets owner to supabase_admin;
+    alter view vault.decrypted_secrets owner to supabase_admin;
+    alter function vault.create_secret(text, text, text, uuid) owner to supabase_admin;
+    alter function vault.update_secret(uuid, text, text, text, uuid) owner to supabase_admin;
+    alter function vault.create_secret(text, text, text, uuid) security definer set search_path = '';
+    alter function vault.update_secret(uuid, text, text, text, uuid) security definer set search_path = '';
     revoke all on all tables in schema vault from public;
     revoke all on all functions in schema vault from public;
+    grant usage on schema vault to postgres, service_role;
+    grant select, delete on vault.secrets, vault.decrypted_secrets to postgres, service_role;
+    grant execute on function vault.create_secret(text, text, text, uuid), vault.update_secret(uuid, text, text, text, uuid) to postgres, service_role;
   end if;
 end
 $agent_smtp_vault$`;
