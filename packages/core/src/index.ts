@@ -63,7 +63,7 @@ export type { ScrubbedCredential } from './secrets/secret-scrubber.js';
 export { TemplateEngine, compileTemplate, hasTemplateTags, renderTemplate } from './template/template-engine.js';
 export type { CompiledTemplate, RenderOptions, TemplateEngineOptions, TemplateEscape } from './template/template-engine.js';
 
-export { MemoryStore, DEFAULT_MAX_RETAINED_BYTES } from './store/memory-store.js';
+export { MemoryStore, DEFAULT_MAX_RETAINED_BYTES, DEFAULT_MAX_FINISHED_BYTES, DEFAULT_MAX_FINISHED_AGE_MS, FINISHED_MESSAGE_BYTES } from './store/memory-store.js';
 export type { MemoryStoreOptions } from './store/memory-store.js';
 export type {
   MailStore,

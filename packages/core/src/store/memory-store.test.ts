@@ -1,9 +1,9 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createMailer } from '../mailer/mailer.js';
 import { startSmtpSink } from '@agent-smtp/testing';
 import { newOutboxRecord, runStoreContract, sampleStoredEmail } from '@agent-smtp/testing/store-contract';
 import type { Settlement } from './mail-store.js';
-import { DEFAULT_MAX_RETAINED_BYTES, MemoryStore } from './memory-store.js';
+import { DEFAULT_MAX_RETAINED_BYTES, FINISHED_MESSAGE_BYTES, MemoryStore } from './memory-store.js';
 
 runStoreContract({ name: 'MemoryStore', create: () => new MemoryStore() });
 
@@ -23,6 +23,63 @@ describe('MemoryStore retention', () => {
     expect(await store.events.list('o', { messageId: 'm0' })).toEqual([]);
     expect(await store.outbox.get('o', 'm4')).toBeDefined();
     expect((await store.events.list('o', { messageId: 'm4' })).map((e) => e.type)).toEqual(['queued', 'claimed', 'sent']);
+  });
+
+  const sendOne = async (store: MemoryStore, id: string, idempotencyKey?: string) => {
+    const { record } = await store.outbox.enqueue(input(id, idempotencyKey), { claim: { workerId: 'w', leaseMs: 60_000 } });
+    await store.outbox.settle(record.id, 1, { status: 'sent', server: 's', accepted: [], rejected: [], response: '250' });
+  };
+
+  it('drops the oldest finished messages whole past maxFinishedBytes, never an unfinished one', async () => {
+    const { text = '', html = '', attachments } = sampleStoredEmail();
+    const content = text.length + html.length + attachments.reduce((sum, a) => sum + a.contentBase64.length, 0);
+    const maxFinishedBytes = 3 * (FINISHED_MESSAGE_BYTES + content);
+    const store = new MemoryStore({ maxFinishedBytes });
+    await store.outbox.enqueue(input('unfinished'));
+    for (let i = 0; i < 5; i++) await sendOne(store, `m${i}`, `k${i}`);
+    const kept = await Promise.all(['unfinished', 'm0', 'm1', 'm2', 'm3', 'm4'].map((id) => store.outbox.get('o', id)));
+    expect(kept.map((r) => r?.id)).toEqual(['unfinished', undefined, undefined, 'm2', 'm3', 'm4']);
+    expect(store.finishedBytes).toBe(maxFinishedBytes);
+    expect(await store.outbox.findByIdempotencyKey('o', 'k1')).toBeUndefined();
+    expect(await store.events.list('o', { messageId: 'm1' })).toEqual([]);
+    expect((await store.outbox.findByIdempotencyKey('o', 'k2'))?.id).toBe('m2');
+    expect(new Set((await store.events.list('o')).map((e) => e.messageId))).toEqual(new Set(['unfinished', 'm2', 'm3', 'm4']));
+  });
+
+  it('takes a dropped message’s events out of the owner-wide log and the stats too, however many are dropped', async () => {
+    const store = new MemoryStore({ maxMessages: 10 });
+    for (let i = 0; i < 3_000; i++) await sendOne(store, `m${i}`);
+    const events = await store.events.list('o', { limit: 1_000 });
+    expect(events).toHaveLength(30);
+    expect(new Set(events.map((e) => e.messageId))).toEqual(new Set(Array.from({ length: 10 }, (_, i) => `m${2_990 + i}`)));
+    expect((await store.stats.summary('o')).sent).toBe(10);
+  });
+
+  describe('maxFinishedAgeMs', () => {
+    afterEach(() => {
+      vi.useRealTimers();
+    });
+
+    it('drops a finished message once it finished longer ago than that, at the next write; an unfinished one stays', async () => {
+      vi.useFakeTimers({ toFake: ['Date'], now: new Date('2026-01-01T00:00:00Z') });
+      const store = new MemoryStore({ maxFinishedAgeMs: 60_000 });
+      await store.outbox.enqueue(input('unfinished'));
+      await sendOne(store, 'old', 'k-old');
+      vi.setSystemTime(new Date('2026-01-01T00:00:59Z'));
+      await sendOne(store, 'recent');
+      expect(await store.outbox.get('o', 'old')).toBeDefined();
+      vi.setSystemTime(new Date('2026-01-01T00:01:01Z'));
+      // Nothing is dropped until the store is written to.
+      expect(await store.outbox.get('o', 'old')).toBeDefined();
+      await store.outbox.enqueue(input('later'));
+      expect(await store.outbox.get('o', 'old')).toBeUndefined();
+      expect(await store.outbox.findByIdempotencyKey('o', 'k-old')).toBeUndefined();
+      expect(await store.outbox.get('o', 'recent')).toBeDefined();
+      vi.setSystemTime(new Date('2026-01-01T01:00:00Z'));
+      await store.outbox.enqueue(input('much-later'));
+      expect(await store.outbox.get('o', 'recent')).toBeUndefined();
+      expect((await store.outbox.get('o', 'unfinished'))?.status).toBe('queued');
+    });
   });
 
   it('keeps at least maxEvents and maxAuditEntries of the newest, in bounded memory', async () => {

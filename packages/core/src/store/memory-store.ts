@@ -33,7 +33,7 @@ import type {
 import { BURST_WINDOW_MS } from './mail-store.js';
 import { ValidationError } from '../errors/validation-error.js';
 import { RecordHeap, type HeapEntry } from './record-heap.js';
-import { randomUuid } from './random-uuid.js';
+import { flatString, randomUuid } from './random-uuid.js';
 
 export interface MemoryStoreOptions {
   /** Messages kept: past this, the oldest finished ones (and their events) are dropped. Default: 100000. */
@@ -51,10 +51,32 @@ export interface MemoryStoreOptions {
    * touched, whatever their size. Default: 64 MiB (67108864).
    */
   maxRetainedBytes?: number;
+  /**
+   * Memory finished messages (sent, failed, unknown, cancelled, rejected, expired) may keep in all, in bytes:
+   * `FINISHED_MESSAGE_BYTES` each (the record, its indexes and its events, as measured) plus the content it still
+   * keeps. Past it, the oldest finished messages are dropped whole, as past `maxMessages`: the record, its idempotency
+   * key (a later send with that key is a new message) and its events. Queued and sending messages are never dropped.
+   * Default: 128 MiB (134217728).
+   */
+  maxFinishedBytes?: number;
+  /**
+   * How long a finished message is kept after it finished, in milliseconds; then it is dropped whole (as above).
+   * Checked whenever a message is stored or finishes, so an idle store keeps what it has. Default: 24 hours.
+   */
+  maxFinishedAgeMs?: number;
 }
 
 /** Default of `MemoryStoreOptions.maxRetainedBytes`. */
 export const DEFAULT_MAX_RETAINED_BYTES = 64 * 1024 * 1024;
+/** Default of `MemoryStoreOptions.maxFinishedBytes`. */
+export const DEFAULT_MAX_FINISHED_BYTES = 128 * 1024 * 1024;
+/** Default of `MemoryStoreOptions.maxFinishedAgeMs`: a day. */
+export const DEFAULT_MAX_FINISHED_AGE_MS = 24 * 60 * 60 * 1000;
+/**
+ * What a finished message costs besides its content, for `maxFinishedBytes`: its record, indexes and events, about
+ * 3 KiB measured on Node 20 (a message with one recipient and its queued, claimed and sent events).
+ */
+export const FINISHED_MESSAGE_BYTES = 3 * 1024;
 
 /**
  * Keeps everything in this process: the default store. Right for one process and for tests; lost when the
@@ -74,7 +96,12 @@ export class MemoryStore implements MailStore {
 
   constructor(options: MemoryStoreOptions = {}) {
     this.events = new MemoryEventStore(options.maxEvents ?? 200_000);
-    this.outbox = this.#outbox = new MemoryOutboxStore(this.events, options.maxMessages ?? 100_000, options.maxRetainedBytes ?? DEFAULT_MAX_RETAINED_BYTES);
+    this.outbox = this.#outbox = new MemoryOutboxStore(this.events, {
+      maxMessages: options.maxMessages ?? 100_000,
+      maxRetainedBytes: options.maxRetainedBytes ?? DEFAULT_MAX_RETAINED_BYTES,
+      maxFinishedBytes: options.maxFinishedBytes ?? DEFAULT_MAX_FINISHED_BYTES,
+      maxFinishedAgeMs: options.maxFinishedAgeMs ?? DEFAULT_MAX_FINISHED_AGE_MS,
+    });
     this.suppressions = new MemorySuppressionStore();
     this.audit = new MemoryAuditStore(options.maxAuditEntries ?? 10_000);
     this.counters = new MemoryCounterStore();
@@ -87,6 +114,18 @@ export class MemoryStore implements MailStore {
   get retainedBytes(): number {
     return this.#outbox.retainedBytes;
   }
+
+  /** What finished messages keep now, as `maxFinishedBytes` counts it: at most `maxFinishedBytes`. */
+  get finishedBytes(): number {
+    return this.#outbox.finishedBytes;
+  }
+}
+
+interface RetentionLimits {
+  maxMessages: number;
+  maxRetainedBytes: number;
+  maxFinishedBytes: number;
+  maxFinishedAgeMs: number;
 }
 
 const key = (...parts: string[]): string => parts.join('\u0000');
@@ -99,10 +138,30 @@ const key = (...parts: string[]): string => parts.join('\u0000');
 const contentBytes = (email: StoredEmail): number =>
   (email.text?.length ?? 0) + (email.html?.length ?? 0) + email.attachments.reduce((sum, a) => sum + a.contentBase64.length, 0);
 
-const withoutContent = ({ text: _text, html: _html, ...email }: StoredEmail): StoredEmail => ({
-  ...email,
-  attachments: email.attachments.map((a) => ({ ...a, contentBase64: '' })),
-});
+const withoutContent = (email: StoredEmail): StoredEmail =>
+  keptEmail(email, { text: undefined, html: undefined, attachments: email.attachments.map((a) => ({ filename: a.filename, contentBase64: '', contentType: a.contentType, cid: a.cid })) });
+
+/**
+ * The email a record keeps: its own top-level object, field by field (see above `snapshot`), frozen, with the
+ * caller's parts (addresses, attachments, headers) frozen and shared rather than copied.
+ */
+function keptEmail(e: StoredEmail, content: Pick<StoredEmail, 'text' | 'html' | 'attachments'> = e): StoredEmail {
+  return freezeData({
+    from: e.from,
+    to: e.to,
+    cc: e.cc,
+    bcc: e.bcc,
+    replyTo: e.replyTo,
+    subject: e.subject,
+    text: content.text,
+    html: content.html,
+    attachments: content.attachments,
+    headers: e.headers,
+    inReplyTo: e.inReplyTo,
+    references: e.references,
+    envelopeTo: e.envelopeTo,
+  });
+}
 
 
 /**
@@ -123,13 +182,6 @@ function freezeInner(value: unknown): void {
   if (value !== null && typeof value === 'object') freezeData(value);
 }
 
-/** A new record's data, frozen and kept as it is (its dates are copied when the record is made). */
-function adopt(input: NewOutboxRecord): NewOutboxRecord {
-  freezeData(input.email);
-  freezeData(input.tags);
-  freezeData(input.metadata);
-  return input;
-}
 
 /*
  * Records, events and audit entries are built field by field, never as `{ ...source, more }`: on Node 20 (V8 11.3),
@@ -254,8 +306,8 @@ class MemoryOutboxStore implements OutboxStore {
   private readonly byKey = new Map<string, string>();
   /** Ids by owner and Message-ID header, oldest first (bounce matching). */
   private readonly byMessageId = new Map<string, string[]>();
-  /** Ids of finished records, oldest first: pruning drops from here without scanning unfinished ones. */
-  private readonly finished = new Set<string>();
+  /** Finished records' ids, oldest first, with when they finished: pruning drops from here, never scanning the rest. */
+  private readonly finished = new Map<string, number>();
   /**
    * Finished records that still keep their content, oldest first, with its size: the byte cap strips from here,
    * so it never walks records already stripped.
@@ -275,31 +327,37 @@ class MemoryOutboxStore implements OutboxStore {
 
   constructor(
     private readonly events: MemoryEventStore,
-    private readonly maxMessages: number,
-    private readonly maxRetainedBytes: number,
+    private readonly limits: RetentionLimits,
   ) {}
 
   get retainedBytes(): number {
     return this.keptBytes;
   }
 
+  get finishedBytes(): number {
+    return this.finished.size * FINISHED_MESSAGE_BYTES + this.keptBytes;
+  }
+
   /**
-   * Keeps the data it is given (the email, tags, metadata) frozen rather than copying it: a copy of every message
-   * was a fifth of the SDK's own work per send. The caller's record object itself is not kept.
+   * Keeps the data it is given (the email's parts, tags, metadata) frozen rather than copying it: a copy of every
+   * message was a fifth of the SDK's own work per send. The caller's record and email objects themselves are not kept.
    */
   async enqueue(input: NewOutboxRecord, options: { claim?: Lease } = {}): Promise<EnqueueResult> {
     checkApproval(input, options.claim);
-    return this.insert(adopt(input), options.claim);
+    return this.insert(input, options.claim);
   }
 
+  /**
+   * Keeps each record's data frozen, as `enqueue` does. Every record is checked before any is stored, so a batch with
+   * one bad record stores none of it. (A structured clone of every record made each queued message cost twice the
+   * memory: every string of it copied.)
+   */
   async enqueueMany(records: readonly NewOutboxRecord[]): Promise<EnqueueResult[]> {
     for (const r of records) checkApproval(r, undefined);
-    // Copied up front: a record that cannot be copied fails the batch before any of it is stored, as in Postgres.
-    const inputs = records.map((r) => structuredClone(r));
-    return inputs.map((input) => this.insert(input, undefined));
+    return records.map((input) => this.insert(input, undefined));
   }
 
-  /** Synchronous, so a batch is never interleaved with another call. `input` is the caller's copy, now ours. */
+  /** Synchronous, so a batch is never interleaved with another call. */
   private insert(input: NewOutboxRecord, claim: Lease | undefined): EnqueueResult {
     const idempotency = input.idempotencyKey === undefined ? undefined : key(input.ownerId, input.idempotencyKey);
     const existingId = idempotency === undefined ? undefined : this.byKey.get(idempotency);
@@ -309,15 +367,16 @@ class MemoryOutboxStore implements OutboxStore {
     const { delayMs, approval } = input;
     const sendAt = input.sendAt ? new Date(input.sendAt) : now;
     // Field by field, in the order `snapshot` writes them (see above `snapshot`).
+    // Ids flattened: a caller's `msg_${randomUUID()}` is a tree of some 30 string pieces (see `flatString`).
     const record: OutboxRecord = {
-      id: input.id,
+      id: flatString(input.id),
       ownerId: input.ownerId,
       agentId: input.agentId,
       idempotencyKey: input.idempotencyKey,
       fingerprint: input.fingerprint,
       status: approval ? 'pending_approval' : claim ? 'sending' : 'queued',
-      messageId: input.messageId,
-      email: input.email,
+      messageId: flatString(input.messageId),
+      email: keptEmail(input.email),
       sendAt,
       nextAttemptAt: delayMs ? new Date(sendAt.getTime() + delayMs) : sendAt,
       attempt: claim ? 1 : 0,
@@ -330,8 +389,8 @@ class MemoryOutboxStore implements OutboxStore {
       rejected: [],
       response: undefined,
       error: undefined,
-      tags: input.tags,
-      metadata: input.metadata,
+      tags: freezeData(input.tags),
+      metadata: freezeData(input.metadata),
       approval: approval && { reason: approval.reason, expiresAt: new Date(now.getTime() + approval.ttlMs), decidedBy: undefined, decidedAt: undefined },
       createdAt: now,
       updatedAt: now,
@@ -353,7 +412,7 @@ class MemoryOutboxStore implements OutboxStore {
       });
     } else this.events.record(record, 'queued', { sendAt: record.sendAt.toISOString() });
     if (claim) this.events.record(record, 'claimed', { worker: claim.workerId });
-    if (this.byId.size > this.maxMessages) this.prune();
+    this.prune();
     return { created: true, record: snapshot(record) };
   }
 
@@ -607,13 +666,14 @@ class MemoryOutboxStore implements OutboxStore {
     this.queue.remove(record.id);
     Object.assign(record, fields, { status });
     this.release(record, now);
-    this.finished.add(record.id);
+    this.finished.set(record.id, now.getTime());
     this.retainContent(record);
     const eventDetail: Record<string, unknown> = {};
     if (record.server) eventDetail.server = record.server;
     if (record.error && status !== 'sent') eventDetail.code = record.error.code;
     if (record.response && status === 'sent') eventDetail.response = record.response;
     this.events.record(record, status, Object.assign(eventDetail, detail));
+    this.prune();
   }
 
   private listAsPending(record: OutboxRecord): void {
@@ -635,9 +695,12 @@ class MemoryOutboxStore implements OutboxStore {
     this.leases.remove(record.id);
   }
 
+  /** Drops the oldest finished records while there are too many, they keep too much, or the oldest is too old. */
   private prune(): void {
-    for (const id of this.finished) {
-      if (this.byId.size <= this.maxMessages) break;
+    const { maxMessages, maxFinishedBytes, maxFinishedAgeMs } = this.limits;
+    const oldestKept = Date.now() - maxFinishedAgeMs;
+    for (const [id, finishedAt] of this.finished) {
+      if (this.byId.size <= maxMessages && this.finishedBytes <= maxFinishedBytes && finishedAt >= oldestKept) break;
       this.drop(this.byId.get(id)!);
     }
   }
@@ -662,7 +725,7 @@ class MemoryOutboxStore implements OutboxStore {
     this.withContent.set(record.id, size);
     this.keptBytes += size;
     for (const id of this.withContent.keys()) {
-      if (this.keptBytes <= this.maxRetainedBytes) break;
+      if (this.keptBytes <= this.limits.maxRetainedBytes) break;
       const oldest = this.byId.get(id)!;
       // A retryable failure is reclaimed with its content under the same key: without it a retry would send an
       // empty message, so it goes whole and a retry starts afresh.
@@ -686,6 +749,8 @@ class MemoryOutboxStore implements OutboxStore {
 interface LoggedEvent {
   seq: number;
   event: MailEvent;
+  /** Its message was dropped: skipped by every read, and gone from the arrays at the next compaction. */
+  gone: boolean;
 }
 
 /** The index of the first entry of `log` (ordered by seq) whose seq is above `seq`. */
@@ -708,6 +773,8 @@ class MemoryEventStore implements EventStore {
   /** The events still kept, for finding a cursor. */
   private readonly byId = new Map<string, LoggedEvent>();
   private nextSeq = 1;
+  /** Entries of `entries` whose message was dropped, not yet compacted away. */
+  private goneCount = 0;
 
   constructor(private readonly max: number) {}
 
@@ -737,15 +804,15 @@ class MemoryEventStore implements EventStore {
     const limit = options.limit ?? 1_000;
     const out: MailEvent[] = [];
     for (let i = start; i < source.length && out.length < limit; i++) {
-      const { event } = source[i]!;
-      if (event.ownerId !== ownerId) continue;
+      const { event, gone } = source[i]!;
+      if (gone || event.ownerId !== ownerId) continue;
       if (options.type !== undefined && event.type !== options.type) continue;
       out.push(snapshotEvent(event));
     }
     return out;
   }
 
-  /** The owner's kept events, oldest first (as `list` sees them owner-wide). */
+  /** The owner's kept events, oldest first (as `list` sees them owner-wide); skip those marked `gone`. */
   ofOwner(ownerId: string): readonly LoggedEvent[] {
     return this.byOwner.get(ownerId) ?? [];
   }
@@ -755,13 +822,35 @@ class MemoryEventStore implements EventStore {
     return this.byMessage.get(messageId) ?? [];
   }
 
-  /** Drops the events of a message the outbox no longer keeps. */
+  /**
+   * Drops the events of a message the outbox no longer keeps, so that a dropped message frees all its memory. They
+   * are marked and skipped at once, and taken out of the log when half of it is such (amortised O(1) per event).
+   */
   forget(messageId: string): void {
+    const events = this.byMessage.get(messageId);
+    if (!events) return;
     this.byMessage.delete(messageId);
+    for (const logged of events) {
+      if (logged.gone || this.byId.get(logged.event.id) !== logged) continue;
+      logged.gone = true;
+      this.byId.delete(logged.event.id);
+      this.goneCount++;
+    }
+    if (this.goneCount > 1_024 && this.goneCount * 2 > this.entries.length) this.compact();
+  }
+
+  private compact(): void {
+    this.entries = this.entries.filter((logged) => !logged.gone);
+    for (const [ownerId, events] of this.byOwner) {
+      const remaining = events.filter((logged) => !logged.gone);
+      if (remaining.length) this.byOwner.set(ownerId, remaining);
+      else this.byOwner.delete(ownerId);
+    }
+    this.goneCount = 0;
   }
 
   private push(event: MailEvent): void {
-    const logged: LoggedEvent = { seq: this.nextSeq++, event };
+    const logged: LoggedEvent = { seq: this.nextSeq++, event, gone: false };
     this.entries.push(logged);
     this.byId.set(event.id, logged);
     const forMessage = this.byMessage.get(event.messageId);
@@ -774,7 +863,10 @@ class MemoryEventStore implements EventStore {
     if (this.entries.length > this.max * 2) {
       const dropped = this.entries.slice(0, -this.max);
       this.entries = this.entries.slice(-this.max);
-      for (const { event: gone } of dropped) this.byId.delete(gone.id);
+      for (const logged of dropped) {
+        if (logged.gone) this.goneCount--;
+        else this.byId.delete(logged.event.id);
+      }
       const oldestKept = this.entries[0]!.seq;
       for (const index of [this.byMessage, this.byOwner]) {
         for (const [id, events] of index) {
@@ -921,8 +1013,9 @@ function clicksInBursts(clicks: readonly MailEvent[]): Set<MailEvent> {
 /**
  * Two scans of the owner's kept events (or of one message's): the clicks first, for the bursts (over every kept click
  * of a message, also outside `from`/`to`), then each counted event joined to its record for `accepted` and `tags`:
- * O(the owner's events). Events of a record the store has dropped (`maxMessages`) still count, as `events.list`
- * still shows them, but add no recipients to `delivered` and match no tag.
+ * O(the owner's events). A message the store has dropped (`maxMessages`, `maxFinishedBytes`, `maxFinishedAgeMs`) no
+ * longer counts: its events went with it. Events for a message it never kept, or appended after it was dropped (a
+ * late open), count as `events.list` shows them, but add no recipients to `delivered` and match no tag.
  */
 class MemoryStatsStore implements StatsStore {
   constructor(
@@ -932,10 +1025,10 @@ class MemoryStatsStore implements StatsStore {
 
   async summary(ownerId: string, query: MailStatsQuery = {}): Promise<MailStats> {
     const source = query.messageId === undefined ? this.events.ofOwner(ownerId) : this.events.ofMessage(query.messageId);
-    const inBursts = clicksInBursts(source.map(({ event }) => event).filter((e) => e.ownerId === ownerId && e.type === 'clicked'));
+    const inBursts = clicksInBursts(source.filter(({ event, gone }) => !gone && event.ownerId === ownerId && event.type === 'clicked').map(({ event }) => event));
     const tally = new StatsTally();
-    for (const { event } of source) {
-      if (event.ownerId !== ownerId || !STATS_EVENT_TYPES.has(event.type)) continue;
+    for (const { event, gone } of source) {
+      if (gone || event.ownerId !== ownerId || !STATS_EVENT_TYPES.has(event.type)) continue;
       if ((query.from && event.at < query.from) || (query.to && event.at >= query.to)) continue;
       const record = this.outbox.peek(ownerId, event.messageId);
       if (query.tag !== undefined && !record?.tags.includes(query.tag)) continue;
