@@ -130,6 +130,26 @@ interface RetentionLimits {
 
 const key = (...parts: string[]): string => parts.join('\u0000');
 
+/** Values by owner, then by a key of that owner's: no joined key string is made on each call and kept per record. */
+class PerOwner<V> {
+  private readonly owners = new Map<string, Map<string, V>>();
+
+  get(ownerId: string, k: string): V | undefined {
+    return this.owners.get(ownerId)?.get(k);
+  }
+
+  set(ownerId: string, k: string, value: V): void {
+    const forOwner = this.owners.get(ownerId);
+    if (forOwner) forOwner.set(k, value);
+    else this.owners.set(ownerId, new Map([[k, value]]));
+  }
+
+  delete(ownerId: string, k: string): void {
+    const forOwner = this.owners.get(ownerId);
+    if (forOwner?.delete(k) && forOwner.size === 0) this.owners.delete(ownerId);
+  }
+}
+
 /**
  * The size of what a finished record can do without, from string lengths alone (no serialising on the send path).
  * A character of ASCII text, HTML or base64 is one byte in V8's strings; other text counts low, which is fine for
@@ -303,9 +323,9 @@ const leaseExpiredError = (attempt: number) => ({
 
 class MemoryOutboxStore implements OutboxStore {
   private readonly byId = new Map<string, OutboxRecord>();
-  private readonly byKey = new Map<string, string>();
+  private readonly byKey = new PerOwner<string>();
   /** Ids by owner and Message-ID header, oldest first (bounce matching). */
-  private readonly byMessageId = new Map<string, string[]>();
+  private readonly byMessageId = new PerOwner<string[]>();
   /** Finished records' ids, oldest first, with when they finished: pruning drops from here, never scanning the rest. */
   private readonly finished = new Map<string, number>();
   /**
@@ -359,8 +379,7 @@ class MemoryOutboxStore implements OutboxStore {
 
   /** Synchronous, so a batch is never interleaved with another call. */
   private insert(input: NewOutboxRecord, claim: Lease | undefined): EnqueueResult {
-    const idempotency = input.idempotencyKey === undefined ? undefined : key(input.ownerId, input.idempotencyKey);
-    const existingId = idempotency === undefined ? undefined : this.byKey.get(idempotency);
+    const existingId = input.idempotencyKey === undefined ? undefined : this.byKey.get(input.ownerId, input.idempotencyKey);
     if (existingId !== undefined) return { created: false, record: snapshot(this.byId.get(existingId)!) };
 
     const now = new Date();
@@ -399,10 +418,10 @@ class MemoryOutboxStore implements OutboxStore {
     this.insertionOrder.set(record, this.nextSeq++);
     if (record.status === 'queued') this.enterQueue(record);
     else if (record.status === 'sending') this.indexLease(record);
-    if (idempotency !== undefined) this.byKey.set(idempotency, record.id);
-    const sameMessageId = this.byMessageId.get(key(record.ownerId, record.messageId));
+    if (record.idempotencyKey !== undefined) this.byKey.set(record.ownerId, record.idempotencyKey, record.id);
+    const sameMessageId = this.byMessageId.get(record.ownerId, record.messageId);
     if (sameMessageId) sameMessageId.push(record.id);
-    else this.byMessageId.set(key(record.ownerId, record.messageId), [record.id]);
+    else this.byMessageId.set(record.ownerId, record.messageId, [record.id]);
     if (record.approval) {
       this.listAsPending(record);
       this.events.record(record, 'pending_approval', {
@@ -646,12 +665,12 @@ class MemoryOutboxStore implements OutboxStore {
   }
 
   async findByIdempotencyKey(ownerId: string, idempotencyKey: string): Promise<OutboxRecord | undefined> {
-    const id = this.byKey.get(key(ownerId, idempotencyKey));
+    const id = this.byKey.get(ownerId, idempotencyKey);
     return id === undefined ? undefined : snapshot(this.byId.get(id)!);
   }
 
   async findByMessageId(ownerId: string, messageIdHeader: string, options: { limit?: number } = {}): Promise<OutboxRecord[]> {
-    const ids = this.byMessageId.get(key(ownerId, messageIdHeader)) ?? [];
+    const ids = this.byMessageId.get(ownerId, messageIdHeader) ?? [];
     return ids.slice(0, Math.max(0, options.limit ?? 100)).map((id) => snapshot(this.byId.get(id)!));
   }
 
@@ -710,11 +729,10 @@ class MemoryOutboxStore implements OutboxStore {
     this.finished.delete(record.id);
     this.forgetContent(record.id);
     this.byId.delete(record.id);
-    if (record.idempotencyKey !== undefined) this.byKey.delete(key(record.ownerId, record.idempotencyKey));
-    const messageIdKey = key(record.ownerId, record.messageId);
-    const remaining = (this.byMessageId.get(messageIdKey) ?? []).filter((id) => id !== record.id);
-    if (remaining.length) this.byMessageId.set(messageIdKey, remaining);
-    else this.byMessageId.delete(messageIdKey);
+    if (record.idempotencyKey !== undefined) this.byKey.delete(record.ownerId, record.idempotencyKey);
+    const remaining = (this.byMessageId.get(record.ownerId, record.messageId) ?? []).filter((id) => id !== record.id);
+    if (remaining.length) this.byMessageId.set(record.ownerId, record.messageId, remaining);
+    else this.byMessageId.delete(record.ownerId, record.messageId);
     this.events.forget(record.id);
   }
 
