@@ -783,27 +783,58 @@ function firstAfter(log: readonly { seq: number }[], seq: number): number {
   return low;
 }
 
+/**
+ * Ids for the entries of one log, in the form of a UUID: a random prefix drawn once per log, then the entry's place in
+ * the log (12 hex digits). A cursor is found again from its place by binary search: no map of every id is kept, and no
+ * random UUID is drawn per entry (both were a measurable part of each send).
+ */
+class LogIds {
+  private readonly prefix = randomUuid().slice(0, 24);
+
+  idOf(seq: number): string {
+    return this.prefix + seq.toString(16).padStart(12, '0');
+  }
+
+  /** The place `id` names in this log, or undefined for an id this log never gave. */
+  seqOf(id: string): number | undefined {
+    if (id.length !== 36 || !id.startsWith(this.prefix)) return undefined;
+    const place = id.slice(24);
+    return /^[0-9a-f]{12}$/.test(place) ? Number.parseInt(place, 16) : undefined;
+  }
+
+  /** The kept entry `id` names in `log` (ordered by seq), if any. */
+  find<T extends { seq: number }>(log: readonly T[], id: string): T | undefined {
+    const seq = this.seqOf(id);
+    if (seq === undefined) return undefined;
+    const entry = log[firstAfter(log, seq - 1)];
+    return entry?.seq === seq ? entry : undefined;
+  }
+}
+
 class MemoryEventStore implements EventStore {
   private entries: LoggedEvent[] = [];
   private byMessage = new Map<string, LoggedEvent[]>();
   /** Each owner's kept events in append order: stats scan one owner's events, never the whole log. */
   private byOwner = new Map<string, LoggedEvent[]>();
-  /** The events still kept, for finding a cursor. */
-  private readonly byId = new Map<string, LoggedEvent>();
+  private readonly ids = new LogIds();
   private nextSeq = 1;
+  /** The seq of the oldest event the count cap (`maxEvents`) has left; older ones are gone from every index. */
+  private oldestSeq = 1;
   /** Entries of `entries` whose message was dropped, not yet compacted away. */
   private goneCount = 0;
 
   constructor(private readonly max: number) {}
 
   record(record: OutboxRecord, type: MailEventType, detail: Record<string, unknown>): void {
-    this.push({ id: randomUuid(), ownerId: record.ownerId, messageId: record.id, type, at: new Date(), attempt: record.attempt, detail });
+    const seq = this.nextSeq++;
+    this.push(seq, { id: this.ids.idOf(seq), ownerId: record.ownerId, messageId: record.id, type, at: new Date(), attempt: record.attempt, detail });
   }
 
   async append(event: Omit<MailEvent, 'id' | 'at'> & { at?: Date }): Promise<MailEvent> {
     const at = event.at ? new Date(event.at) : new Date();
-    const stored: MailEvent = { id: randomUuid(), ownerId: event.ownerId, messageId: event.messageId, type: event.type, at, attempt: event.attempt, detail: freezeData(event.detail ?? {}) };
-    this.push(stored);
+    const seq = this.nextSeq++;
+    const stored: MailEvent = { id: this.ids.idOf(seq), ownerId: event.ownerId, messageId: event.messageId, type: event.type, at, attempt: event.attempt, detail: freezeData(event.detail ?? {}) };
+    this.push(seq, stored);
     return snapshotEvent(stored);
   }
 
@@ -815,8 +846,8 @@ class MemoryEventStore implements EventStore {
     const source = options.messageId === undefined ? this.entries : (this.byMessage.get(options.messageId) ?? []);
     let start = 0;
     if (options.after !== undefined) {
-      const cursor = this.byId.get(options.after);
-      if (!cursor || cursor.event.ownerId !== ownerId) return [];
+      const cursor = this.ids.find(this.entries, options.after);
+      if (!cursor || cursor.gone || cursor.event.ownerId !== ownerId) return [];
       start = firstAfter(source, cursor.seq);
     }
     const limit = options.limit ?? 1_000;
@@ -849,9 +880,8 @@ class MemoryEventStore implements EventStore {
     if (!events) return;
     this.byMessage.delete(messageId);
     for (const logged of events) {
-      if (logged.gone || this.byId.get(logged.event.id) !== logged) continue;
+      if (logged.gone || logged.seq < this.oldestSeq) continue;
       logged.gone = true;
-      this.byId.delete(logged.event.id);
       this.goneCount++;
     }
     if (this.goneCount > 1_024 && this.goneCount * 2 > this.entries.length) this.compact();
@@ -867,10 +897,9 @@ class MemoryEventStore implements EventStore {
     this.goneCount = 0;
   }
 
-  private push(event: MailEvent): void {
-    const logged: LoggedEvent = { seq: this.nextSeq++, event, gone: false };
+  private push(seq: number, event: MailEvent): void {
+    const logged: LoggedEvent = { seq, event, gone: false };
     this.entries.push(logged);
-    this.byId.set(event.id, logged);
     const forMessage = this.byMessage.get(event.messageId);
     if (forMessage) forMessage.push(logged);
     else this.byMessage.set(event.messageId, [logged]);
@@ -881,11 +910,8 @@ class MemoryEventStore implements EventStore {
     if (this.entries.length > this.max * 2) {
       const dropped = this.entries.slice(0, -this.max);
       this.entries = this.entries.slice(-this.max);
-      for (const logged of dropped) {
-        if (logged.gone) this.goneCount--;
-        else this.byId.delete(logged.event.id);
-      }
-      const oldestKept = this.entries[0]!.seq;
+      for (const logged of dropped) if (logged.gone) this.goneCount--;
+      const oldestKept = (this.oldestSeq = this.entries[0]!.seq);
       for (const index of [this.byMessage, this.byOwner]) {
         for (const [id, events] of index) {
           const remaining = events.slice(firstAfter(events, oldestKept - 1));
@@ -1092,22 +1118,17 @@ interface LoggedAudit {
 
 class MemoryAuditStore implements AuditStore {
   private entries: LoggedAudit[] = [];
-  /** The entries still kept, for finding a cursor. */
-  private readonly byId = new Map<string, LoggedAudit>();
+  private readonly ids = new LogIds();
   private nextSeq = 1;
 
   constructor(private readonly max: number) {}
 
   async append(entry: Omit<AuditEntry, 'id' | 'at'>): Promise<AuditEntry> {
-    const stored = auditEntry(entry, randomUuid(), new Date(), freezeData(entry.detail ?? {}));
-    const logged = { seq: this.nextSeq++, entry: stored };
-    this.entries.push(logged);
-    this.byId.set(stored.id, logged);
+    const seq = this.nextSeq++;
+    const stored = auditEntry(entry, this.ids.idOf(seq), new Date(), freezeData(entry.detail ?? {}));
+    this.entries.push({ seq, entry: stored });
     // Trimmed in batches, as the event log is, so an append stays O(1).
-    if (this.entries.length > this.max * 2) {
-      for (const { entry: gone } of this.entries.slice(0, -this.max)) this.byId.delete(gone.id);
-      this.entries = this.entries.slice(-this.max);
-    }
+    if (this.entries.length > this.max * 2) this.entries = this.entries.slice(-this.max);
     return snapshotAudit(stored);
   }
 
@@ -1115,7 +1136,7 @@ class MemoryAuditStore implements AuditStore {
   async list(ownerId: string, options: AuditListOptions = {}): Promise<AuditEntry[]> {
     let end = this.entries.length;
     if (options.before !== undefined) {
-      const cursor = this.byId.get(options.before);
+      const cursor = this.ids.find(this.entries, options.before);
       if (!cursor || cursor.entry.ownerId !== ownerId) return [];
       end = firstAfter(this.entries, cursor.seq - 1);
     }
