@@ -161,6 +161,10 @@ const contentBytes = (email: StoredEmail): number =>
 const withoutContent = (email: StoredEmail): StoredEmail =>
   keptEmail(email, { text: undefined, html: undefined, attachments: email.attachments.map((a) => ({ filename: a.filename, contentBase64: '', contentType: a.contentType, cid: a.cid })) });
 
+/** One frozen empty list for every empty list a record keeps: most messages have no cc, bcc, attachments, tags… */
+const NONE = Object.freeze([]) as unknown as never[];
+const listOf = <T>(list: T[]): T[] => (list.length === 0 ? NONE : list);
+
 /**
  * The email a record keeps: its own top-level object, field by field (see above `snapshot`), frozen, with the
  * caller's parts (addresses, attachments, headers) frozen and shared rather than copied.
@@ -168,17 +172,17 @@ const withoutContent = (email: StoredEmail): StoredEmail =>
 function keptEmail(e: StoredEmail, content: Pick<StoredEmail, 'text' | 'html' | 'attachments'> = e): StoredEmail {
   return freezeData({
     from: e.from,
-    to: e.to,
-    cc: e.cc,
-    bcc: e.bcc,
-    replyTo: e.replyTo,
+    to: listOf(e.to),
+    cc: listOf(e.cc),
+    bcc: listOf(e.bcc),
+    replyTo: listOf(e.replyTo),
     subject: e.subject,
     text: content.text,
     html: content.html,
-    attachments: content.attachments,
+    attachments: listOf(content.attachments),
     headers: e.headers,
     inReplyTo: e.inReplyTo,
-    references: e.references,
+    references: listOf(e.references),
     envelopeTo: e.envelopeTo,
   });
 }
@@ -404,11 +408,11 @@ class MemoryOutboxStore implements OutboxStore {
       leaseExpiresAt: claim ? new Date(now.getTime() + claim.leaseMs) : undefined,
       possibleDuplicate: false,
       server: undefined,
-      accepted: [],
-      rejected: [],
+      accepted: NONE,
+      rejected: NONE,
       response: undefined,
       error: undefined,
-      tags: freezeData(input.tags),
+      tags: freezeData(listOf(input.tags)),
       metadata: freezeData(input.metadata),
       approval: approval && { reason: approval.reason, expiresAt: new Date(now.getTime() + approval.ttlMs), decidedBy: undefined, decidedAt: undefined },
       createdAt: now,
@@ -557,8 +561,8 @@ class MemoryOutboxStore implements OutboxStore {
     if (settlement.status === 'sent') {
       Object.assign(record, {
         server: settlement.server,
-        accepted: [...settlement.accepted],
-        rejected: [...settlement.rejected],
+        accepted: listOf([...settlement.accepted]),
+        rejected: listOf([...settlement.rejected]),
         response: settlement.response,
         error: undefined,
       });
