@@ -2,7 +2,7 @@ import type { Logger } from '../logger/logger.js';
 import { backoffDelay } from '../pool/backoff.js';
 import type { RejectedRecipient } from '../pool/smtp-pool.js';
 import type { OutboxRecord, OutboxStore } from '../store/mail-store.js';
-import { flatString, randomUuid } from '../store/random-uuid.js';
+import { randomUuid } from '../store/random-uuid.js';
 import type { RetryOptions } from './settlement.js';
 
 /** Recipients the server refused only for now (4xx: greylisting, mailbox busy): they must be tried again. */
@@ -53,7 +53,7 @@ export async function queueFollowUp(
 ): Promise<OutboxRecord | undefined> {
   try {
     const { record: followUp } = await outbox.enqueue({
-      id: flatString(`msg_${randomUuid()}`),
+      id: randomUuid('msg_'),
       ownerId: record.ownerId,
       agentId: record.agentId,
       idempotencyKey: followUpKey(record.id, record.attempt),

@@ -11,7 +11,7 @@ import { assertStorableText } from '../message/storable-text.js';
 import { toStoredEmail } from '../message/stored-email.js';
 import { checkFrom, checkRecipientsAndContent, type CompiledPolicy, OPEN_POLICY, policedComposed } from '../policy/check-policy.js';
 import type { NewOutboxRecord } from '../store/mail-store.js';
-import { flatString, randomUuid } from '../store/random-uuid.js';
+import { randomUuid } from '../store/random-uuid.js';
 import { applyTracking, type ResolvedTracking } from './apply-tracking.js';
 import type { TemplateEngine } from '../template/template-engine.js';
 
@@ -60,7 +60,7 @@ export function composeEmail(input: unknown, context: ComposeContext): Normalize
 
 /** A new outbox record id. */
 export function newRecordId(): string {
-  return flatString(`msg_${randomUuid()}`);
+  return randomUuid('msg_');
 }
 
 /** The outbox record for a composed email: the Message-ID is assigned here, once (the id too, unless given). */
@@ -77,7 +77,7 @@ export function toNewOutboxRecord(
     agentId: owner.agentId,
     idempotencyKey: email.idempotencyKey,
     fingerprint: email.idempotencyKey === undefined ? undefined : (email.fingerprint ?? contentFingerprint(email, stored)),
-    messageId: flatString(`<${randomUuid()}@${stored.from.domain}>`),
+    messageId: randomUuid('<', `@${stored.from.domain}>`),
     email: stored,
     // Undefined is "now" by the store's clock: this process's clock may be off.
     sendAt: email.sendAt,

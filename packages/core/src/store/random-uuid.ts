@@ -9,7 +9,7 @@ export function flatString(text: string): string {
   return text.normalize();
 }
 
-/** `crypto.randomUUID()` as one flat string (see `flatString`). */
-export function randomUuid(): string {
-  return flatString(randomUUID());
+/** `crypto.randomUUID()` as one flat string (see `flatString`), after `prefix` and before `suffix` when given. */
+export function randomUuid(prefix = '', suffix = ''): string {
+  return flatString(prefix + randomUUID() + suffix);
 }
