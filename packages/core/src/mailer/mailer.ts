@@ -17,14 +17,14 @@ import { approvalReason, assertMaySend, type CompiledPolicy, hasApprovalRules, p
 import { describeLimits } from '../policy/describe-limits.js';
 import type { Policy } from '../policy/policy.js';
 import { PolicySource } from '../policy/policy-source.js';
-import { takeQuota } from '../policy/quota.js';
+import { type QuotaRefund, takeQuota } from '../policy/quota.js';
 import { readOwnToken } from '../tracking/tracking-token.js';
 import { PolicyError } from '../errors/policy-error.js';
 import type { BackoffOptions } from '../pool/backoff.js';
 import type { ServerStatus } from '../pool/server-state.js';
 import type { RejectedRecipient, VerifyResult } from '../pool/smtp-pool.js';
 import { StaticPoolSource } from '../service/pool-source.js';
-import type { ApprovalDecision, ApprovalState, AuditEntry, MailEvent, MailStore, MessageError, OutboxRecord, OutboxStatus, Suppression } from '../store/mail-store.js';
+import type { ApprovalDecision, ApprovalState, AuditEntry, EnqueueResult as OutboxEnqueueResult, MailEvent, MailStore, MessageError, NewOutboxRecord, OutboxRecord, OutboxStatus, Suppression } from '../store/mail-store.js';
 import type { MailStats, MailStatsQuery } from '../store/mail-store.js';
 import { parseAddress } from '../message/address.js';
 import { MemoryStore } from '../store/memory-store.js';
@@ -149,6 +149,32 @@ export interface EnqueueResult {
   approval?: ApprovalState | undefined;
 }
 
+export interface EnqueueManyOptions {
+  /** Messages read, checked and written per store call (one round trip, one transaction where the store has them). Default 500, at most 5,000. */
+  batchSize?: number | undefined;
+  /** Stops reading more messages; what was written stays queued. */
+  signal?: AbortSignal | undefined;
+  /**
+   * Called with each message's outcome, in input order, once its batch is written (awaited: a slow consumer slows the
+   * reading). `index` is the message's place in `inputs`.
+   */
+  onResult?: ((item: EnqueueManyItem) => void | Promise<void>) | undefined;
+}
+
+/** One message's outcome in `enqueueMany`: its result, or why it was refused (nothing was queued for it). */
+export type EnqueueManyItem = { index: number; result: EnqueueResult; error?: undefined } | { index: number; result?: undefined; error: AgentSmtpError };
+
+export interface EnqueueManySummary {
+  /** New messages queued to send. */
+  queued: number;
+  /** New messages held for a human's approval. */
+  pendingApproval: number;
+  /** Messages whose idempotency key was seen before (in an earlier call or earlier in this one): nothing new queued. */
+  replayed: number;
+  /** Messages refused (invalid, outside the agent's policy, over its quota, a key reused for other content). */
+  refused: number;
+}
+
 /** A message's record with the history of what happened to it, oldest first. */
 export interface MessageStatusReport extends OutboxRecord {
   history: MailEvent[];
@@ -266,17 +292,144 @@ export class Mailer {
             });
             if (!approval) this.runtime.notifyWorkers();
           }
-          return {
-            id: record.id,
-            messageId: record.messageId,
-            status: record.status,
-            sendAt: record.sendAt,
-            replayed: !created,
-            ...(record.approval ? { approval: record.approval } : {}),
-          };
+          return enqueueResultOf(record, !created);
         });
       }),
     );
+  }
+
+  /**
+   * Queues many messages: `inputs` is an array or an (async) iterable, read `batchSize` at a time, so a large send
+   * streams in flat memory. Each message is checked and composed as `enqueue` does (under this agent's policy; held
+   * for approval where the policy says so); each batch takes its quota at once and is written with one store call.
+   * A message that is refused (invalid, outside the policy, over the quota, its idempotency key used for other
+   * content) is reported through `onResult` and counted, and the others go on. Idempotency keys hold within the call
+   * and across calls: run an interrupted job again with the same keys and what was queued is `replayed`, not
+   * duplicated. A store failure stops the run and throws: earlier batches stay queued (`onResult` reported them).
+   */
+  enqueueMany(inputs: Iterable<OutgoingEmail> | AsyncIterable<OutgoingEmail>, options: EnqueueManyOptions = {}): Promise<EnqueueManySummary> {
+    const batchSize = Math.min(Math.max(Math.floor(options.batchSize ?? 500), 1), 5_000);
+    if (!Number.isFinite(batchSize)) throw ValidationError.of('batchSize', 'must be a number from 1 to 5000');
+    if (!inputs || (typeof (inputs as Iterable<unknown>)[Symbol.iterator] !== 'function' && typeof (inputs as AsyncIterable<unknown>)[Symbol.asyncIterator] !== 'function')) {
+      return Promise.reject(ValidationError.of('inputs', 'must be an array or an (async) iterable of emails'));
+    }
+    return this.runtime.track(async () => {
+      const summary: EnqueueManySummary = { queued: 0, pendingApproval: 0, replayed: 0, refused: 0 };
+      let batch: OutgoingEmail[] = [];
+      let offset = 0;
+      for await (const input of inputs) {
+        options.signal?.throwIfAborted();
+        batch.push(input);
+        if (batch.length < batchSize) continue;
+        await this.enqueueBatch(batch, offset, summary, options.onResult);
+        offset += batch.length;
+        batch = [];
+      }
+      if (batch.length > 0) await this.enqueueBatch(batch, offset, summary, options.onResult);
+      return summary;
+    });
+  }
+
+  /** One batch of `enqueueMany`: composed one by one, quota taken at once, written with one store call. */
+  private async enqueueBatch(inputs: readonly OutgoingEmail[], offset: number, summary: EnqueueManySummary, onResult: EnqueueManyOptions['onResult']): Promise<void> {
+    const started = Date.now();
+    const policy = await this.policy();
+    const items: EnqueueManyItem[] = new Array(inputs.length);
+    const accepted: { at: number; record: NewOutboxRecord; key: string | undefined }[] = [];
+    for (let i = 0; i < inputs.length; i++) {
+      try {
+        const { email, id } = await this.prepare(inputs[i]!, policy);
+        const approval = this.approvalFor(email, policy, undefined);
+        const record = toNewOutboxRecord(email, this.scope, this.runtime.maxAttempts, id);
+        accepted.push({ at: i, key: email.idempotencyKey, record: approval === undefined ? record : { ...record, approval: { reason: approval, ttlMs: policy.approval.expiresAfterMs } } });
+      } catch (err) {
+        if (!isRefusal(err)) throw err;
+        items[i] = { index: offset + i, error: err };
+      }
+    }
+    // The quota for the whole batch at once; near the limit, as many as fit (in order), the rest refused.
+    let refund: QuotaRefund | undefined;
+    if (accepted.length > 0) {
+      try {
+        refund = await takeQuota(this.store.counters, this.scope, policy, new Date(), accepted.length);
+      } catch (err) {
+        if (!PolicyError.isInstance(err)) throw err;
+        const fit = await this.takeWhatFits(policy, accepted.length);
+        refund = fit.refund;
+        for (const over of accepted.splice(fit.count)) {
+          // Over the quota, but its key was used before: a replay, answered from the stored record.
+          const existing = over.key === undefined ? undefined : await this.store.outbox.findByIdempotencyKey(this.ownerId, over.key);
+          items[over.at] = existing
+            ? replayItem(offset + over.at, existing, over.record.fingerprint, over.key!)
+            : { index: offset + over.at, error: fit.error ?? err };
+        }
+      }
+    }
+    let replays = 0;
+    if (accepted.length > 0) {
+      let results: OutboxEnqueueResult[];
+      try {
+        results = await this.store.outbox.enqueueMany(accepted.map((a) => a.record));
+      } catch (err) {
+        await this.giveBack(refund);
+        throw err;
+      }
+      results.forEach(({ created, record }, j) => {
+        const { at, key } = accepted[j]!;
+        if (created) items[at] = { index: offset + at, result: enqueueResultOf(record, false) };
+        else {
+          replays++;
+          items[at] = replayItem(offset + at, record, accepted[j]!.record.fingerprint, key!);
+        }
+      });
+    }
+    if (replays > 0) await this.giveBack(() => refund!(replays));
+    await this.auditBatch(items, started);
+    for (const item of items) {
+      if (item.error) summary.refused++;
+      else if (item.result.replayed) summary.replayed++;
+      else if (item.result.status === 'pending_approval') summary.pendingApproval++;
+      else summary.queued++;
+      await onResult?.(item);
+    }
+  }
+
+  /** Near the quota's end: takes it one message at a time, as far as it goes. */
+  private async takeWhatFits(policy: CompiledPolicy, wanted: number): Promise<{ count: number; refund: QuotaRefund; error: PolicyError | undefined }> {
+    const refunds: QuotaRefund[] = [];
+    let error: PolicyError | undefined;
+    while (refunds.length < wanted) {
+      try {
+        refunds.push(await takeQuota(this.store.counters, this.scope, policy));
+      } catch (err) {
+        if (!PolicyError.isInstance(err)) throw err;
+        error = err;
+        break;
+      }
+    }
+    const refund: QuotaRefund = async (units = refunds.length) => {
+      for (const give of refunds.splice(0, units)) await give();
+    };
+    return { count: refunds.length, refund, error };
+  }
+
+  /** A batch's audit: one entry for what was queued, one per message held for approval, one for what was refused. */
+  private async auditBatch(items: readonly EnqueueManyItem[], started: number): Promise<void> {
+    const queued = items.filter((item) => item.result && !item.result.replayed && item.result.status !== 'pending_approval').map((item) => item.result!.id);
+    if (queued.length > 0) {
+      await this.audit('enqueue', 'ok', { batch: true, count: queued.length, ids: queued.slice(0, 20) }, undefined, { durationMs: Date.now() - started });
+    }
+    for (const item of items) {
+      if (item.result && !item.result.replayed && item.result.status === 'pending_approval') {
+        await this.audit('approval_requested', 'ok', { id: item.result.id, reason: item.result.approval?.reason, batch: true }, item.result.id);
+      }
+    }
+    const refused = items.filter((item) => item.error).map((item) => item.error!.code);
+    if (refused.length > 0) {
+      const codes: Record<string, number> = {};
+      for (const code of refused) codes[code] = (codes[code] ?? 0) + 1;
+      await this.audit('refused', 'error', { operation: 'enqueueMany', count: refused.length, codes }, undefined, { errorCode: refused[0], durationMs: Date.now() - started });
+    }
   }
 
   /**
@@ -636,7 +789,7 @@ export class Mailer {
     try {
       return await run();
     } catch (err) {
-      if (AgentSmtpError.isInstance(err) && (PolicyError.isInstance(err) || err.code === 'VALIDATION_ERROR' || err.code === 'TEMPLATE_ERROR' || err.code === 'IDEMPOTENCY_CONFLICT')) {
+      if (isRefusal(err)) {
         const field = (err as { field?: unknown }).field;
         await this.audit('refused', 'error', { operation, ...(typeof field === 'string' ? { field } : {}) }, undefined, { errorCode: err.code, durationMs: Date.now() - started });
       }
@@ -669,6 +822,31 @@ function serversFromEnv(env: Record<string, string | undefined>): SmtpServerConf
     });
   }
   return servers;
+}
+
+/** What the caller got wrong, or the policy refused: audited as a refusal, and in `enqueueMany` one message's outcome. */
+function isRefusal(err: unknown): err is AgentSmtpError {
+  return AgentSmtpError.isInstance(err) && (PolicyError.isInstance(err) || err.code === 'VALIDATION_ERROR' || err.code === 'TEMPLATE_ERROR' || err.code === 'IDEMPOTENCY_CONFLICT');
+}
+
+function enqueueResultOf(record: OutboxRecord, replayed: boolean): EnqueueResult {
+  return {
+    id: record.id,
+    messageId: record.messageId,
+    status: record.status,
+    sendAt: record.sendAt,
+    replayed,
+    ...(record.approval ? { approval: record.approval } : {}),
+  };
+}
+
+/** A batch message whose key was stored before: a replay when it is the same message, else a conflict (refused). */
+function replayItem(index: number, existing: OutboxRecord, fingerprint: string | undefined, key: string): EnqueueManyItem {
+  try {
+    return { index, result: enqueueResultOf(checkedReplay(existing, fingerprint, key).record, true) };
+  } catch (err) {
+    return { index, error: err as AgentSmtpError };
+  }
 }
 
 /** A stored record under a replayed key: the caller's message must be the same one, or it is a conflict. */

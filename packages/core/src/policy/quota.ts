@@ -8,8 +8,11 @@ const DAY_MS = 24 * 60 * MINUTE_MS;
 /** The limit a refund is added under: giving quota back is never refused. */
 const NO_LIMIT = Number.MAX_SAFE_INTEGER;
 
-/** Gives back what `takeQuota` took: for a message that was then refused, or already known (a replayed key). */
-export type QuotaRefund = () => Promise<void>;
+/**
+ * Gives back what `takeQuota` took: for a message that was then refused, or already known (a replayed key). `units`
+ * (default: all it took) gives back part of a batch's; call it once.
+ */
+export type QuotaRefund = (units?: number) => Promise<void>;
 
 const dailyKey = (scope: PolicyScope) => `policy:daily:${scope.agentId ?? ''}`;
 const minuteKey = (scope: PolicyScope) => `policy:minute:${scope.agentId ?? ''}`;
@@ -20,18 +23,19 @@ const nextDay = (now: Date) => new Date(Math.floor(now.getTime() / DAY_MS) * DAY
 const nextMinute = (now: Date) => new Date(Math.floor(now.getTime() / MINUTE_MS) * MINUTE_MS + MINUTE_MS);
 
 /**
- * Takes one message from the agent's daily and per-minute quotas, atomically in the store (so the limits hold across
- * every process sharing it). A refusal takes nothing: a per-minute refusal gives the daily unit back. Returns how
- * to give it back.
+ * Takes `count` messages (one, or a batch's) from the agent's daily and per-minute quotas, atomically in the store
+ * (so the limits hold across every process sharing it), all or none. A refusal takes nothing: a per-minute refusal
+ * gives the daily units back. Returns how to give them back.
  */
-export async function takeQuota(counters: CounterStore, scope: PolicyScope, policy: CompiledPolicy, now = new Date()): Promise<QuotaRefund> {
+export async function takeQuota(counters: CounterStore, scope: PolicyScope, policy: CompiledPolicy, now = new Date(), count = 1): Promise<QuotaRefund> {
   const taken: Array<[string, string]> = [];
-  const refund: QuotaRefund = async () => {
-    for (const [key, window] of taken.splice(0)) await counters.increment(scope.ownerId, key, window, -1, NO_LIMIT);
+  const refund: QuotaRefund = async (units = count) => {
+    if (units <= 0) return;
+    for (const [key, window] of taken.splice(0)) await counters.increment(scope.ownerId, key, window, -Math.min(units, count), NO_LIMIT);
   };
   if (policy.dailyLimit !== undefined) {
     const window = dayWindow(now);
-    const day = await counters.increment(scope.ownerId, dailyKey(scope), window, 1, policy.dailyLimit);
+    const day = await counters.increment(scope.ownerId, dailyKey(scope), window, count, policy.dailyLimit);
     if (!day.allowed) {
       const resetsAt = nextDay(now);
       throw new PolicyError(
@@ -44,7 +48,7 @@ export async function takeQuota(counters: CounterStore, scope: PolicyScope, poli
   }
   if (policy.perMinuteLimit !== undefined) {
     const window = minuteWindow(now);
-    const minute = await counters.increment(scope.ownerId, minuteKey(scope), window, 1, policy.perMinuteLimit);
+    const minute = await counters.increment(scope.ownerId, minuteKey(scope), window, count, policy.perMinuteLimit);
     if (!minute.allowed) {
       await refund();
       const at = nextMinute(now);
