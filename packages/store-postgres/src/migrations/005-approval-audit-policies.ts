@@ -15,7 +15,8 @@ import { outboxColumns } from './001-init.js';
  * - `counter_increment` with a negative `p_by` gives quota back, never below 0.
  * - `policies`: one JSON policy per (owner, agent); agent `''` is the owner's default (an agent id is never empty).
  */
-const outboxColumnsWithApproval = outboxColumns.replace(
+/** The outbox's columns once this migration added the approval ones: what the functions returning a record return. */
+export const outboxColumnsWithApproval = outboxColumns.replace(
   /updated_at timestamptz\n\)$/,
   `updated_at timestamptz,
   approval_reason text,
@@ -26,7 +27,8 @@ const outboxColumnsWithApproval = outboxColumns.replace(
 );
 if (outboxColumnsWithApproval === outboxColumns) throw new Error('migration 005: the outbox columns of 001 did not end as expected');
 
-const isoMs = (value: string): string => `pg_catalog.to_char(${value} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
+/** A timestamp as the ISO text with milliseconds the SDK writes into event details. */
+export const isoMs = (value: string): string => `pg_catalog.to_char(${value} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
 
 export const migration005 = String.raw`
 alter table {{schema}}.outbox drop constraint outbox_status_check;

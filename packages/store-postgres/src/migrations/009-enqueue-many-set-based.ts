@@ -1,4 +1,4 @@
-import { outboxColumns } from './001-init.js';
+import { isoMs, outboxColumnsWithApproval } from './005-approval-audit-policies.js';
 
 /**
  * `enqueue_many` at bulk speed (issue 13: 20,000 msg/s in batches of 1,000). Same signature, same result, same
@@ -16,19 +16,6 @@ import { outboxColumns } from './001-init.js';
  * The result is still read by a second statement: a key that another transaction inserted while this one waited on
  * it (ON CONFLICT) is only visible to a statement that starts after the insert.
  */
-const outboxColumnsWithApproval = outboxColumns.replace(
-  /updated_at timestamptz\n\)$/,
-  `updated_at timestamptz,
-  approval_reason text,
-  approval_expires_at timestamptz,
-  approval_decided_by text,
-  approval_decided_at timestamptz
-)`,
-);
-if (outboxColumnsWithApproval === outboxColumns) throw new Error('migration 009: the outbox columns of 001 did not end as expected');
-
-const isoMs = (value: string): string => `pg_catalog.to_char(${value} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
-
 export const migration009 = String.raw`
 drop index {{schema}}.outbox_owner_created_idx;
 
