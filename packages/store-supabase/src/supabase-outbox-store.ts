@@ -45,14 +45,17 @@ export class SupabaseOutboxStore implements OutboxStore {
     for (const r of records) checkApproval(r, undefined);
     const batch = records.map(toBatchRecord);
     const rows = await this.rpc.rows('enqueue_many', { p_records: batch });
-    if (rows.length !== records.length) {
-      // PostgREST cuts every answer at the API's "Max rows" (db-max-rows, 1,000 by default on Supabase), functions'
-      // included: the batch was stored whole, but its results did not all come back.
-      throw new Error(
-        `enqueueMany stored ${records.length} records but the API returned ${rows.length} results: the project's API "Max rows" setting is below the batch size. Enqueue at most that many records per call.`,
-      );
+    const results = rows.map((row) => ({ created: row.created === true, record: toOutboxRecord(row) }));
+    // PostgREST cuts every answer at the API's "Max rows" (db-max-rows, 1,000 by default on Supabase), functions'
+    // included: the batch was stored whole (one transaction), but the results past the cut did not come back. They
+    // are read back one by one: the record under its own id was created by this call, one under its key was there before.
+    for (const record of records.slice(results.length)) {
+      const created = await this.get(record.ownerId, record.id);
+      const existing = created ?? (record.idempotencyKey === undefined ? undefined : await this.findByIdempotencyKey(record.ownerId, record.idempotencyKey));
+      if (!existing) throw new Error(`enqueueMany: record ${record.id} was stored but cannot be read back; the project's API "Max rows" setting is below the batch size.`);
+      results.push({ created: created !== undefined, record: existing });
     }
-    return rows.map((row) => ({ created: row.created === true, record: toOutboxRecord(row) }));
+    return results;
   }
 
   async claim(options: ClaimOptions): Promise<OutboxRecord[]> {

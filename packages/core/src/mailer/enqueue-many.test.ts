@@ -25,6 +25,13 @@ const message = (n: number, extra: Partial<OutgoingEmail> = {}): OutgoingEmail =
   ...extra,
 });
 
+/** Messages of this owner that a worker could send (queued), by their keys `bulk-0` … `bulk-999`. */
+async function countQueued(store: MemoryStore, ownerId: string): Promise<number> {
+  let n = 0;
+  for (let i = 0; i < 1_000; i++) if (await store.outbox.findByIdempotencyKey(ownerId, `bulk-${i}`)) n++;
+  return n;
+}
+
 async function* generate(count: number, pulled: { n: number }, make = message): AsyncGenerator<OutgoingEmail> {
   for (let n = 0; n < count; n++) {
     pulled.n++;
@@ -134,6 +141,65 @@ describe('mailer.enqueueMany: many messages, one store call per batch', () => {
     expect(await store.outbox.findByIdempotencyKey(mailer.ownerId, 'bulk-10')).toBeUndefined();
   });
 
+  it('wakes the workers when a batch is queued, as enqueue does', async () => {
+    const { sink, mailer } = await setup();
+    mailer.startWorker({ pollMs: 60_000 });
+    await new Promise((resolve) => setTimeout(resolve, 50)); // the worker's first (empty) look at the queue
+    await mailer.enqueueMany([message(1), message(2), message(3)]);
+    await sink.waitForMessages(3, 5_000);
+  });
+
+  it('a key repeated in one batch takes one unit of quota and is the first one\'s replay', async () => {
+    const store = new MemoryStore();
+    const { mailer } = await setup({ store, policy: { dailyLimit: 2 } });
+    const items: EnqueueManyItem[] = [];
+    const summary = await mailer.enqueueMany([message(1), message(1), message(2), message(1, { text: 'other content' })], { onResult: (i) => void items.push(i) });
+    expect(summary).toEqual({ queued: 2, pendingApproval: 0, replayed: 1, refused: 1 });
+    expect(items[1]!.result).toMatchObject({ id: items[0]!.result!.id, replayed: true });
+    expect(items[3]!.error).toMatchObject({ code: 'IDEMPOTENCY_CONFLICT' });
+    expect(await store.counters.get(mailer.ownerId, 'policy:daily:bulk-bot', new Date().toISOString().slice(0, 10))).toBe(2);
+  });
+
+  it('gives the quota back when the store fails in the middle of the over-quota path', async () => {
+    const store = new MemoryStore();
+    const { mailer } = await setup({ store, policy: { dailyLimit: 5 } });
+    vi.spyOn(store.outbox, 'findByIdempotencyKey').mockRejectedValue(new Error('store down'));
+    const inputs = [message(99, { to: 'not an address' }), ...Array.from({ length: 10 }, (_, n) => message(n))];
+    await expect(mailer.enqueueMany(inputs)).rejects.toThrow('store down');
+    expect(await store.counters.get(mailer.ownerId, 'policy:daily:bulk-bot', new Date().toISOString().slice(0, 10))).toBe(0);
+    // The batch's refusal (the bad address) was audited even though the batch was not written.
+    expect((await mailer.listAudit({ action: 'refused' })).entries).toHaveLength(1);
+  });
+
+  it('writes a batch once its content reaches 32 MiB, however few messages it holds', async () => {
+    const { mailer, store } = await setup();
+    const storeCalls = vi.spyOn(store.outbox, 'enqueueMany');
+    const big = 'x'.repeat(2 ** 20);
+    const summary = await mailer.enqueueMany(Array.from({ length: 40 }, (_, n) => message(n, { text: big })), { batchSize: 1_000 });
+    expect(summary.queued).toBe(40);
+    const sizes = storeCalls.mock.calls.map(([records]) => records.length);
+    expect(sizes.length).toBeGreaterThan(1);
+    expect(Math.max(...sizes)).toBeLessThanOrEqual(32);
+  });
+
+  it('close() stops a run between messages: nothing is written after close() returns', async () => {
+    const { mailer, store } = await setup();
+    const slow = async function* () {
+      for (let n = 0; n < 600; n++) {
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        yield message(n);
+      }
+    };
+    const run = mailer.enqueueMany(slow(), { batchSize: 5 });
+    const outcome = run.then(() => 'finished', (err: { code?: string }) => err.code);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    await mailer.close({ timeoutMs: 300 });
+    const storedAtClose = await countQueued(store, mailer.ownerId);
+    expect(await outcome).toBe('CLOSED');
+    expect(await countQueued(store, mailer.ownerId)).toBe(storedAtClose);
+    expect(storedAtClose).toBeLessThan(600);
+  });
+
   it('stops reading when its signal aborts, and refuses what is not a list of emails', async () => {
     const { mailer } = await setup();
     const controller = new AbortController();
@@ -148,5 +214,9 @@ describe('mailer.enqueueMany: many messages, one store call per batch', () => {
     await expect(run).rejects.toThrow('user cancelled');
     expect(pulled.n).toBeLessThanOrEqual(6);
     await expect(mailer.enqueueMany(42 as never)).rejects.toMatchObject({ code: 'VALIDATION_ERROR', field: 'inputs' });
+    await expect(mailer.enqueueMany('to@example.com' as never)).rejects.toMatchObject({ code: 'VALIDATION_ERROR', field: 'inputs' });
+    for (const batchSize of [Number.NaN, 0, -1, 1.5, 1_001, Infinity]) {
+      await expect(mailer.enqueueMany([message(1)], { batchSize }), String(batchSize)).rejects.toMatchObject({ code: 'VALIDATION_ERROR', field: 'batchSize' });
+    }
   });
 });

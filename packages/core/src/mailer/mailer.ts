@@ -150,13 +150,17 @@ export interface EnqueueResult {
 }
 
 export interface EnqueueManyOptions {
-  /** Messages read, checked and written per store call (one round trip, one transaction where the store has them). Default 500, at most 5,000. */
+  /**
+   * Messages read, checked and written per store call (one round trip, one transaction where the store has them).
+   * Default 500, at most 1,000; a batch is also written once its content reaches 32 MiB.
+   */
   batchSize?: number | undefined;
   /** Stops reading more messages; what was written stays queued. */
   signal?: AbortSignal | undefined;
   /**
    * Called with each message's outcome, in input order, once its batch is written (awaited: a slow consumer slows the
-   * reading). `index` is the message's place in `inputs`.
+   * reading). `index` is the message's place in `inputs`. One that throws stops the run (the rest of that batch is
+   * queued but not reported).
    */
   onResult?: ((item: EnqueueManyItem) => void | Promise<void>) | undefined;
 }
@@ -299,93 +303,145 @@ export class Mailer {
   }
 
   /**
-   * Queues many messages: `inputs` is an array or an (async) iterable, read `batchSize` at a time, so a large send
-   * streams in flat memory. Each message is checked and composed as `enqueue` does (under this agent's policy; held
-   * for approval where the policy says so); each batch takes its quota at once and is written with one store call.
-   * A message that is refused (invalid, outside the policy, over the quota, its idempotency key used for other
-   * content) is reported through `onResult` and counted, and the others go on. Idempotency keys hold within the call
-   * and across calls: run an interrupted job again with the same keys and what was queued is `replayed`, not
-   * duplicated. A store failure stops the run and throws: earlier batches stay queued (`onResult` reported them).
+   * Queues many messages: `inputs` is an array or an (async) iterable, read a batch at a time (`batchSize` messages,
+   * or 32 MiB of content, whichever comes first), so a large send streams in flat memory. Each message is checked and
+   * composed as `enqueue` does (under this agent's policy; held for approval where the policy says so); each batch
+   * takes its quota at once and is written with one store call. A message that is refused (invalid, outside the
+   * policy, over the quota, its idempotency key used for other content) is reported through `onResult` and counted,
+   * and the others go on. Idempotency keys hold within the call and across calls: run an interrupted job again with
+   * the same keys and what was queued is `replayed`, not duplicated. A store failure, an `onResult` that throws, the
+   * signal or `close()` stops the run and rejects: the batches written before stay queued (`onResult` reported them).
    */
   enqueueMany(inputs: Iterable<OutgoingEmail> | AsyncIterable<OutgoingEmail>, options: EnqueueManyOptions = {}): Promise<EnqueueManySummary> {
-    const batchSize = Math.min(Math.max(Math.floor(options.batchSize ?? 500), 1), 5_000);
-    if (!Number.isFinite(batchSize)) throw ValidationError.of('batchSize', 'must be a number from 1 to 5000');
-    if (!inputs || (typeof (inputs as Iterable<unknown>)[Symbol.iterator] !== 'function' && typeof (inputs as AsyncIterable<unknown>)[Symbol.asyncIterator] !== 'function')) {
+    const batchSize = options.batchSize ?? 500;
+    if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > MAX_BATCH) {
+      return Promise.reject(ValidationError.of('batchSize', `must be a whole number from 1 to ${MAX_BATCH}`));
+    }
+    const iterable = inputs as Partial<Iterable<unknown> & AsyncIterable<unknown>> | null | undefined;
+    if (!iterable || typeof iterable !== 'object' || (typeof iterable[Symbol.iterator] !== 'function' && typeof iterable[Symbol.asyncIterator] !== 'function')) {
       return Promise.reject(ValidationError.of('inputs', 'must be an array or an (async) iterable of emails'));
     }
     return this.runtime.track(async () => {
       const summary: EnqueueManySummary = { queued: 0, pendingApproval: 0, replayed: 0, refused: 0 };
-      let batch: OutgoingEmail[] = [];
-      let offset = 0;
-      for await (const input of inputs) {
+      let batch: BatchEntry[] = [];
+      let bytes = 0;
+      let policy: CompiledPolicy | undefined;
+      let index = 0;
+      const stopIfAsked = () => {
         options.signal?.throwIfAborted();
-        batch.push(input);
-        if (batch.length < batchSize) continue;
-        await this.enqueueBatch(batch, offset, summary, options.onResult);
-        offset += batch.length;
+        this.runtime.assertOpen();
+      };
+      const flush = async () => {
+        const entries = batch;
         batch = [];
+        bytes = 0;
+        policy = undefined;
+        await this.writeBatch(entries, summary, options.onResult, stopIfAsked);
+      };
+      stopIfAsked();
+      for await (const input of inputs) {
+        stopIfAsked();
+        // The policy as it is when a batch starts: a change made meanwhile applies from the next batch.
+        policy ??= await this.policy();
+        const at = index++;
+        try {
+          const { email, id } = await this.prepare(input, policy);
+          const approval = this.approvalFor(email, policy, undefined);
+          const base = toNewOutboxRecord(email, this.scope, this.runtime.maxAttempts, id);
+          const record = approval === undefined ? base : { ...base, approval: { reason: approval, ttlMs: policy.approval.expiresAfterMs } };
+          batch.push({ at, record, key: email.idempotencyKey, policy });
+          bytes += storedBytes(record);
+        } catch (err) {
+          if (!isRefusal(err)) throw err;
+          batch.push({ at, error: err });
+        }
+        if (batch.length >= batchSize || bytes >= MAX_BATCH_BYTES) await flush();
       }
-      if (batch.length > 0) await this.enqueueBatch(batch, offset, summary, options.onResult);
+      if (batch.length > 0) await flush();
       return summary;
     });
   }
 
-  /** One batch of `enqueueMany`: composed one by one, quota taken at once, written with one store call. */
-  private async enqueueBatch(inputs: readonly OutgoingEmail[], offset: number, summary: EnqueueManySummary, onResult: EnqueueManyOptions['onResult']): Promise<void> {
+  /**
+   * One batch of `enqueueMany`: the quota taken at once (a key repeated in the batch counts once; near the limit, as
+   * many as fit, in order), one store call, one audit entry; then each message's outcome, in order.
+   */
+  private async writeBatch(entries: BatchEntry[], summary: EnqueueManySummary, onResult: EnqueueManyOptions['onResult'], stopIfAsked: () => void): Promise<void> {
     const started = Date.now();
-    const policy = await this.policy();
-    const items: EnqueueManyItem[] = new Array(inputs.length);
-    const accepted: { at: number; record: NewOutboxRecord; key: string | undefined }[] = [];
-    for (let i = 0; i < inputs.length; i++) {
-      try {
-        const { email, id } = await this.prepare(inputs[i]!, policy);
-        const approval = this.approvalFor(email, policy, undefined);
-        const record = toNewOutboxRecord(email, this.scope, this.runtime.maxAttempts, id);
-        accepted.push({ at: i, key: email.idempotencyKey, record: approval === undefined ? record : { ...record, approval: { reason: approval, ttlMs: policy.approval.expiresAfterMs } } });
-      } catch (err) {
-        if (!isRefusal(err)) throw err;
-        items[i] = { index: offset + i, error: err };
+    const items = new Map<number, EnqueueManyItem>();
+    for (const entry of entries) if (entry.error) items.set(entry.at, { index: entry.at, error: entry.error });
+    // A key seen earlier in the batch: no quota and no row of its own; it is the first one's replay (or a conflict).
+    const firstOfKey = new Map<string, AcceptedEntry>();
+    const repeats: { entry: AcceptedEntry; first: AcceptedEntry }[] = [];
+    const accepted: AcceptedEntry[] = [];
+    for (const entry of entries) {
+      if (entry.error) continue;
+      const first = entry.key === undefined ? undefined : firstOfKey.get(entry.key);
+      if (first) repeats.push({ entry, first });
+      else {
+        if (entry.key !== undefined) firstOfKey.set(entry.key, entry);
+        accepted.push(entry);
       }
     }
-    // The quota for the whole batch at once; near the limit, as many as fit (in order), the rest refused.
     let refund: QuotaRefund | undefined;
-    if (accepted.length > 0) {
-      try {
-        refund = await takeQuota(this.store.counters, this.scope, policy, new Date(), accepted.length);
-      } catch (err) {
-        if (!PolicyError.isInstance(err)) throw err;
-        const fit = await this.takeWhatFits(policy, accepted.length);
-        refund = fit.refund;
-        for (const over of accepted.splice(fit.count)) {
-          // Over the quota, but its key was used before: a replay, answered from the stored record.
-          const existing = over.key === undefined ? undefined : await this.store.outbox.findByIdempotencyKey(this.ownerId, over.key);
-          items[over.at] = existing
-            ? replayItem(offset + over.at, existing, over.record.fingerprint, over.key!)
-            : { index: offset + over.at, error: fit.error ?? err };
+    let taken = 0;
+    let created = 0;
+    try {
+      if (accepted.length > 0) {
+        const policy = accepted[0]!.policy;
+        try {
+          refund = await takeQuota(this.store.counters, this.scope, policy, new Date(), accepted.length);
+          taken = accepted.length;
+        } catch (err) {
+          if (!PolicyError.isInstance(err)) throw err;
+          const fit = await this.takeWhatFits(policy, accepted.length);
+          refund = fit.refund;
+          taken = fit.count;
+          for (const over of accepted.splice(fit.count)) {
+            // Over the quota, but its key was used before: a replay, answered from the stored record.
+            const existing = over.key === undefined ? undefined : await this.store.outbox.findByIdempotencyKey(this.ownerId, over.key);
+            items.set(over.at, existing ? replayItem(over.at, existing, over.record.fingerprint, over.key!) : { index: over.at, error: fit.error ?? err });
+          }
         }
       }
-    }
-    let replays = 0;
-    if (accepted.length > 0) {
-      let results: OutboxEnqueueResult[];
-      try {
-        results = await this.store.outbox.enqueueMany(accepted.map((a) => a.record));
-      } catch (err) {
-        await this.giveBack(refund);
-        throw err;
+      if (accepted.length > 0) {
+        stopIfAsked();
+        const results = await this.store.outbox.enqueueMany(accepted.map((a) => a.record));
+        let replays = 0;
+        results.forEach(({ created: isNew, record }, j) => {
+          const { at, key, record: sent } = accepted[j]!;
+          if (isNew) {
+            created++;
+            items.set(at, { index: at, result: enqueueResultOf(record, false) });
+          } else {
+            replays++;
+            items.set(at, replayItem(at, record, sent.fingerprint, key!));
+          }
+        });
+        taken -= replays;
+        if (replays > 0) await this.giveBack(() => refund!(replays));
       }
-      results.forEach(({ created, record }, j) => {
-        const { at, key } = accepted[j]!;
-        if (created) items[at] = { index: offset + at, result: enqueueResultOf(record, false) };
-        else {
-          replays++;
-          items[at] = replayItem(offset + at, record, accepted[j]!.record.fingerprint, key!);
-        }
-      });
+    } catch (err) {
+      // Nothing of this batch was written: its quota goes back.
+      if (taken > 0) await this.giveBack(() => refund!(taken));
+      await this.auditBatch([...items.values()], started);
+      throw err;
     }
-    if (replays > 0) await this.giveBack(() => refund!(replays));
-    await this.auditBatch(items, started);
-    for (const item of items) {
+    for (const { entry, first } of repeats) {
+      const firstItem = items.get(first.at)!;
+      items.set(
+        entry.at,
+        firstItem.error
+          ? { index: entry.at, error: firstItem.error }
+          : entry.record.fingerprint === first.record.fingerprint
+            ? { index: entry.at, result: { ...firstItem.result, replayed: true } }
+            : replayItem(entry.at, { fingerprint: first.record.fingerprint } as OutboxRecord, entry.record.fingerprint, entry.key!),
+      );
+    }
+    const ordered = [...items.values()].sort((a, b) => a.index - b.index);
+    await this.auditBatch(ordered, started);
+    if (ordered.some((item) => item.result && !item.result.replayed && item.result.status === 'queued')) this.runtime.notifyWorkers();
+    for (const item of ordered) {
       if (item.error) summary.refused++;
       else if (item.result.replayed) summary.replayed++;
       else if (item.result.status === 'pending_approval') summary.pendingApproval++;
@@ -397,19 +453,22 @@ export class Mailer {
   /** Near the quota's end: takes it one message at a time, as far as it goes. */
   private async takeWhatFits(policy: CompiledPolicy, wanted: number): Promise<{ count: number; refund: QuotaRefund; error: PolicyError | undefined }> {
     const refunds: QuotaRefund[] = [];
+    const refund: QuotaRefund = async (units = refunds.length) => {
+      for (const give of refunds.splice(0, units)) await give();
+    };
     let error: PolicyError | undefined;
     while (refunds.length < wanted) {
       try {
         refunds.push(await takeQuota(this.store.counters, this.scope, policy));
       } catch (err) {
-        if (!PolicyError.isInstance(err)) throw err;
+        if (!PolicyError.isInstance(err)) {
+          await this.giveBack(refund);
+          throw err;
+        }
         error = err;
         break;
       }
     }
-    const refund: QuotaRefund = async (units = refunds.length) => {
-      for (const give of refunds.splice(0, units)) await give();
-    };
     return { count: refunds.length, refund, error };
   }
 
@@ -822,6 +881,21 @@ function serversFromEnv(env: Record<string, string | undefined>): SmtpServerConf
     });
   }
   return servers;
+}
+
+/** `enqueueMany`'s largest batch: within the API's default "Max rows" (1,000) of the Supabase store. */
+const MAX_BATCH = 1_000;
+/** A batch is written once its messages' content reaches this many bytes, however few they are. */
+const MAX_BATCH_BYTES = 32 * 2 ** 20;
+
+type AcceptedEntry = { at: number; record: NewOutboxRecord; key: string | undefined; policy: CompiledPolicy; error?: undefined };
+type BatchEntry = AcceptedEntry | { at: number; error: AgentSmtpError; record?: undefined; key?: undefined; policy?: undefined };
+
+/** About what a record weighs in a batch: its bodies and attachments, and a little for the rest. */
+function storedBytes(record: NewOutboxRecord): number {
+  let bytes = 1_024 + (record.email.text?.length ?? 0) + (record.email.html?.length ?? 0);
+  for (const attachment of record.email.attachments) bytes += attachment.contentBase64.length;
+  return bytes;
 }
 
 /** What the caller got wrong, or the policy refused: audited as a refusal, and in `enqueueMany` one message's outcome. */

@@ -48,7 +48,14 @@ export async function takeQuota(counters: CounterStore, scope: PolicyScope, poli
   }
   if (policy.perMinuteLimit !== undefined) {
     const window = minuteWindow(now);
-    const minute = await counters.increment(scope.ownerId, minuteKey(scope), window, count, policy.perMinuteLimit);
+    let minute: { allowed: boolean };
+    try {
+      minute = await counters.increment(scope.ownerId, minuteKey(scope), window, count, policy.perMinuteLimit);
+    } catch (err) {
+      // The store failed between the two counters: the daily units go back before the error does.
+      await refund().catch(() => undefined);
+      throw err;
+    }
     if (!minute.allowed) {
       await refund();
       const at = nextMinute(now);
