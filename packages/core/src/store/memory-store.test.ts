@@ -30,10 +30,33 @@ describe('MemoryStore retention', () => {
     await store.outbox.settle(record.id, 1, { status: 'sent', server: 's', accepted: [], rejected: [], response: '250' });
   };
 
+  it('a caught-up event tail goes on after the message its cursor names was dropped, and only for its owner', async () => {
+    const store = new MemoryStore({ maxMessages: 2 });
+    await sendOne(store, 'first');
+    const tail = await store.events.list('o');
+    const cursor = tail.at(-1)!;
+    expect(cursor.messageId).toBe('first');
+    // Two more finished messages drop 'first' and its events.
+    await sendOne(store, 'second');
+    await sendOne(store, 'third');
+    expect(await store.outbox.get('o', 'first')).toBeUndefined();
+    expect((await store.events.list('o', { after: cursor.id })).map((e) => `${e.messageId}:${e.type}`)).toEqual([
+      'second:queued', 'second:claimed', 'second:sent', 'third:queued', 'third:claimed', 'third:sent',
+    ]);
+    // Another owner holding the dropped event's id still learns nothing.
+    await store.events.append({ ownerId: 'other', messageId: 'x', type: 'queued', attempt: 0, detail: {} });
+    expect(await store.events.list('other', { after: cursor.id })).toEqual([]);
+  });
+
   it('drops the oldest finished messages whole past maxFinishedBytes, never an unfinished one', async () => {
     const { text = '', html = '', attachments } = sampleStoredEmail();
     const content = text.length + html.length + attachments.reduce((sum, a) => sum + a.contentBase64.length, 0);
-    const maxFinishedBytes = 3 * (FINISHED_MESSAGE_BYTES + content);
+    // What one such finished message counts: the constant, its content, and its headers, addresses and the rest.
+    const probe = new MemoryStore();
+    await sendOne(probe, 'probe');
+    const each = probe.finishedBytes;
+    expect(each).toBeGreaterThan(FINISHED_MESSAGE_BYTES + content);
+    const maxFinishedBytes = 3 * each;
     const store = new MemoryStore({ maxFinishedBytes });
     await store.outbox.enqueue(input('unfinished'));
     for (let i = 0; i < 5; i++) await sendOne(store, `m${i}`, `k${i}`);
@@ -44,6 +67,16 @@ describe('MemoryStore retention', () => {
     expect(await store.events.list('o', { messageId: 'm1' })).toEqual([]);
     expect((await store.outbox.findByIdempotencyKey('o', 'k2'))?.id).toBe('m2');
     expect(new Set((await store.events.list('o')).map((e) => e.messageId))).toEqual(new Set(['unfinished', 'm2', 'm3', 'm4']));
+  });
+
+  it('counts what a finished message keeps besides its content: a hundred long headers are not free', async () => {
+    const store = new MemoryStore();
+    const headers = Object.fromEntries(Array.from({ length: 100 }, (_, i) => [`X-Header-${i}`, 'v'.repeat(900)]));
+    const { record } = await store.outbox.enqueue(newOutboxRecord('o', { email: sampleStoredEmail({ headers, text: 'x', html: undefined, attachments: [] }) }), {
+      claim: { workerId: 'w', leaseMs: 60_000 },
+    });
+    await store.outbox.settle(record.id, 1, { status: 'sent', server: 's', accepted: [], rejected: [], response: '250' });
+    expect(store.finishedBytes).toBeGreaterThan(FINISHED_MESSAGE_BYTES + 90_000);
   });
 
   it('takes a dropped message’s events out of the owner-wide log and the stats too, however many are dropped', async () => {

@@ -53,8 +53,8 @@ export interface MemoryStoreOptions {
   maxRetainedBytes?: number;
   /**
    * Memory finished messages (sent, failed, unknown, cancelled, rejected, expired) may keep in all, in bytes:
-   * `FINISHED_MESSAGE_BYTES` each (the record, its indexes and its events, as measured) plus the content it still
-   * keeps. Past it, the oldest finished messages are dropped whole, as past `maxMessages`: the record, its idempotency
+   * `FINISHED_MESSAGE_BYTES` each (the record, its indexes and its events, as measured for a plain message) plus its
+   * headers, references, addresses, tags and metadata, plus the content it still keeps. Past it, the oldest finished messages are dropped whole, as past `maxMessages`: the record, its idempotency
    * key (a later send with that key is a new message) and its events. Queued and sending messages are never dropped.
    * Default: 128 MiB (134217728).
    */
@@ -157,6 +157,23 @@ class PerOwner<V> {
  */
 const contentBytes = (email: StoredEmail): number =>
   (email.text?.length ?? 0) + (email.html?.length ?? 0) + email.attachments.reduce((sum, a) => sum + a.contentBase64.length, 0);
+
+/**
+ * What a finished record keeps besides its content, from string lengths: `FINISHED_MESSAGE_BYTES` (the record, its
+ * indexes and events as measured for a plain message) plus its headers, references, addresses, subject, tags,
+ * metadata and server answers, which a message may carry by the hundred kilobytes.
+ */
+function shellBytes(record: OutboxRecord): number {
+  const { email } = record;
+  let bytes = FINISHED_MESSAGE_BYTES + email.subject.length + (record.response?.length ?? 0) + (email.inReplyTo?.length ?? 0);
+  for (const list of [email.to, email.cc, email.bcc, email.replyTo]) for (const a of list) bytes += a.address.length + (a.name?.length ?? 0);
+  for (const [name, value] of Object.entries(email.headers)) bytes += name.length + value.length;
+  for (const reference of email.references) bytes += reference.length;
+  for (const tag of record.tags) bytes += tag.length;
+  for (const [key, value] of Object.entries(record.metadata)) bytes += key.length + (typeof value === 'string' ? value.length : 8);
+  for (const address of [...record.accepted, ...record.rejected]) bytes += address.length;
+  return bytes;
+}
 
 const withoutContent = (email: StoredEmail): StoredEmail =>
   keptEmail(email, { text: undefined, html: undefined, attachments: email.attachments.map((a) => ({ filename: a.filename, contentBase64: '', contentType: a.contentType, cid: a.cid })) });
@@ -338,6 +355,8 @@ class MemoryOutboxStore implements OutboxStore {
    */
   private readonly withContent = new Map<string, number>();
   private keptBytes = 0;
+  /** `shellBytes` of every finished record kept. */
+  private shellBytes = 0;
   /** Ids of each owner's `pending_approval` records: `listPending` never walks the rest of the outbox. */
   private readonly pending = new Map<string, Set<string>>();
   /**
@@ -359,7 +378,7 @@ class MemoryOutboxStore implements OutboxStore {
   }
 
   get finishedBytes(): number {
-    return this.finished.size * FINISHED_MESSAGE_BYTES + this.keptBytes;
+    return this.shellBytes + this.keptBytes;
   }
 
   /**
@@ -582,7 +601,7 @@ class MemoryOutboxStore implements OutboxStore {
   async reclaim(ownerId: string, id: string, lease: Lease): Promise<OutboxRecord | undefined> {
     const record = this.byId.get(id);
     if (!record || record.ownerId !== ownerId || record.status !== 'failed' || !record.error?.retryable) return undefined;
-    this.finished.delete(record.id);
+    this.unfinish(record);
     this.forgetContent(record.id);
     const now = new Date();
     Object.assign(record, {
@@ -690,6 +709,7 @@ class MemoryOutboxStore implements OutboxStore {
     Object.assign(record, fields, { status });
     this.release(record, now);
     this.finished.set(record.id, now.getTime());
+    this.shellBytes += shellBytes(record);
     this.retainContent(record);
     const eventDetail: Record<string, unknown> = {};
     if (record.server) eventDetail.server = record.server;
@@ -730,7 +750,7 @@ class MemoryOutboxStore implements OutboxStore {
 
   /** Forgets a finished record entirely: it, its idempotency key and its events. */
   private drop(record: OutboxRecord): void {
-    this.finished.delete(record.id);
+    this.unfinish(record);
     this.forgetContent(record.id);
     this.byId.delete(record.id);
     if (record.idempotencyKey !== undefined) this.byKey.delete(record.ownerId, record.idempotencyKey);
@@ -738,6 +758,11 @@ class MemoryOutboxStore implements OutboxStore {
     if (remaining.length) this.byMessageId.set(record.ownerId, record.messageId, remaining);
     else this.byMessageId.delete(record.ownerId, record.messageId);
     this.events.forget(record.id);
+  }
+
+  /** No longer finished (reclaimed for another try) or no longer kept: out of the finished list and its byte count. */
+  private unfinish(record: OutboxRecord): void {
+    if (this.finished.delete(record.id)) this.shellBytes -= shellBytes(record);
   }
 
   /** Counts a newly finished record's content, then strips the oldest until the total fits `maxRetainedBytes`. */
@@ -770,8 +795,9 @@ class MemoryOutboxStore implements OutboxStore {
 /** An event with its place in the log: `seq` only grows, so a cursor can be found again by binary search. */
 interface LoggedEvent {
   seq: number;
+  /** Once `gone`, only its owner is kept (the rest is freed): a reader's cursor still marks its place. */
   event: MailEvent;
-  /** Its message was dropped: skipped by every read, and gone from the arrays at the next compaction. */
+  /** Its message was dropped: skipped by every read, and gone from the per-owner lists at the next compaction. */
   gone: boolean;
 }
 
@@ -826,6 +852,8 @@ class MemoryEventStore implements EventStore {
   private oldestSeq = 1;
   /** Entries of `entries` whose message was dropped, not yet compacted away. */
   private goneCount = 0;
+  /** Kept events whose message is kept too. */
+  private liveCount = 0;
 
   constructor(private readonly max: number) {}
 
@@ -850,8 +878,10 @@ class MemoryEventStore implements EventStore {
     const source = options.messageId === undefined ? this.entries : (this.byMessage.get(options.messageId) ?? []);
     let start = 0;
     if (options.after !== undefined) {
+      // A cursor whose message was dropped since still marks a place (its entry keeps the owner); one the count cap
+      // trimmed, or another owner's, gives nothing.
       const cursor = this.ids.find(this.entries, options.after);
-      if (!cursor || cursor.gone || cursor.event.ownerId !== ownerId) return [];
+      if (!cursor || cursor.event.ownerId !== ownerId) return [];
       start = firstAfter(source, cursor.seq);
     }
     const limit = options.limit ?? 1_000;
@@ -886,13 +916,16 @@ class MemoryEventStore implements EventStore {
     for (const logged of events) {
       if (logged.gone || logged.seq < this.oldestSeq) continue;
       logged.gone = true;
+      // The log keeps the entry (a tail whose cursor is this event must go on from here, and only for its owner), not
+      // the event: its detail and the rest are freed now. The count cap (`maxEvents`) trims entries as before.
+      logged.event = { ownerId: logged.event.ownerId } as MailEvent;
       this.goneCount++;
+      this.liveCount--;
     }
-    if (this.goneCount > 1_024 && this.goneCount * 2 > this.entries.length) this.compact();
+    if (this.goneCount > 1_024 && this.goneCount > this.liveCount) this.compact();
   }
 
   private compact(): void {
-    this.entries = this.entries.filter((logged) => !logged.gone);
     for (const [ownerId, events] of this.byOwner) {
       const remaining = events.filter((logged) => !logged.gone);
       if (remaining.length) this.byOwner.set(ownerId, remaining);
@@ -904,6 +937,7 @@ class MemoryEventStore implements EventStore {
   private push(seq: number, event: MailEvent): void {
     const logged: LoggedEvent = { seq, event, gone: false };
     this.entries.push(logged);
+    this.liveCount++;
     const forMessage = this.byMessage.get(event.messageId);
     if (forMessage) forMessage.push(logged);
     else this.byMessage.set(event.messageId, [logged]);
@@ -914,7 +948,11 @@ class MemoryEventStore implements EventStore {
     if (this.entries.length > this.max * 2) {
       const dropped = this.entries.slice(0, -this.max);
       this.entries = this.entries.slice(-this.max);
-      for (const logged of dropped) if (logged.gone) this.goneCount--;
+      // Gone entries the last compaction took out of the owner lists are not counted again (hence the floor at 0).
+      for (const logged of dropped) {
+        if (logged.gone) this.goneCount = Math.max(0, this.goneCount - 1);
+        else this.liveCount--;
+      }
       const oldestKept = (this.oldestSeq = this.entries[0]!.seq);
       for (const index of [this.byMessage, this.byOwner]) {
         for (const [id, events] of index) {
