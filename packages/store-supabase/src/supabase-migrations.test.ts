@@ -50,6 +50,23 @@ describe('migrate() on a database with Supabase roles and auth (PGlite)', () => 
     expect((await rowsOf<{ version: number }>(db, 'select version from agent_smtp.migrations order by version')).map((r) => r.version)).toEqual(versions);
   });
 
+  it('every released file of the folder, applied in order on one database, ends where the newest alone does', async () => {
+    const dir = fileURLToPath(new URL(`../${SUPABASE_MIGRATIONS_DIR}/`, import.meta.url));
+    const files = readdirSync(dir).filter((f) => /^\d{14}_agent_smtp\.sql$/.test(f)).sort();
+    const upgraded = await PGlite.create();
+    try {
+      await installSupabaseAuth(upgraded);
+      for (const file of files) await upgraded.exec(readFileSync(`${dir}${file}`, 'utf8'));
+      expect((await rowsOf<{ version: number }>(upgraded, 'select version from agent_smtp.migrations order by version')).map((r) => r.version)).toEqual(versions);
+      const fns = await rowsOf<{ n: number }>(upgraded, `select count(*)::int as n from pg_proc where pronamespace = 'agent_smtp'::regnamespace`);
+      await db.exec(renderSupabaseMigrationFile()); // the newest alone (idempotent where it ran already)
+      const fresh = await rowsOf<{ n: number }>(db, `select count(*)::int as n from pg_proc where pronamespace = 'agent_smtp'::regnamespace`);
+      expect(fns).toEqual(fresh);
+    } finally {
+      await upgraded.close();
+    }
+  });
+
   it('applies on top of a schema the Postgres store made and used, keeping its rows', async () => {
     const schema = uniqueSchema();
     const postgresStore = createPostgresStore({ client: db, schema });

@@ -1974,6 +1974,119 @@ create index outbox_owner_due_idx on "agent_smtp".outbox (owner_id, next_attempt
 $agent_smtp_migration$;
     INSERT INTO "agent_smtp".migrations (version, name) VALUES (8, '008_owner_due_index');
   END IF;
+  IF NOT EXISTS (SELECT 1 FROM "agent_smtp".migrations WHERE version = 9) THEN
+    EXECUTE $agent_smtp_migration$
+drop index "agent_smtp".outbox_owner_created_idx;
+
+create or replace function "agent_smtp".enqueue_many(p_records jsonb)
+returns table (
+  created boolean,
+  id text,
+  owner_id text,
+  agent_id text,
+  idempotency_key text,
+  fingerprint text,
+  status text,
+  message_id text,
+  email jsonb,
+  send_at timestamptz,
+  next_attempt_at timestamptz,
+  attempt integer,
+  max_attempts integer,
+  lease_owner text,
+  lease_expires_at timestamptz,
+  possible_duplicate boolean,
+  server text,
+  accepted text[],
+  rejected text[],
+  response text,
+  error jsonb,
+  tags text[],
+  metadata jsonb,
+  created_at timestamptz,
+  updated_at timestamptz,
+  approval_reason text,
+  approval_expires_at timestamptz,
+  approval_decided_by text,
+  approval_decided_at timestamptz
+)
+language plpgsql volatile security invoker set search_path = ''
+as $$
+#variable_conflict use_column
+declare
+  v_now timestamptz := pg_catalog.now();
+  v_now_ms timestamptz := pg_catalog.date_trunc('milliseconds', pg_catalog.now());
+  v_total integer;
+  v_created jsonb;
+  v_count integer;
+begin
+  if p_records is null or pg_catalog.jsonb_typeof(p_records) <> 'array' then
+    raise exception 'enqueue_many: p_records must be a JSON array' using errcode = '22023';
+  end if;
+  v_total := pg_catalog.jsonb_array_length(p_records);
+  if exists (
+    select 1 from pg_catalog.jsonb_array_elements(p_records) x(r)
+    where pg_catalog.jsonb_typeof(x.r->'approval') = 'object'
+      and (x.r->'approval'->>'reason' is null or not coalesce((x.r->'approval'->>'ttlMs')::numeric > 0, false))
+  ) then
+    raise exception 'enqueue_many: an approval needs a reason and a positive ttlMs' using errcode = '22023';
+  end if;
+
+  with input as (
+    select x.*, coalesce(x.send_at, v_now) as due,
+           case when pg_catalog.jsonb_typeof(x.approval) = 'object' then x.approval->>'reason' end as approval_reason
+    from rows from (pg_catalog.jsonb_to_recordset(p_records) as (
+      id text, "ownerId" text, "agentId" text, "idempotencyKey" text, fingerprint text, "messageId" text, email jsonb,
+      "sendAt" timestamptz, "delayMs" bigint, "maxAttempts" integer, tags text[], metadata jsonb, approval jsonb
+    )) with ordinality as x(id, owner_id, agent_id, idempotency_key, fingerprint, message_id, email, send_at, delay_ms,
+      max_attempts, tags, metadata, approval, n)
+  ), inserted as (
+    insert into "agent_smtp".outbox as o (
+      id, owner_id, agent_id, idempotency_key, fingerprint, status, message_id, email, send_at, next_attempt_at,
+      attempt, max_attempts, tags, metadata, approval_reason, approval_expires_at
+    )
+    select i.id, i.owner_id, i.agent_id, i.idempotency_key, i.fingerprint,
+           case when i.approval_reason is not null then 'pending_approval' else 'queued' end,
+           i.message_id, i.email, i.due, i.due + coalesce(i.delay_ms, 0) * interval '1 millisecond',
+           0, i.max_attempts, coalesce(i.tags, '{}'), coalesce(nullif(i.metadata, 'null'::jsonb), '{}'),
+           i.approval_reason,
+           case when i.approval_reason is not null then v_now_ms + (i.approval->>'ttlMs')::bigint * interval '1 millisecond' end
+    from input i
+    order by i.owner_id, i.idempotency_key, i.n
+    on conflict (owner_id, idempotency_key) do nothing
+    returning o.id, o.owner_id, o.status, o.attempt, o.send_at, o.approval_reason, o.approval_expires_at
+  ), logged as (
+    insert into "agent_smtp".events (owner_id, message_id, type, attempt, detail)
+    select ins.owner_id, ins.id, ins.status, ins.attempt,
+           case when ins.status = 'pending_approval' then pg_catalog.jsonb_build_object(
+                  'sendAt', pg_catalog.to_char(ins.send_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'), 'reason', ins.approval_reason, 'expiresAt', pg_catalog.to_char(ins.approval_expires_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
+                else pg_catalog.jsonb_build_object('sendAt', pg_catalog.to_char(ins.send_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')) end
+    from inserted ins join input i on i.id = ins.id
+    order by i.n
+  )
+  select coalesce(pg_catalog.jsonb_object_agg(ins.id, true), '{}') into v_created from inserted ins;
+
+  return query
+  select v_created ? i.id, o.*
+  from rows from (pg_catalog.jsonb_to_recordset(p_records) as (id text, "ownerId" text, "idempotencyKey" text))
+    with ordinality as i(id, owner_id, idempotency_key, n)
+  cross join lateral (
+    select o.* from "agent_smtp".outbox o where v_created ? i.id and o.id = i.id
+    union all
+    select o.* from "agent_smtp".outbox o
+    where not (v_created ? i.id) and o.owner_id = i.owner_id and o.idempotency_key = i.idempotency_key
+  ) o
+  order by i.n;
+  get diagnostics v_count = row_count;
+  if v_count <> v_total then
+    raise exception 'enqueue_many: % of % records could be neither inserted nor found', v_total - v_count, v_total
+      using errcode = '40001';
+  end if;
+end;
+$$;
+$agent_smtp_migration$;
+    INSERT INTO "agent_smtp".migrations (version, name) VALUES (9, '009_enqueue_many_set_based');
+  END IF;
   IF NOT EXISTS (SELECT 1 FROM "agent_smtp".migrations WHERE version = 1001) THEN
     EXECUTE $agent_smtp_migration$alter table "agent_smtp".outbox alter column owner_id set default (auth.uid())::text;
 alter table "agent_smtp".outbox enable row level security;
@@ -2025,8 +2138,7 @@ create function "agent_smtp".vault_save_secret(p_additional_data text, p_secret 
 language plpgsql volatile security definer set search_path = '' as $fn$
 declare
   v_ref jsonb;
-  v_name text;
-  v_id uuid;
+  v_owner_prefix text;
 begin
   begin
     v_ref := p_additional_data::jsonb;
@@ -2038,23 +2150,27 @@ begin
      or coalesce(v_ref ->> 1, '') = '' or coalesce(v_ref ->> 2, '') = '' then
     raise exception 'p_additional_data must name a secret of a stored SMTP config, as the SDK writes it' using errcode = '22023';
   end if;
-  if p_secret is null then
-    raise exception 'p_secret is required' using errcode = '22004';
+  if p_secret is null or length(p_secret) > 16384 then
+    raise exception 'p_secret must be given, at most 16384 characters' using errcode = '22023';
   end if;
   if coalesce((select auth.jwt()) ->> 'role', '') <> 'service_role' and (v_ref ->> 1) is distinct from (select auth.uid())::text then
     raise exception 'only the owner of an SMTP config (or the service role) may store its secrets' using errcode = '42501';
   end if;
-  -- jsonb's text form, so that the trigger below can name it from a row.
-  v_name := '"agent_smtp":' || v_ref::text;
-  -- Two saves of one secret at once: the second updates what the first created.
-  perform pg_advisory_xact_lock(hashtextextended(v_name, 0));
-  select s.id into v_id from vault.secrets s where s.name = v_name;
-  if found then
-    perform vault.update_secret(v_id, p_secret);
-  else
-    v_id := vault.create_secret(p_secret, v_name, 'agent-smtp: ' || (v_ref ->> 0) || ' of SMTP config ' || (v_ref ->> 2));
-  end if;
-  return v_id;
+  -- Secrets this owner saved over 15 minutes ago that no config refers to: saves whose config row was then refused.
+  foreach v_owner_prefix in array array[
+    '"agent_smtp":' || jsonb_build_array('agent-smtp/smtp-config-password/v1', v_ref ->> 1)::text,
+    '"agent_smtp":' || jsonb_build_array('agent-smtp/smtp-config-dkim-key/v1', v_ref ->> 1)::text
+  ] loop
+    delete from vault.secrets s
+    where starts_with(s.name, left(v_owner_prefix, -1) || ', ') and s.created_at < now() - interval '15 minutes'
+      and not exists (
+        select 1 from "agent_smtp".smtp_configs c
+        where c.owner_id = (v_ref ->> 1) and ((c.key_id = 'vault' and c.password_ciphertext = s.id::text) or (c.dkim_key_id = 'vault' and c.dkim_key_ciphertext = s.id::text))
+      );
+  end loop;
+  -- Always a new secret, never one changed in place: the config row keeps the old one until its own save commits,
+  -- and the trigger below deletes the old one then.
+  return vault.create_secret(p_secret, '"agent_smtp":' || v_ref::text || '/' || gen_random_uuid()::text, 'agent-smtp: ' || (v_ref ->> 0) || ' of SMTP config ' || (v_ref ->> 2));
 end
 $fn$;
 
@@ -2084,7 +2200,8 @@ begin
   ) then
     return null;
   end if;
-  select d.decrypted_secret into v_secret from vault.decrypted_secrets d where d.id = p_id and d.name = '"agent_smtp":' || v_ref::text;
+  select d.decrypted_secret into v_secret from vault.decrypted_secrets d
+  where d.id = p_id and starts_with(d.name, '"agent_smtp":' || v_ref::text || '/');
   return v_secret;
 end
 $fn$;
@@ -2097,12 +2214,12 @@ begin
   if old.key_id = 'vault' and old.password_ciphertext ~ v_uuid
      and (tg_op = 'DELETE' or new.password_ciphertext is distinct from old.password_ciphertext) then
     delete from vault.secrets s where s.id = old.password_ciphertext::uuid
-      and s.name = '"agent_smtp":' || jsonb_build_array('agent-smtp/smtp-config-password/v1', old.owner_id, old.id)::text;
+      and starts_with(s.name, '"agent_smtp":' || jsonb_build_array('agent-smtp/smtp-config-password/v1', old.owner_id, old.id)::text || '/');
   end if;
   if old.dkim_key_id = 'vault' and old.dkim_key_ciphertext ~ v_uuid
      and (tg_op = 'DELETE' or new.dkim_key_ciphertext is distinct from old.dkim_key_ciphertext) then
     delete from vault.secrets s where s.id = old.dkim_key_ciphertext::uuid
-      and s.name = '"agent_smtp":' || jsonb_build_array('agent-smtp/smtp-config-dkim-key/v1', old.owner_id, old.id)::text;
+      and starts_with(s.name, '"agent_smtp":' || jsonb_build_array('agent-smtp/smtp-config-dkim-key/v1', old.owner_id, old.id)::text || '/');
   end if;
   return null;
 end
@@ -2120,5 +2237,40 @@ revoke all on function "agent_smtp".vault_forget_secrets() from public, anon, au
 $agent_smtp_migration$;
     INSERT INTO "agent_smtp".migrations (version, name) VALUES (1002, '1002_supabase_vault');
   END IF;
+  -- Every run:
+  DECLARE
+    t record;
+  BEGIN
+    FOR t IN
+      SELECT c.relname, EXISTS (
+               SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'owner_id' AND NOT a.attisdropped
+             ) AS has_owner
+      FROM pg_catalog.pg_class c
+      WHERE c.relnamespace = '"agent_smtp"'::regnamespace AND c.relkind IN ('r', 'p') AND c.relname <> 'migrations'
+    LOOP
+      EXECUTE format('alter table %s.%I enable row level security', '"agent_smtp"', t.relname);
+      IF t.has_owner THEN
+        EXECUTE format('alter table %s.%I alter column owner_id set default (auth.uid())::text', '"agent_smtp"', t.relname);
+        IF NOT EXISTS (
+          SELECT 1 FROM pg_catalog.pg_policy p JOIN pg_catalog.pg_class pc ON pc.oid = p.polrelid
+          WHERE pc.relnamespace = '"agent_smtp"'::regnamespace AND pc.relname = t.relname AND p.polname = t.relname || '_owner'
+        ) THEN
+          EXECUTE format(
+            'create policy %I on %s.%I as permissive for all to authenticated using (owner_id = (select auth.uid())::text) with check (owner_id = (select auth.uid())::text)',
+            t.relname || '_owner', '"agent_smtp"', t.relname
+          );
+        END IF;
+        EXECUTE format('grant select, insert, update, delete on %s.%I to authenticated', '"agent_smtp"', t.relname);
+      END IF;
+    END LOOP;
+    revoke all on all tables in schema "agent_smtp" from public, anon;
+    grant select, insert, update, delete on all tables in schema "agent_smtp" to service_role;
+    revoke all on all sequences in schema "agent_smtp" from public, anon;
+    grant usage, select on all sequences in schema "agent_smtp" to authenticated, service_role;
+    revoke all on all functions in schema "agent_smtp" from public, anon;
+    grant execute on all functions in schema "agent_smtp" to authenticated, service_role;
+    revoke all on function "agent_smtp".vault_read_secret(uuid, text) from authenticated;
+    revoke all on function "agent_smtp".vault_forget_secrets() from authenticated, service_role;
+  END;
 END
 $agent_smtp_migrate$;
