@@ -7,7 +7,7 @@ import type { PoolSource } from '../service/pool-source.js';
 import type { MailStore, OutboxRecord, Settlement } from '../store/mail-store.js';
 import { deferredRecipients, followUpTree, queueFollowUp } from './follow-up.js';
 import { keepLeased, settleDurably } from './lease.js';
-import type { SendCheck } from './send-checks.js';
+import type { ClaimedSuppressions, SendCheck } from './send-checks.js';
 import { failureSettlement, type RetryOptions, settlementOf } from './settlement.js';
 import { storableOptional, storableText } from './storable.js';
 
@@ -31,6 +31,8 @@ export interface DeliveryContext {
   recordRetryDelaysMs?: readonly number[] | undefined;
   /** Send-time checks, in order (suppression first): one that throws refuses the message and nothing is sent. */
   checks?: readonly SendCheck[] | undefined;
+  /** A worker's claim this record came in: the checks read the claim's suppressions once for all of them. */
+  claimed?: ClaimedSuppressions | undefined;
   /** Told of each follow-up queued, so this process can see that it gets delivered. */
   onFollowUp?: ((followUp: OutboxRecord) => void) | undefined;
 }
@@ -63,7 +65,7 @@ export async function deliver(record: OutboxRecord, context: DeliveryContext): P
   let failure: unknown;
   const heartbeat = keepLeased(store.outbox, record, context.leaseMs, logger);
   try {
-    if (context.checks) for (const check of context.checks) await check(record, { store });
+    if (context.checks) for (const check of context.checks) await check(record, { store, claimed: context.claimed });
     const message = buildPoolMessage(record.email, record.messageId);
     // A takeover must not write to recipients an earlier attempt handed to a follow-up: they would get two copies.
     const covered = record.possibleDuplicate ? await recipientsOfEarlierFollowUps(store, record) : new Set<string>();

@@ -5,7 +5,7 @@ import type { PoolSource } from '../service/pool-source.js';
 import type { MailStore, OutboxRecord } from '../store/mail-store.js';
 import { deliver } from './deliver.js';
 import { OUTBOX_DEFAULTS, WORKER_DEFAULTS } from './outbox-defaults.js';
-import type { SendCheck } from './send-checks.js';
+import { ClaimedSuppressions, type SendCheck } from './send-checks.js';
 import { DEFAULT_RETRY, type RetryOptions } from './settlement.js';
 
 /** Whose mail the worker claims: one owner's, or (a service's worker) every owner's, each sent through its own servers. */
@@ -106,8 +106,9 @@ export class OutboxWorker {
       } catch (err) {
         this.logger.error({ err, worker: this.workerId }, 'outbox claim failed');
       }
+      const suppressions = claimed.length > 1 ? new ClaimedSuppressions(this.store, claimed) : undefined;
       for (const record of claimed) {
-        const task: Promise<void> = this.process(record)
+        const task: Promise<void> = this.process(record, suppressions)
           .catch((err: unknown) => this.logger.error({ err, id: record.id }, 'outbox worker: a send failed unexpectedly; its lease will expire'))
           .finally(() => {
             this.inFlight.delete(task);
@@ -121,11 +122,12 @@ export class OutboxWorker {
     await Promise.all(this.inFlight);
   }
 
-  private async process(record: OutboxRecord): Promise<void> {
+  private async process(record: OutboxRecord, claimed: ClaimedSuppressions | undefined): Promise<void> {
     await deliver(record, {
       store: this.store,
       pools: this.runtime.pools,
       checks: this.runtime.checks,
+      claimed,
       logger: this.logger,
       leaseMs: this.leaseMs,
       workerId: this.workerId,

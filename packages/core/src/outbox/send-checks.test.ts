@@ -1,0 +1,32 @@
+import { describe, expect, it, vi } from 'vitest';
+import { useTestResources } from '../__fixtures__/test-resources.js';
+import { createMailer } from '../mailer/mailer.js';
+import { MemoryStore } from '../store/memory-store.js';
+
+const resources = useTestResources();
+
+describe('send-time suppression check in a worker', () => {
+  it('reads the suppressions of a whole claim at once, and still refuses each suppressed recipient', async () => {
+    const sink = await resources.sink();
+    const store = new MemoryStore();
+    const mailer = resources.track(createMailer({ servers: [sink.serverConfig({ name: 'sink' })], defaults: { from: 'a@example.com' }, store, env: {} }));
+    await mailer.suppress('user3@example.com');
+    await mailer.suppress('user7@example.com');
+    const summary = await mailer.enqueueMany(Array.from({ length: 10 }, (_, n) => ({ to: `user${n}@example.com`, subject: `n${n}`, text: 'x' })));
+    // Suppressed after queueing, before sending: the send-time check is what stops it.
+    await mailer.suppress('user5@example.com');
+    expect(summary.queued).toBe(10);
+    const finds = vi.spyOn(store.suppressions, 'find');
+    const worker = mailer.startWorker({ concurrency: 10, pollMs: 20 });
+    await sink.waitForMessages(7);
+    await worker.stop();
+    expect(sink.messages.flatMap((m) => m.envelope.to).sort()).toEqual(
+      ['user0', 'user1', 'user2', 'user4', 'user6', 'user8', 'user9'].map((u) => `${u}@example.com`),
+    );
+    const failed = (await mailer.listAudit({ action: 'send' })).entries.filter((e) => e.errorCode === 'SUPPRESSED');
+    expect(failed).toHaveLength(3);
+    // Claims of 5 and 5 (half the slots at a time, or all 10 at once): one read per claim, not one per message.
+    expect(finds.mock.calls.length).toBeLessThanOrEqual(2);
+    expect(finds.mock.calls.flatMap(([, addresses]) => addresses).sort()).toEqual(Array.from({ length: 10 }, (_, n) => `user${n}@example.com`).sort());
+  });
+});
