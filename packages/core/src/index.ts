@@ -4,7 +4,7 @@ export type { MailServiceOptions, ServerResolver } from './service/mail-service.
 export type { MailSettings } from './mailer/mail-runtime.js';
 export type { PoolScope } from './service/pool-source.js';
 export { refuseSuppressed, DEFAULT_SEND_CHECKS } from './outbox/send-checks.js';
-export type { SendCheck } from './outbox/send-checks.js';
+export type { SendCheck, SendCheckContext, ClaimedSuppressions } from './outbox/send-checks.js';
 export type {
   MailerOptions,
   MailerStatus,
