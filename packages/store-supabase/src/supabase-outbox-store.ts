@@ -49,11 +49,19 @@ export class SupabaseOutboxStore implements OutboxStore {
     // PostgREST cuts every answer at the API's "Max rows" (db-max-rows, 1,000 by default on Supabase), functions'
     // included: the batch was stored whole (one transaction), but the results past the cut did not come back. They
     // are read back one by one: the record under its own id was created by this call, one under its key was there before.
-    for (const record of records.slice(results.length)) {
-      const created = await this.get(record.ownerId, record.id);
-      const existing = created ?? (record.idempotencyKey === undefined ? undefined : await this.findByIdempotencyKey(record.ownerId, record.idempotencyKey));
-      if (!existing) throw new Error(`enqueueMany: record ${record.id} was stored but cannot be read back; the project's API "Max rows" setting is below the batch size.`);
-      results.push({ created: created !== undefined, record: existing });
+    try {
+      for (const record of records.slice(results.length)) {
+        const created = await this.get(record.ownerId, record.id);
+        const existing = created ?? (record.idempotencyKey === undefined ? undefined : await this.findByIdempotencyKey(record.ownerId, record.idempotencyKey));
+        if (!existing) throw new Error(`record ${record.id} cannot be read back`);
+        results.push({ created: created !== undefined, record: existing });
+      }
+    } catch (err) {
+      // The batch is stored (committed) whatever this read-back says: `stored: true` tells the caller so.
+      throw Object.assign(
+        new Error(`enqueueMany stored all ${records.length} records, but reading back the results the API's "Max rows" cut failed: ${(err as Error).message}. Keep batches within Max rows.`, { cause: err }),
+        { stored: true },
+      );
     }
     return results;
   }

@@ -115,6 +115,31 @@ describe('mailer.enqueueMany: many messages, one store call per batch', () => {
     expect(await store.counters.get(mailer.ownerId, 'policy:daily:bulk-bot', day)).toBe(25);
   });
 
+  it('near the limit, a rerun spends no units on what was queued before: the new messages that fit are queued', async () => {
+    const store = new MemoryStore();
+    const { mailer } = await setup({ store, policy: { dailyLimit: 25 } });
+    expect((await mailer.enqueueMany(Array.from({ length: 20 }, (_, n) => message(n)))).queued).toBe(20);
+    const items: EnqueueManyItem[] = [];
+    const rerun = await mailer.enqueueMany(Array.from({ length: 12 }, (_, n) => message(n + 15)), { onResult: (i) => void items.push(i) });
+    expect(rerun).toEqual({ queued: 5, pendingApproval: 0, replayed: 5, refused: 2 });
+    expect(items.map((i) => i.error?.code ?? (i.result!.replayed ? 'replayed' : i.result!.status))).toEqual([
+      ...Array(5).fill('replayed'), ...Array(5).fill('queued'), 'POLICY_DAILY_LIMIT', 'POLICY_DAILY_LIMIT',
+    ]);
+    expect(await store.counters.get(mailer.ownerId, 'policy:daily:bulk-bot', new Date().toISOString().slice(0, 10))).toBe(25);
+  });
+
+  it('a store that wrote the batch before failing (stored: true) keeps its quota spent', async () => {
+    const store = new MemoryStore();
+    const { mailer } = await setup({ store, policy: { dailyLimit: 100 } });
+    const real = store.outbox.enqueueMany.bind(store.outbox);
+    vi.spyOn(store.outbox, 'enqueueMany').mockImplementation(async (records) => {
+      await real(records);
+      throw Object.assign(new Error('written, but the answer was lost'), { stored: true });
+    });
+    await expect(mailer.enqueueMany(Array.from({ length: 10 }, (_, n) => message(n)))).rejects.toThrow('answer was lost');
+    expect(await store.counters.get(mailer.ownerId, 'policy:daily:bulk-bot', new Date().toISOString().slice(0, 10))).toBe(10);
+  });
+
   it('holds messages the policy sends for approval, each with its own audit entry', async () => {
     const { mailer } = await setup({ policy: { approval: { outside: ['@example.com'] } } });
     const summary = await mailer.enqueueMany([message(1), message(2, { to: 'eve@elsewhere.test' })]);

@@ -394,14 +394,19 @@ export class Mailer {
           taken = accepted.length;
         } catch (err) {
           if (!PolicyError.isInstance(err)) throw err;
+          // Not room for all. Messages whose key was stored before are replays and take nothing (a rerun near the
+          // limit must not spend its units on them); then as many of the rest as fit, in order.
+          for (let j = accepted.length - 1; j >= 0; j--) {
+            const entry = accepted[j]!;
+            const existing = entry.key === undefined ? undefined : await this.store.outbox.findByIdempotencyKey(this.ownerId, entry.key);
+            if (!existing) continue;
+            items.set(entry.at, replayItem(entry.at, existing, entry.record.fingerprint, entry.key!));
+            accepted.splice(j, 1);
+          }
           const fit = await this.takeWhatFits(policy, accepted.length);
           refund = fit.refund;
           taken = fit.count;
-          for (const over of accepted.splice(fit.count)) {
-            // Over the quota, but its key was used before: a replay, answered from the stored record.
-            const existing = over.key === undefined ? undefined : await this.store.outbox.findByIdempotencyKey(this.ownerId, over.key);
-            items.set(over.at, existing ? replayItem(over.at, existing, over.record.fingerprint, over.key!) : { index: over.at, error: fit.error ?? err });
-          }
+          for (const over of accepted.splice(fit.count)) items.set(over.at, { index: over.at, error: fit.error ?? err });
         }
       }
       if (accepted.length > 0) {
@@ -422,8 +427,8 @@ export class Mailer {
         if (replays > 0) await this.giveBack(() => refund!(replays));
       }
     } catch (err) {
-      // Nothing of this batch was written: its quota goes back.
-      if (taken > 0) await this.giveBack(() => refund!(taken));
+      // Nothing of this batch was written, so its quota goes back; unless the store says it was (then the units are spent).
+      if (taken > 0 && (err as { stored?: unknown } | null)?.stored !== true) await this.giveBack(() => refund!(taken));
       await this.auditBatch([...items.values()], started);
       throw err;
     }

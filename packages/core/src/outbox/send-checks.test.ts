@@ -11,22 +11,23 @@ describe('send-time suppression check in a worker', () => {
     const store = new MemoryStore();
     const mailer = resources.track(createMailer({ servers: [sink.serverConfig({ name: 'sink' })], defaults: { from: 'a@example.com' }, store, env: {} }));
     await mailer.suppress('user3@example.com');
-    await mailer.suppress('user7@example.com');
-    const summary = await mailer.enqueueMany(Array.from({ length: 10 }, (_, n) => ({ to: `user${n}@example.com`, subject: `n${n}`, text: 'x' })));
+    await mailer.suppress('USER7@example.com');
+    // Recipients written in any case: a suppression matches them all.
+    const summary = await mailer.enqueueMany(Array.from({ length: 10 }, (_, n) => ({ to: `${n % 2 ? 'User' : 'user'}${n}@example.com`, subject: `n${n}`, text: 'x' })));
     // Suppressed after queueing, before sending: the send-time check is what stops it.
-    await mailer.suppress('user5@example.com');
+    await mailer.suppress('user5@EXAMPLE.com');
     expect(summary.queued).toBe(10);
     const finds = vi.spyOn(store.suppressions, 'find');
     const worker = mailer.startWorker({ concurrency: 10, pollMs: 20 });
     await sink.waitForMessages(7);
     await worker.stop();
     expect(sink.messages.flatMap((m) => m.envelope.to).sort()).toEqual(
-      ['user0', 'user1', 'user2', 'user4', 'user6', 'user8', 'user9'].map((u) => `${u}@example.com`),
+      ['User1', 'User9', 'user0', 'user2', 'user4', 'user6', 'user8'].map((u) => `${u}@example.com`),
     );
     const failed = (await mailer.listAudit({ action: 'send' })).entries.filter((e) => e.errorCode === 'SUPPRESSED');
     expect(failed).toHaveLength(3);
     // Claims of 5 and 5 (half the slots at a time, or all 10 at once): one read per claim, not one per message.
     expect(finds.mock.calls.length).toBeLessThanOrEqual(2);
-    expect(finds.mock.calls.flatMap(([, addresses]) => addresses).sort()).toEqual(Array.from({ length: 10 }, (_, n) => `user${n}@example.com`).sort());
+    expect(finds.mock.calls.flatMap(([, addresses]) => addresses).map((a) => a.toLowerCase()).sort()).toEqual(Array.from({ length: 10 }, (_, n) => `user${n}@example.com`).sort());
   });
 });

@@ -35,13 +35,14 @@ export class ClaimedSuppressions {
     if (!owner) {
       const all = new Set<string>();
       for (const r of this.records) if (r.ownerId === record.ownerId) for (const to of recipientsOf(r)) all.add(to);
-      owner = this.store.suppressions.find(record.ownerId, [...all]).then((hits) => new Map(hits.map((h) => [h.address, h])));
+      // Suppressions match an address whatever its case (as the stores' own `find` does): keyed in lower case.
+      owner = this.store.suppressions.find(record.ownerId, [...all]).then((hits) => new Map(hits.map((h) => [h.address.toLowerCase(), h])));
       // A failed read is not kept: the next record of the claim reads again.
       owner.catch(() => this.#byOwner.delete(record.ownerId));
       this.#byOwner.set(record.ownerId, owner);
     }
     const suppressed = await owner;
-    return recipients.flatMap((to) => suppressed.get(to) ?? []);
+    return recipients.flatMap((to) => suppressed.get(to.toLowerCase()) ?? []);
   }
 }
 

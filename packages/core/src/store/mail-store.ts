@@ -190,7 +190,8 @@ export interface OutboxStore {
   /**
    * Enqueues many messages in one call, each exactly as `enqueue` would (idempotent per `(ownerId,
    * idempotencyKey)`, also between two records of one batch: the second gets the first's record), and returns a
-   * result per record in input order. All or nothing: an error leaves none of the batch stored. The records may
+   * result per record in input order. All or nothing: an error leaves none of the batch stored, except one with
+   * `stored: true`, which says the whole batch was stored and only its answer was lost. The records may
    * belong to several owners. The caller chunks a large send (a few hundred to a few thousand per call), so memory
    * stays flat however many recipients there are. No `claim`: a batch is for the queue, not for a direct send.
    */

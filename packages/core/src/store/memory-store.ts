@@ -797,8 +797,11 @@ interface LoggedEvent {
   seq: number;
   /** Once `gone`, only its owner is kept (the rest is freed): a reader's cursor still marks its place. */
   event: MailEvent;
-  /** Its message was dropped: skipped by every read, and gone from the per-owner lists at the next compaction. */
-  gone: boolean;
+  /**
+   * 0 while its message is kept. Its message was dropped: 1, skipped by every read; 2 once the next compaction took it
+   * out of the per-owner lists (the log keeps it until the count cap trims it).
+   */
+  gone: 0 | 1 | 2;
 }
 
 /** The index of the first entry of `log` (ordered by seq) whose seq is above `seq`. */
@@ -850,7 +853,7 @@ class MemoryEventStore implements EventStore {
   private nextSeq = 1;
   /** The seq of the oldest event the count cap (`maxEvents`) has left; older ones are gone from every index. */
   private oldestSeq = 1;
-  /** Entries of `entries` whose message was dropped, not yet compacted away. */
+  /** Entries whose message was dropped, still in the per-owner lists (`gone` 1). */
   private goneCount = 0;
   /** Kept events whose message is kept too. */
   private liveCount = 0;
@@ -915,7 +918,7 @@ class MemoryEventStore implements EventStore {
     this.byMessage.delete(messageId);
     for (const logged of events) {
       if (logged.gone || logged.seq < this.oldestSeq) continue;
-      logged.gone = true;
+      logged.gone = 1;
       // The log keeps the entry (a tail whose cursor is this event must go on from here, and only for its owner), not
       // the event: its detail and the rest are freed now. The count cap (`maxEvents`) trims entries as before.
       logged.event = { ownerId: logged.event.ownerId } as MailEvent;
@@ -927,6 +930,7 @@ class MemoryEventStore implements EventStore {
 
   private compact(): void {
     for (const [ownerId, events] of this.byOwner) {
+      for (const logged of events) if (logged.gone) logged.gone = 2;
       const remaining = events.filter((logged) => !logged.gone);
       if (remaining.length) this.byOwner.set(ownerId, remaining);
       else this.byOwner.delete(ownerId);
@@ -935,7 +939,7 @@ class MemoryEventStore implements EventStore {
   }
 
   private push(seq: number, event: MailEvent): void {
-    const logged: LoggedEvent = { seq, event, gone: false };
+    const logged: LoggedEvent = { seq, event, gone: 0 };
     this.entries.push(logged);
     this.liveCount++;
     const forMessage = this.byMessage.get(event.messageId);
@@ -948,10 +952,9 @@ class MemoryEventStore implements EventStore {
     if (this.entries.length > this.max * 2) {
       const dropped = this.entries.slice(0, -this.max);
       this.entries = this.entries.slice(-this.max);
-      // Gone entries the last compaction took out of the owner lists are not counted again (hence the floor at 0).
       for (const logged of dropped) {
-        if (logged.gone) this.goneCount = Math.max(0, this.goneCount - 1);
-        else this.liveCount--;
+        if (logged.gone === 1) this.goneCount--;
+        else if (logged.gone === 0) this.liveCount--;
       }
       const oldestKept = (this.oldestSeq = this.entries[0]!.seq);
       for (const index of [this.byMessage, this.byOwner]) {
