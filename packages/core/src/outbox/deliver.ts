@@ -107,10 +107,13 @@ async function recordOutcome(
   // Queued before the settle: if this process dies in between, a takeover leaves those recipients to this follow-up.
   const followUp = deferred.length ? await queueFollowUp(store.outbox, record, deferred, context.followUpRetry, logger) : undefined;
   if (followUp) context.onFollowUp?.(followUp);
-  const settled = await settleDurably(store.outbox, record, settlement, logger, context.recordRetryDelaysMs);
+  // The audit entry says what the server answered, which the settle does not change: both are written at once (one
+  // round trip less for each message a worker's slot waits on). The audit is best effort and never throws.
+  const [settled] = await Promise.all([
+    settleDurably(store.outbox, record, settlement, logger, context.recordRetryDelaysMs),
+    audit(store, record, settlement, sent, context.workerId, followUp ? { deferred, followUp: followUp.id } : undefined, logger),
+  ]);
   if (settled) logger.info({ id: record.id, attempt: record.attempt, status: settled.status, server: settlement.server }, 'outbox message settled');
-
-  await audit(store, record, settlement, sent, context.workerId, followUp ? { deferred, followUp: followUp.id } : undefined, logger);
   return {
     record: settled ?? { ...record, ...settledFields(settlement) },
     settlement,
