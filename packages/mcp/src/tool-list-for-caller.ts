@@ -47,9 +47,20 @@ function listedTool(tool: MailTool): Tool {
       outputSchema: withContentId(tool.name, z.toJSONSchema(tool.outputSchema, { target: 'draft-7', io: 'output' }) as NonNullable<Tool['outputSchema']>),
       annotations: { title: tool.title, ...tool.annotations },
     };
+    // Shared by every caller's listing (an in-process client gets these very objects): frozen, so none can change
+    // what the next caller is listed.
+    deepFreeze(listed);
     listedTools.set(tool, listed);
   }
   return listed;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const child of Object.values(value)) deepFreeze(child);
+  }
+  return value;
 }
 
 /**

@@ -69,6 +69,14 @@ describe('MemoryStore retention', () => {
     expect(new Set((await store.events.list('o')).map((e) => e.messageId))).toEqual(new Set(['unfinished', 'm2', 'm3', 'm4']));
   });
 
+  it('enqueueMany is all or nothing: a record it cannot keep, mid-batch, leaves none of the batch stored', async () => {
+    const store = new MemoryStore();
+    const bad = { ...newOutboxRecord('o', { id: 'bad' }), tags: undefined as never };
+    await expect(store.outbox.enqueueMany([newOutboxRecord('o', { id: 'before' }), bad, newOutboxRecord('o', { id: 'after' })])).rejects.toThrow();
+    expect(await store.outbox.get('o', 'before')).toBeUndefined();
+    expect(await store.events.list('o')).toEqual([]);
+  });
+
   it('counts what a finished message keeps besides its content: a hundred long headers are not free', async () => {
     const store = new MemoryStore();
     const headers = Object.fromEntries(Array.from({ length: 100 }, (_, i) => [`X-Header-${i}`, 'v'.repeat(900)]));

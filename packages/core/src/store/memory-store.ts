@@ -161,7 +161,7 @@ const contentBytes = (email: StoredEmail): number =>
 /**
  * What a finished record keeps besides its content, from string lengths: `FINISHED_MESSAGE_BYTES` (the record, its
  * indexes and events as measured for a plain message) plus its headers, references, addresses, subject, tags,
- * metadata and server answers, which a message may carry by the hundred kilobytes.
+ * metadata, attachment names, error and server answers, which a message may carry by the hundred kilobytes.
  */
 function shellBytes(record: OutboxRecord): number {
   const { email } = record;
@@ -171,7 +171,9 @@ function shellBytes(record: OutboxRecord): number {
   for (const reference of email.references) bytes += reference.length;
   for (const tag of record.tags) bytes += tag.length;
   for (const [key, value] of Object.entries(record.metadata)) bytes += key.length + (typeof value === 'string' ? value.length : 8);
-  for (const address of [...record.accepted, ...record.rejected]) bytes += address.length;
+  for (const address of [...record.accepted, ...record.rejected, ...(email.envelopeTo ?? [])]) bytes += address.length;
+  for (const attachment of email.attachments) bytes += attachment.filename.length + (attachment.contentType?.length ?? 0) + (attachment.cid?.length ?? 0);
+  bytes += email.from.address.length + (email.from.name?.length ?? 0) + (record.error?.message.length ?? 0);
   return bytes;
 }
 
@@ -397,14 +399,18 @@ class MemoryOutboxStore implements OutboxStore {
    */
   async enqueueMany(records: readonly NewOutboxRecord[]): Promise<EnqueueResult[]> {
     for (const r of records) checkApproval(r, undefined);
-    return records.map((input) => this.insert(input, undefined));
+    // All built before any is stored: a record that cannot be built leaves none of the batch stored (all or nothing).
+    const built = records.map((input) => this.build(input, undefined));
+    return built.map((record) => this.add(record, undefined));
   }
 
   /** Synchronous, so a batch is never interleaved with another call. */
   private insert(input: NewOutboxRecord, claim: Lease | undefined): EnqueueResult {
-    const existingId = input.idempotencyKey === undefined ? undefined : this.byKey.get(input.ownerId, input.idempotencyKey);
-    if (existingId !== undefined) return { created: false, record: snapshot(this.byId.get(existingId)!) };
+    return this.add(this.build(input, claim), claim);
+  }
 
+  /** The record a new message becomes; nothing is stored yet (throws for an input it cannot keep). */
+  private build(input: NewOutboxRecord, claim: Lease | undefined): OutboxRecord {
     const now = new Date();
     const { delayMs, approval } = input;
     const sendAt = input.sendAt ? new Date(input.sendAt) : now;
@@ -437,6 +443,13 @@ class MemoryOutboxStore implements OutboxStore {
       createdAt: now,
       updatedAt: now,
     };
+    return record;
+  }
+
+  /** Stores a built record, unless its owner's idempotency key is taken: then the record under that key. */
+  private add(record: OutboxRecord, claim: Lease | undefined): EnqueueResult {
+    const existingId = record.idempotencyKey === undefined ? undefined : this.byKey.get(record.ownerId, record.idempotencyKey);
+    if (existingId !== undefined) return { created: false, record: snapshot(this.byId.get(existingId)!) };
     this.byId.set(record.id, record);
     this.insertionOrder.set(record, this.nextSeq++);
     if (record.status === 'queued') this.enterQueue(record);
