@@ -110,6 +110,7 @@ export type {
   EngagementCounts,
 } from './store/mail-store.js';
 export { BURST_WINDOW_MS } from './store/mail-store.js';
+export { checkApproval } from './store/check-approval.js';
 export { OutboxWorker } from './outbox/outbox-worker.js';
 export type { WorkerOptions } from './outbox/outbox-worker.js';
 export { OUTBOX_DEFAULTS, WORKER_DEFAULTS } from './outbox/outbox-defaults.js';

@@ -1,5 +1,4 @@
-import type { Lease, NewOutboxRecord } from '@agent-smtp/core';
-import { ValidationError } from '@agent-smtp/core';
+import type { NewOutboxRecord } from '@agent-smtp/core';
 import { iso } from './row-mappers.js';
 
 /**
@@ -10,17 +9,8 @@ import { iso } from './row-mappers.js';
 /** Lease lengths and delays go to SQL as whole milliseconds (integer parameters). */
 export const wholeMs = (value: number): number => Math.max(0, Math.ceil(value));
 
-/**
- * A message waits for a human or is sent directly, never both. Checked before the call, so a batch with one bad
- * record stores none of it and the caller gets the field name (the SQL functions refuse the same).
- */
-export function checkApproval(input: NewOutboxRecord, claim: Lease | undefined): void {
-  if (!input.approval) return;
-  if (claim) throw ValidationError.of('approval', 'a message that waits for approval cannot be claimed for a direct send; enqueue it without claim');
-  if (!(input.approval.ttlMs > 0) || !Number.isFinite(input.approval.ttlMs)) {
-    throw ValidationError.of('approval.ttlMs', `is ${input.approval.ttlMs} but must be a positive number of milliseconds`);
-  }
-}
+/** The core's check of a record's approval fields, run before any call (also exported here for the Supabase store). */
+export { checkApproval } from '@agent-smtp/core';
 
 /** One record of `enqueue_many`'s jsonb batch. */
 export function toBatchRecord(r: NewOutboxRecord): Record<string, unknown> {

@@ -102,7 +102,7 @@ export class StoredCredentialProvider implements CredentialProvider {
 
   async resolveWithoutSecrets(scope: CredentialScope): Promise<readonly SmtpServerConfig[]> {
     const chosen = this.#choose((await this.#entry(scope.ownerId)).rows, scope);
-    const servers = chosen.map((config, i) => toSmtpServerConfig(config, undefined, this.#context.serverDefaults, chosen.length > 1 ? chosen.length - i : undefined));
+    const servers = chosen.map((config, i) => this.#server(config, i, chosen.length));
     // The host policy holds here too: a message is not queued for a server that would be refused at send time.
     await Promise.all(servers.map((server) => this.#checkHost(server, scope.ownerId)));
     return servers;
@@ -253,10 +253,15 @@ export class StoredCredentialProvider implements CredentialProvider {
                 dkimKeyAdditionalData(config.ownerId, config.id),
                 describeDkimKey(config),
               );
-        return toSmtpServerConfig(config, password, this.#context.serverDefaults, chosen.length > 1 ? chosen.length - i : undefined, dkimKey);
+        return this.#server(config, i, chosen.length, password, dkimKey);
       }),
     );
     return Object.freeze(servers);
+  }
+
+  /** The `i`th of `count` chosen configs as a server: the first has the highest priority (none when it is alone). */
+  #server(config: StoredSmtpConfig, i: number, count: number, password?: string, dkimKey?: string): SmtpServerConfig {
+    return toSmtpServerConfig(config, password, this.#context.serverDefaults, count > 1 ? count - i : undefined, dkimKey);
   }
 
   /** Which configs a scope sends through, in order. Throws `ConfigError` saying what to set up when there is none. */

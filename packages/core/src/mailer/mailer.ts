@@ -385,7 +385,6 @@ export class Mailer {
     }
     let refund: QuotaRefund | undefined;
     let taken = 0;
-    let created = 0;
     try {
       if (accepted.length > 0) {
         const policy = accepted[0]!.policy;
@@ -415,10 +414,8 @@ export class Mailer {
         let replays = 0;
         results.forEach(({ created: isNew, record }, j) => {
           const { at, key, record: sent } = accepted[j]!;
-          if (isNew) {
-            created++;
-            items.set(at, { index: at, result: enqueueResultOf(record, false) });
-          } else {
+          if (isNew) items.set(at, { index: at, result: enqueueResultOf(record, false) });
+          else {
             replays++;
             items.set(at, replayItem(at, record, sent.fingerprint, key!));
           }
@@ -440,7 +437,7 @@ export class Mailer {
           ? { index: entry.at, error: firstItem.error }
           : entry.record.fingerprint === first.record.fingerprint
             ? { index: entry.at, result: { ...firstItem.result, replayed: true } }
-            : replayItem(entry.at, { fingerprint: first.record.fingerprint } as OutboxRecord, entry.record.fingerprint, entry.key!),
+            : { index: entry.at, error: idempotencyConflict(entry.key!) },
       );
     }
     const ordered = [...items.values()].sort((a, b) => a.index - b.index);
@@ -930,11 +927,13 @@ function replayItem(index: number, existing: OutboxRecord, fingerprint: string |
 
 /** A stored record under a replayed key: the caller's message must be the same one, or it is a conflict. */
 function checkedReplay(existing: OutboxRecord, fingerprint: string | undefined, key: string): { created: false; record: OutboxRecord } {
-  if (existing.fingerprint !== fingerprint) {
-    // The other message is named by nothing here: it may be another agent's of the same owner.
-    throw new AgentSmtpError('IDEMPOTENCY_CONFLICT', `idempotencyKey "${key}" was already used for a different message; use a new key for a new message.`);
-  }
+  if (existing.fingerprint !== fingerprint) throw idempotencyConflict(key);
   return { created: false, record: existing };
+}
+
+/** The other message is named by nothing here: it may be another agent's of the same owner. */
+function idempotencyConflict(key: string): AgentSmtpError {
+  return new AgentSmtpError('IDEMPOTENCY_CONFLICT', `idempotencyKey "${key}" was already used for a different message; use a new key for a new message.`);
 }
 
 /** The result of a send; `delivery` when this call sent it (its per-recipient answers and follow-up). */

@@ -30,4 +30,28 @@ describe('send-time suppression check in a worker', () => {
     expect(finds.mock.calls.length).toBeLessThanOrEqual(2);
     expect(finds.mock.calls.flatMap(([, addresses]) => addresses).map((a) => a.toLowerCase()).sort()).toEqual(Array.from({ length: 10 }, (_, n) => `user${n}@example.com`).sort());
   });
+
+  it('sends nothing of a claim whose suppression read fails, and sends it on a later try, still refusing the suppressed', async () => {
+    const sink = await resources.sink();
+    const store = new MemoryStore();
+    const mailer = resources.track(
+      createMailer({ servers: [sink.serverConfig({ name: 'sink' })], defaults: { from: 'a@example.com' }, store, env: {}, outbox: { retry: { baseMs: 50, maxMs: 100 } } }),
+    );
+    await mailer.suppress('user2@example.com');
+    await mailer.enqueueMany(Array.from({ length: 4 }, (_, n) => ({ to: `user${n}@example.com`, subject: `n${n}`, text: 'x' })));
+    const real = store.suppressions.find.bind(store.suppressions);
+    let failures = 0;
+    vi.spyOn(store.suppressions, 'find').mockImplementation(async (ownerId, addresses) => {
+      if (failures++ < 1) throw new Error('store down');
+      return real(ownerId, addresses);
+    });
+    const worker = mailer.startWorker({ concurrency: 4, pollMs: 20 });
+    await sink.waitForMessages(3);
+    await worker.stop();
+    // The failed read was for the whole claim; every message of it waited for a later try, and user2 never got one.
+    expect(failures).toBeGreaterThan(1);
+    expect(sink.messages.flatMap((m) => m.envelope.to).sort()).toEqual(['user0@example.com', 'user1@example.com', 'user3@example.com']);
+    const sent = (await mailer.listAudit({ action: 'send' })).entries;
+    expect(sent.filter((e) => e.outcome === 'ok')).toHaveLength(3);
+  });
 });

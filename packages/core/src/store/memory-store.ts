@@ -31,6 +31,7 @@ import type {
   SuppressionStore,
 } from './mail-store.js';
 import { BURST_WINDOW_MS } from './mail-store.js';
+import { checkApproval } from './check-approval.js';
 import { ValidationError } from '../errors/validation-error.js';
 import { RecordHeap, type HeapEntry } from './record-heap.js';
 import { flatString, randomUuid } from './random-uuid.js';
@@ -300,18 +301,6 @@ function auditEntry(a: Omit<AuditEntry, 'id' | 'at' | 'detail'>, id: string, at:
     errorCode: a.errorCode,
     detail,
   };
-}
-
-/**
- * A message waits for a human or is sent directly, never both; refused before anything is stored, so a batch with
- * one bad record stores none of it.
- */
-function checkApproval(input: NewOutboxRecord, claim: Lease | undefined): void {
-  if (!input.approval) return;
-  if (claim) throw ValidationError.of('approval', 'a message that waits for approval cannot be claimed for a direct send; enqueue it without claim');
-  if (!(input.approval.ttlMs > 0) || !Number.isFinite(input.approval.ttlMs)) {
-    throw ValidationError.of('approval.ttlMs', `is ${input.approval.ttlMs} but must be a positive number of milliseconds`);
-  }
 }
 
 /** Oldest first, ties by id in code-unit order (as Postgres compares them under the "C" collation). */
